@@ -1,0 +1,282 @@
+"""The domain model shared by sources, the engine, actions and the store.
+
+Everything here is plain immutable data. Time is always an aware UTC ``datetime`` and
+durations are ``timedelta``: the engine never reads a clock, so the time a sample was taken
+travels with the sample.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Signal:
+    """Canonical signal names (DESIGN §3). Signals are strings so that packs may add more."""
+
+    HEALTH_UP: Final = "health_up"
+    VERSION: Final = "version"
+    ERROR_RATE: Final = "error_rate"
+    LATENCY_P95_S: Final = "latency_p95_s"
+    DB_CPU: Final = "db_cpu"
+    DB_CONNECTION_UP: Final = "db_connection_up"
+    PAYMENT_FAILURES: Final = "payment_failures"
+    REQUEST_COUNT: Final = "request_count"
+    FEATURE_UP_PREFIX: Final = "feature_up."
+
+    @staticmethod
+    def feature_up(name: str) -> str:
+        return f"feature_up.{name}"
+
+
+class Severity(enum.StrEnum):
+    """Severities of the procedure's decision matrix, most to least urgent."""
+
+    P0 = "P0"
+    P1 = "P1"
+    INVESTIGATE = "investigate"
+    P2 = "P2"
+    P3 = "P3"
+
+    @property
+    def rank(self) -> int:
+        """Lower is more urgent; used to pick the worst firing rule."""
+        return _SEVERITY_RANK[self]
+
+    @property
+    def pager_severity(self) -> str:
+        """PagerDuty / Alertmanager severity (DESIGN §6)."""
+        return _PAGER_SEVERITY[self]
+
+
+_SEVERITY_RANK: Final = {
+    Severity.P0: 0,
+    Severity.P1: 1,
+    Severity.INVESTIGATE: 2,
+    Severity.P2: 3,
+    Severity.P3: 4,
+}
+_PAGER_SEVERITY: Final = {
+    Severity.P0: "critical",
+    Severity.P1: "error",
+    Severity.INVESTIGATE: "warning",
+    Severity.P2: "info",
+    Severity.P3: "info",
+}
+
+
+class Action(enum.StrEnum):
+    """What the flowchart ends in, mildest first."""
+
+    MONITOR = "monitor"
+    NOTIFY = "notify"
+    PAGE = "page"
+    ROLLBACK = "rollback"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more drastic; property tests use it to compare decisions."""
+        return _ACTION_RANK[self]
+
+
+_ACTION_RANK: Final = {Action.MONITOR: 0, Action.NOTIFY: 1, Action.PAGE: 2, Action.ROLLBACK: 3}
+
+
+class UnknownReason(enum.StrEnum):
+    """Why a value is unknown. Kept apart in records and metrics (DESIGN §3)."""
+
+    NO_DATA = "no_data"
+    STALE = "stale"
+    PROVIDER_ERROR = "provider_error"
+    TOO_FEW_REQUESTS = "too_few_requests"
+    #: the reachability canary failed too: the watchdog's own network is down
+    WATCHDOG_NETWORK = "watchdog_network"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One observation of one signal of one target.
+
+    ``value`` is ``None`` when the source could not tell; ``unknown`` then says why. A
+    string value is an attribute (``version``), never compared against thresholds.
+    ``requests`` is the request count behind a rate, when the source knows it.
+    """
+
+    target: str
+    signal: str
+    value: float | str | None
+    at: datetime
+    unknown: UnknownReason | None = None
+    requests: int | None = None
+    source: str = ""
+    detail: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class DeployEvent:
+    """A deployment went live on production for ``target``.
+
+    ``rollback`` marks the deployment a rollback put back (the dispatcher feeds this back
+    when a rollback completes), which starts the intensive watch.
+    """
+
+    target: str
+    at: datetime
+    deployment: str
+    rollback: bool = False
+    #: when the deployment went live, if earlier than ``at`` (e.g. learnt at start-up)
+    live_since: datetime | None = None
+
+
+class AckDecision(enum.StrEnum):
+    FIX_FORWARD = "fix_forward"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class AckEvent:
+    """A human acknowledged the page: fix forward (hold rollback) or roll back now."""
+
+    target: str
+    at: datetime
+    decision: AckDecision = AckDecision.FIX_FORWARD
+    #: how long a fix-forward ack holds rollback; the pack's fix-forward window if None
+    window: timedelta | None = None
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldEvent:
+    """Suppress automatic rollback for ``target`` until ``until`` (pages still go out).
+
+    ``until`` equal to ``at`` (or earlier) releases a hold.
+    """
+
+    target: str
+    at: datetime
+    until: datetime
+    reason: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareEvent:
+    """A human declared an incident (e.g. a security vulnerability): roll back."""
+
+    target: str
+    at: datetime
+    reason: str = ""
+    severity: Severity = Severity.P0
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchEvent:
+    """Global switch: while on, no automatic actions; the watchdog only pages."""
+
+    at: datetime
+    on: bool
+    reason: str = ""
+    target: str = "*"
+
+
+class RollbackOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    VERIFIED = "verified"
+    VERIFY_FAILED = "verify_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResultEvent:
+    """What became of a rollback the engine asked for (fed back by the dispatcher)."""
+
+    target: str
+    at: datetime
+    outcome: RollbackOutcome
+    deployment: str = ""
+    detail: str = ""
+
+
+Event = DeployEvent | AckEvent | HoldEvent | DeclareEvent | KillSwitchEvent | RollbackResultEvent
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A signal value held against a rule's threshold, as shown in pages and the audit trail."""
+
+    rule: str
+    signal: str
+    value: float | None
+    op: str
+    threshold: float
+    firing: bool
+    unknown: UnknownReason | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The flowchart's verdict for one target at one moment.
+
+    ``path`` lists the flowchart nodes taken, so every action can explain itself.
+    ``execute_rollback`` is true only at the one evaluation where the engine committed a
+    rollback (guard rails passed, budget charged); later evaluations of the same incident
+    keep ``action=rollback`` while it is in flight but never ask for a second one.
+    ``refused_by`` names the guard rail that turned a rollback into a P0 page.
+    """
+
+    target: str
+    at: datetime
+    action: Action
+    severity: Severity | None
+    rule: str | None
+    reason: str
+    path: tuple[str, ...]
+    incident: str | None = None
+    execute_rollback: bool = False
+    refused_by: str | None = None
+    deployment: str | None = None
+    observations: tuple[Observation, ...] = ()
+    resolved_incident: str | None = None
+
+    @property
+    def key(self) -> tuple[Action, Severity | None]:
+        """What replay compares to decide whether a target's decision changed."""
+        return (self.action, self.severity)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time window [start, end), e.g. a planned maintenance freeze."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+    targets: tuple[str, ...] = field(default=("*",))
+
+    def contains(self, at: datetime) -> bool:
+        return self.start <= at < self.end
+
+
+def from_seconds(t: float) -> datetime:
+    """Seconds since the Unix epoch as an aware UTC datetime (replay's numeric ``t``)."""
+    return EPOCH + timedelta(seconds=t)
+
+
+def to_seconds(at: datetime) -> float:
+    return (at - EPOCH).total_seconds()

@@ -1,0 +1,243 @@
+"""The rule-pack schema: rules are data, validated strictly, never evaluated as code.
+
+A pack holds the procedure's thresholds as rules plus the flowchart's parameters. Unknown keys
+are rejected so that a typo (``treshold``) fails ``watchdog check`` instead of silently
+disabling a rule. Reading files and mapping errors to line numbers lives in
+``watchdog.rulefile``; this module is pure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import operator
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from watchdog.core.model import Severity
+
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Accept seconds (int/float) or a Prometheus-style duration such as ``90s``, ``1h30m``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '90s', '2m' or '1h', not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("a duration must be a finite number of seconds, 0 or more")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        pos = 0
+        total = 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if text and pos == len(text):
+            return timedelta(seconds=total)
+    raise ValueError(
+        f"invalid duration {value!r}: use seconds (e.g. 120) or a duration like '90s', '2m', '1h30m'"
+    )
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a duration the way rule packs write them (``2m``, ``1h30m``, ``90s``)."""
+    seconds = int(delta.total_seconds())
+    if seconds != delta.total_seconds():
+        return f"{delta.total_seconds():g}s"
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
+
+COMPARATORS: Final[dict[str, Callable[[float, float], bool]]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+_NAME: Final = r"^[a-z0-9][a-z0-9_.-]*$"
+_SIGNAL: Final = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_*-]+)*\*?$|^[a-z_][a-z0-9_]*\.\*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sustain(_Strict):
+    """How long a condition must hold before the rule fires.
+
+    Both may be given; then both must be met. Unknown samples neither count nor reset.
+    """
+
+    consecutive: int = Field(default=1, ge=1, description="consecutive satisfying samples")
+    for_: Duration | None = Field(
+        default=None,
+        alias="for",
+        description="the condition has held for at least this long (first to last sample)",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Trend(_Strict):
+    """"Getting worse": the least-squares slope of ``signal`` over ``window`` points the bad way."""
+
+    signal: str | None = Field(
+        default=None, pattern=_SIGNAL, description="defaults to the rule's own signal"
+    )
+    window: Duration = timedelta(minutes=10)
+    min_samples: int = Field(default=3, ge=2)
+    #: slope (units per second) beyond which the trend counts; 0 means any rise
+    min_slope: float = Field(default=0.0, ge=0.0)
+
+
+class Rule(_Strict):
+    """One threshold of the procedure, e.g. ``error_rate > 0.05`` for 2 samples → P1 rollback."""
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    signal: str = Field(pattern=_SIGNAL, description="exact name or a pattern like feature_up.*")
+    op: Comparison
+    threshold: float
+    sustain: Sustain = Sustain()
+    severity: Severity
+    rollback: bool = Field(
+        default=False,
+        description='the procedure marks this threshold "(rollback)": flowchart step 2',
+    )
+    require_trend: bool = Field(
+        default=False,
+        description="roll back only if the condition is also trending worse (matrix: 'if trending up')",
+    )
+    trend: Trend | None = None
+    fix_forward_window: Duration | None = None
+    min_requests: int | None = Field(default=None, ge=1)
+    confidence: float | None = Field(
+        default=None,
+        gt=0.5,
+        lt=1.0,
+        description="judge a rate on its Wilson lower bound at this confidence (e.g. 0.95)",
+    )
+    during: Literal["always", "normal", "intensive_watch"] = "always"
+    targets: tuple[str, ...] = ("*",)
+    labels: dict[str, str] = Field(default_factory=dict)
+    runbook: str = ""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Rule:
+        if not math.isfinite(self.threshold):
+            raise ValueError("threshold must be a finite number")
+        if self.rollback and self.severity not in (Severity.P0, Severity.P1):
+            raise ValueError(
+                f"rollback: true needs severity P0 or P1, not {self.severity.value}: "
+                "the procedure only rolls back for P0/P1 issues"
+            )
+        if self.require_trend and self.trend is None:
+            raise ValueError("require_trend: true needs a trend: {window: ..} block")
+        if self.confidence is not None and self.min_requests is None:
+            raise ValueError("confidence (Wilson lower bound) needs min_requests as well")
+        if not self.targets:
+            raise ValueError("targets must list at least one target name or pattern ('*')")
+        return self
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.signal
+
+    def matches_signal(self, signal: str) -> bool:
+        if self.is_pattern:
+            return fnmatch.fnmatchcase(signal, self.signal)
+        return signal == self.signal
+
+    def applies_to(self, target: str) -> bool:
+        return any(fnmatch.fnmatchcase(target, pattern) for pattern in self.targets)
+
+    @property
+    def worse_when_higher(self) -> bool:
+        """Direction of "getting worse": up for >/>=, down for </<=; == 0 on 1/0 means down."""
+        if self.op in (">", ">="):
+            return True
+        if self.op in ("<", "<="):
+            return False
+        return self.threshold > 0.5 if self.op == "==" else self.threshold < 0.5
+
+    @property
+    def condition(self) -> str:
+        """The rule's condition as a human reads it: ``error_rate > 0.05``."""
+        return f"{self.signal} {self.op} {self.threshold:g}"
+
+    @property
+    def sustain_text(self) -> str:
+        parts = []
+        if self.sustain.consecutive > 1:
+            parts.append(f"{self.sustain.consecutive} consecutive samples")
+        if self.sustain.for_ is not None:
+            parts.append(f"for {format_duration(self.sustain.for_)}")
+        return " and ".join(parts) if parts else "1 sample"
+
+
+class Flowchart(_Strict):
+    """The flowchart's parameters (DESIGN §4–§5), with the procedure's defaults."""
+
+    fix_forward_window: Duration = timedelta(minutes=15)
+    resolve_period: Duration = timedelta(minutes=5)
+    max_deploy_age: Duration = timedelta(hours=6)
+    cooldown: Duration = timedelta(minutes=30)
+    rollback_budget: int = Field(default=2, ge=0)
+    budget_window: Duration = timedelta(hours=24)
+    intensive_watch: Duration = timedelta(hours=2)
+    blind_after: Duration = timedelta(minutes=5)
+    #: True: a deployment whose go-live time is unknown never rolls back automatically
+    require_known_deployment: bool = True
+
+
+class RulePack(_Strict):
+    """A whole rule pack: ``version``, ``flowchart`` parameters and ``rules``."""
+
+    version: Literal[1] = 1
+    description: str = ""
+    flowchart: Flowchart = Flowchart()
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RulePack:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.name in seen:
+                raise ValueError(f"rule name {rule.name!r} is used twice; names must be unique")
+            seen.add(rule.name)
+        return self
+
+    def rule(self, name: str) -> Rule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+
+def pack_from_data(data: Any) -> RulePack:
+    """Validate already-parsed YAML/JSON data as a rule pack (raises pydantic's error)."""
+    return RulePack.model_validate(data)

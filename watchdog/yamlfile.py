@@ -1,0 +1,224 @@
+"""Reading YAML files so that every error names the file, the line and the field.
+
+Rule packs and the daemon's config are both YAML validated by pydantic. Pydantic reports a
+location such as ``('rules', 3, 'sustain', 'for')``; this module keeps the line of every node
+so that ``watchdog check`` can say ``rules/x.yaml:41: rule 'latency-critical', field
+'sustain.for': ...`` instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from watchdog.core.rules import RulePack
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, phrased for the person who has to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    rule: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        parts = [where]
+        if self.rule:
+            parts.append(f"rule {self.rule!r}")
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        return ": ".join(parts) + f": {self.message}"
+
+
+class FileError(Exception):
+    """A file could not be used; ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML silently keeps the last one otherwise."""
+
+
+def _positions(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            out[(*loc, key)] = key_node.start_mark.line + 1
+            _positions(value_node, (*loc, key), out)
+            # the key's own line is more useful than the value's for a scalar
+            out[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _positions(item, (*loc, index), out)
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc, file: str) -> Iterable[Problem]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                yield Problem(
+                    file,
+                    line,
+                    _dotted((*loc, key)),
+                    f"key {key!r} appears twice (first on line {seen[key]}); keep one",
+                )
+            seen[key] = line
+            yield from _duplicate_keys(value_node, (*loc, key), file)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*loc, index), file)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse ``path``; return the data and a map from location to line number."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileError([Problem(file, None, "", "file not found: check the path")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError([Problem(file, None, "", f"cannot read the file: {exc}")]) from None
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise FileError(
+            [Problem(file, line, "", f"not valid YAML: {exc.problem or exc}; fix the syntax")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise FileError([Problem(file, None, "", f"not valid YAML: {exc}")]) from None
+    positions: dict[Loc, int] = {}
+    if node is not None:
+        dupes = list(_duplicate_keys(node, (), file))
+        if dupes:
+            raise FileError(dupes)
+        _positions(node, (), positions)
+    return data, positions
+
+
+def _line_for(loc: Loc, positions: dict[Loc, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        line = positions.get(loc[:end])
+        if line is not None:
+            return line
+    return None
+
+
+_FIXES = {
+    "extra_forbidden": "unknown key: remove it or check its spelling",
+    "missing": "this field is required: add it",
+}
+
+
+def problems_from_validation(
+    exc: ValidationError,
+    file: str,
+    data: Any,
+    positions: dict[Loc, int],
+    rule_name: Callable[[Any, Loc], str | None] | None = None,
+) -> list[Problem]:
+    """Turn pydantic's errors into :class:`Problem` lines with file, line, rule and field."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic adds the union member/discriminator tag to the location; keep real keys only
+        loc = _strip_tags(loc, data)
+        message = _FIXES.get(err["type"], str(err["msg"]))
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if err["type"] not in _FIXES and err["type"] != "value_error" and "input" in err:
+            shown = repr(err["input"])
+            if len(shown) <= 60 and not isinstance(err["input"], dict | list):
+                message = f"{message} (got {shown})"
+        rule = rule_name(data, loc) if rule_name else None
+        problems.append(Problem(file, _line_for(loc, positions), _dotted(loc), message, rule))
+    return problems
+
+
+def _strip_tags(loc: Loc, data: Any) -> Loc:
+    """Drop location parts that are not keys of the data (pydantic's union/tag labels)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict | list):
+            # a missing or unknown key: keep it (it names the field), stop descending
+            if isinstance(part, str) and not _looks_like_tag(part):
+                out.append(part)
+                node = None
+        else:
+            break
+    return tuple(out)
+
+
+def _looks_like_tag(part: str) -> bool:
+    return any(ch in part for ch in "[]()") or part in {"str", "int", "float", "bool", "list"}
+
+
+def _rule_name(data: Any, loc: Loc) -> str | None:
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        try:
+            name = data["rules"][loc[1]].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return None
+        return str(name) if name is not None else f"#{loc[1] + 1}"
+    return None
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Read ``path`` and validate it as ``model``; raise :class:`FileError` on any problem."""
+    data, positions = read_yaml(path)
+    if data is None:
+        raise FileError([Problem(str(path), None, "", "the file is empty")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise FileError(
+            problems_from_validation(exc, str(path), data, positions, _rule_name)
+        ) from None
+
+
+def load_rule_pack(path: Path) -> RulePack:
+    """Load and validate a rule pack file."""
+    return load_model(path, RulePack)
+
+
+def default_rules_path() -> Path:
+    """The default pack shipped inside the package (a copy of ``rules/default.yaml``)."""
+    return Path(__file__).parent / "data" / "default.yaml"
