@@ -151,7 +151,7 @@ def problems_from_validation(
     """Turn pydantic's errors into :class:`Problem` lines with file, line, rule and field."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc: Loc = tuple(err["loc"])
         # pydantic adds the union member/discriminator tag to the location; keep real keys only
         loc = _strip_tags(loc, data)
         message = _FIXES.get(err["type"], str(err["msg"]))
@@ -171,10 +171,9 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict | list):

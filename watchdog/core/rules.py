@@ -46,7 +46,8 @@ def parse_duration(value: object) -> timedelta:
         if text and pos == len(text):
             return timedelta(seconds=total)
     raise ValueError(
-        f"invalid duration {value!r}: use seconds (e.g. 120) or a duration like '90s', '2m', '1h30m'"
+        f"invalid duration {value!r}: use seconds (e.g. 120) "
+        "or a duration like '90s', '2m', '1h30m'"
     )
 
 
@@ -103,7 +104,7 @@ class Sustain(_Strict):
 
 
 class Trend(_Strict):
-    """"Getting worse": the least-squares slope of ``signal`` over ``window`` points the bad way."""
+    """ "Getting worse": the least-squares slope of ``signal`` over ``window`` points the bad way."""
 
     signal: str | None = Field(
         default=None, pattern=_SIGNAL, description="defaults to the rule's own signal"
@@ -130,7 +131,7 @@ class Rule(_Strict):
     )
     require_trend: bool = Field(
         default=False,
-        description="roll back only if the condition is also trending worse (matrix: 'if trending up')",
+        description="roll back only if also trending worse (matrix: 'if trending up')",
     )
     trend: Trend | None = None
     fix_forward_window: Duration | None = None

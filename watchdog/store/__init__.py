@@ -1,0 +1,1 @@
+"""Durable state: incidents, the decision audit trail, actions, rollbacks, human events."""

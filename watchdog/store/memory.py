@@ -1,0 +1,159 @@
+"""An in-memory store: for replay, the demo's throwaway runs, and tests of the layers above.
+
+It keeps the same contract as the durable stores (idempotent intents, upserts by id) but
+forgets everything when the process ends, so ``watchdog run`` never uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from watchdog.store.base import (
+    ActionRecord,
+    ActionStatus,
+    DecisionRecord,
+    DrillRecord,
+    HumanEvent,
+    IncidentRecord,
+    Lease,
+    RollbackRecord,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.decisions: list[DecisionRecord] = []
+        self.incidents: dict[str, IncidentRecord] = {}
+        self.actions: dict[str, ActionRecord] = {}
+        self.rollbacks: dict[str, RollbackRecord] = {}
+        self.events: list[HumanEvent] = []
+        self.drills: dict[str, DrillRecord] = {}
+        self.bad: dict[str, set[str]] = {}
+        self.lease: Lease | None = None
+        self.available = True
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> bool:
+        return self.available
+
+    async def append_decision(self, record: DecisionRecord) -> None:
+        self.decisions.append(record)
+
+    async def list_decisions(
+        self, *, target: str | None = None, incident: str | None = None, limit: int = 200
+    ) -> list[DecisionRecord]:
+        rows = [
+            d
+            for d in self.decisions
+            if (target is None or d.target == target)
+            and (incident is None or d.incident == incident)
+        ]
+        return rows[-limit:]
+
+    async def save_incident(self, incident: IncidentRecord) -> None:
+        self.incidents[incident.id] = incident
+
+    async def load_incident(self, incident_id: str) -> IncidentRecord | None:
+        return self.incidents.get(incident_id)
+
+    async def list_incidents(
+        self, *, open_only: bool = False, target: str | None = None, limit: int = 100
+    ) -> list[IncidentRecord]:
+        rows = [
+            i
+            for i in self.incidents.values()
+            if (not open_only or i.open) and (target is None or i.target == target)
+        ]
+        rows.sort(key=lambda i: i.opened_at, reverse=True)
+        return rows[:limit]
+
+    async def record_intent(self, action: ActionRecord) -> bool:
+        if action.key in self.actions:
+            return False
+        self.actions[action.key] = action
+        return True
+
+    async def record_outcome(
+        self,
+        key: str,
+        status: ActionStatus,
+        at: datetime,
+        *,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        old = self.actions[key]
+        merged = {**old.detail, **(detail or {})}
+        self.actions[key] = replace(old, status=status, finished_at=at, error=error, detail=merged)
+
+    async def list_actions(
+        self, *, incident: str | None = None, limit: int = 200
+    ) -> list[ActionRecord]:
+        rows = [a for a in self.actions.values() if incident is None or a.incident == incident]
+        rows.sort(key=lambda a: a.created_at)
+        return rows[-limit:]
+
+    async def save_rollback(self, rollback: RollbackRecord) -> None:
+        self.rollbacks[rollback.id] = rollback
+
+    async def list_rollbacks(
+        self, *, target: str | None = None, since: datetime | None = None
+    ) -> list[RollbackRecord]:
+        rows = [
+            r
+            for r in self.rollbacks.values()
+            if (target is None or r.target == target) and (since is None or r.requested_at >= since)
+        ]
+        rows.sort(key=lambda r: r.requested_at)
+        return rows
+
+    async def mark_known_bad(self, project: str, deployment: str, at: datetime) -> None:
+        self.bad.setdefault(project, set()).add(deployment)
+
+    async def known_bad(self, project: str) -> frozenset[str]:
+        return frozenset(self.bad.get(project, set()))
+
+    async def append_event(self, event: HumanEvent) -> None:
+        self.events.append(event)
+
+    async def list_events(
+        self, *, since: datetime | None = None, target: str | None = None
+    ) -> list[HumanEvent]:
+        return [
+            e
+            for e in self.events
+            if (since is None or e.at >= since) and (target is None or e.target == target)
+        ]
+
+    async def save_drill(self, drill: DrillRecord) -> None:
+        self.drills[drill.id] = drill
+
+    async def list_drills(self, *, limit: int = 20) -> list[DrillRecord]:
+        rows = sorted(self.drills.values(), key=lambda d: d.started_at, reverse=True)
+        return rows[:limit]
+
+    async def acquire(self, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
+        current = self.lease
+        if current is not None and current.holder != holder and current.expires_at > now:
+            return None
+        # a renewal keeps the epoch; a new holder (or a lapsed lease) bumps it, fencing the old
+        renew = current is not None and current.holder == holder and current.expires_at > now
+        epoch = current.epoch if (renew and current) else (current.epoch + 1 if current else 1)
+        self.lease = Lease(holder, epoch, now + ttl)
+        return self.lease
+
+    async def release(self, holder: str) -> None:
+        if self.lease is not None and self.lease.holder == holder:
+            self.lease = None
+
+    async def prune(self, older_than: datetime) -> int:
+        before = len(self.decisions)
+        self.decisions = [d for d in self.decisions if d.at >= older_than]
+        return before - len(self.decisions)
