@@ -22,7 +22,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_any,
 )
 
 T = TypeVar("T")
@@ -165,7 +164,7 @@ async def call_with_retries(
 
     def _wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = min(policy.maximum, policy.initial * (2 ** (state.attempt_number - 1)))
+        backoff = min(policy.maximum, policy.initial * 2.0 ** (state.attempt_number - 1))
         if isinstance(exc, CallError) and exc.retry_after is not None:
             backoff = max(exc.retry_after, 0.0)
         return backoff
@@ -182,8 +181,9 @@ async def call_with_retries(
         if on_retry is not None and isinstance(exc, CallError):
             on_retry(exc, _wait(state))
 
+    by_attempts = stop_after_attempt(policy.attempts)
     retrying = AsyncRetrying(
-        stop=stop_any(stop_after_attempt(policy.attempts), _past_deadline),
+        stop=lambda state: by_attempts(state) or _past_deadline(state),
         wait=_wait,
         retry=retry_if_exception(_retryable),
         sleep=sleep,

@@ -104,7 +104,7 @@ class Sustain(_Strict):
 
 
 class Trend(_Strict):
-    """ "Getting worse": the least-squares slope of ``signal`` over ``window`` points the bad way."""
+    """Getting worse: the least-squares slope of ``signal`` over ``window`` points the bad way."""
 
     signal: str | None = Field(
         default=None, pattern=_SIGNAL, description="defaults to the rule's own signal"
