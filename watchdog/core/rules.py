@@ -113,6 +113,8 @@ class Trend(_Strict):
     min_samples: int = Field(default=3, ge=2)
     #: slope (units per second) beyond which the trend counts; 0 means any rise
     min_slope: float = Field(default=0.0, ge=0.0)
+    #: which way is worse; defaults to the rule's direction, or "up" for another signal
+    direction: Literal["up", "down"] | None = None
 
 
 class Rule(_Strict):
@@ -211,6 +213,8 @@ class Flowchart(_Strict):
     budget_window: Duration = timedelta(hours=24)
     intensive_watch: Duration = timedelta(hours=2)
     blind_after: Duration = timedelta(minutes=5)
+    #: after a rollback completes, how long the signals get to recover before "did not help"
+    verify_timeout: Duration = timedelta(minutes=3)
     #: True: a deployment whose go-live time is unknown never rolls back automatically
     require_known_deployment: bool = True
 

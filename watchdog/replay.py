@@ -1,0 +1,259 @@
+"""``watchdog replay``: the backtest over a recorded JSON Lines trace (DESIGN §7).
+
+Input, one JSON object per line, time-ordered::
+
+    {"t": 12.5, "target": "web", "signal": "error_rate", "value": 0.031}
+    {"t": 0, "target": "web", "event": "deploy", "deployment": "dpl_2"}
+    {"t": 300, "target": "web", "event": "ack", "decision": "fix_forward"}
+
+Output, one JSON object per line each time a target's action or severity changes::
+
+    {"t": 40.0, "target": "web", "action": "rollback", "severity": "P0", "rule": "system-down",
+     "reason": "..."}
+
+Replay never performs actions: it feeds the same :class:`~watchdog.core.engine.Engine` the
+daemon uses and prints what it decided. Parsing is strict: a malformed line stops the replay
+with the line number and the problem, because a backtest that silently skips data lies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+from watchdog.core.engine import Engine
+from watchdog.core.model import (
+    AckDecision,
+    AckEvent,
+    Decision,
+    DeclareEvent,
+    DeployEvent,
+    Event,
+    HoldEvent,
+    KillSwitchEvent,
+    RollbackOutcome,
+    RollbackResultEvent,
+    Sample,
+    Severity,
+    UnknownReason,
+    from_seconds,
+    to_seconds,
+)
+from watchdog.core.rules import RulePack, parse_duration
+
+EVENTS = ("deploy", "ack", "hold", "release", "declare", "kill_switch", "rollback_result")
+
+
+class TraceError(Exception):
+    """A line of the trace that cannot be used; the message names the line and the fix."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    item: Sample | Event
+    #: how to print ``t`` back: numeric input gives numeric output
+    numeric_time: bool
+
+
+def parse_time(raw: object, line: int) -> tuple[datetime, bool]:
+    if isinstance(raw, bool) or raw is None:
+        raise TraceError(line, "'t' must be seconds (a number) or an RFC 3339 string")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise TraceError(line, f"'t' must be a finite number, got {raw!r}")
+        return from_seconds(float(raw)), True
+    if isinstance(raw, str):
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            raise TraceError(
+                line, f"'t' {raw!r} is not RFC 3339 (e.g. 2026-08-20T10:00:00Z)"
+            ) from None
+        if at.tzinfo is None:
+            raise TraceError(line, f"'t' {raw!r} has no timezone: add 'Z' or an offset")
+        return at, False
+    raise TraceError(line, f"'t' must be a number or an RFC 3339 string, got {type(raw).__name__}")
+
+
+def _str_field(obj: dict[str, Any], key: str, line: int, *, required: bool = True) -> str:
+    raw = obj.get(key)
+    if raw is None and not required:
+        return ""
+    if not isinstance(raw, str) or not raw:
+        raise TraceError(line, f"'{key}' must be a non-empty string")
+    return raw
+
+
+def parse_line(text: str, line: int) -> Parsed | None:
+    """Parse one trace line; blank lines are skipped (None)."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceError(line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise TraceError(line, "each line must be a JSON object")
+    if "t" not in obj:
+        raise TraceError(line, "missing 't' (seconds or RFC 3339 time)")
+    at, numeric = parse_time(obj["t"], line)
+    target = _str_field(obj, "target", line)
+    if "event" in obj:
+        return Parsed(_parse_event(obj, target, at, line), numeric)
+    if "signal" not in obj:
+        raise TraceError(line, "a line needs either 'signal' and 'value', or 'event'")
+    signal = _str_field(obj, "signal", line)
+    if "value" not in obj:
+        raise TraceError(line, "missing 'value' (use null for unknown)")
+    value = obj["value"]
+    unknown: UnknownReason | None = None
+    if isinstance(value, bool):
+        value = 1.0 if value else 0.0
+    elif isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise TraceError(line, f"'value' must be finite, got {value!r}")
+        value = float(value)
+    elif value is None:
+        reason = obj.get("reason", UnknownReason.NO_DATA.value)
+        try:
+            unknown = UnknownReason(reason)
+        except ValueError:
+            allowed = ", ".join(r.value for r in UnknownReason)
+            raise TraceError(line, f"'reason' {reason!r} is not one of {allowed}") from None
+    elif not isinstance(value, str):
+        raise TraceError(line, "'value' must be a number, a string, or null (unknown)")
+    requests = obj.get("requests")
+    if requests is not None and (
+        isinstance(requests, bool) or not isinstance(requests, int) or requests < 0
+    ):
+        raise TraceError(line, "'requests' must be a whole number, 0 or more")
+    sample = Sample(target, signal, value, at, unknown=unknown, requests=requests, source="trace")
+    return Parsed(sample, numeric)
+
+
+def _duration(obj: dict[str, Any], key: str, line: int) -> timedelta:
+    try:
+        return parse_duration(obj[key])
+    except ValueError as exc:
+        raise TraceError(line, f"'{key}': {exc}") from None
+
+
+def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> Event:
+    kind = obj["event"]
+    by = obj.get("by", "") if isinstance(obj.get("by"), str) else ""
+    if kind == "deploy":
+        rollback = obj.get("rollback", False)
+        if not isinstance(rollback, bool):
+            raise TraceError(line, "'rollback' must be true or false")
+        return DeployEvent(target, at, _str_field(obj, "deployment", line), rollback=rollback)
+    if kind == "ack":
+        raw = obj.get("decision", AckDecision.FIX_FORWARD.value)
+        try:
+            decision = AckDecision(raw)
+        except ValueError:
+            raise TraceError(
+                line, f"'decision' {raw!r} must be 'fix_forward' or 'rollback'"
+            ) from None
+        window = _duration(obj, "window", line) if "window" in obj else None
+        return AckEvent(target, at, decision, window=window, by=by)
+    if kind == "hold":
+        if "until" in obj:
+            until, _ = parse_time(obj["until"], line)
+        elif "duration" in obj:
+            until = at + _duration(obj, "duration", line)
+        else:
+            raise TraceError(line, "a hold needs 'duration' (e.g. \"30m\") or 'until'")
+        return HoldEvent(target, at, until, reason=_str_field(obj, "reason", line, required=False))
+    if kind == "release":
+        return HoldEvent(target, at, at, reason="released", by=by)
+    if kind == "declare":
+        raw = obj.get("severity", "P0")
+        try:
+            severity = Severity(raw)
+        except ValueError:
+            raise TraceError(line, f"'severity' {raw!r} is not one of P0, P1") from None
+        reason = _str_field(obj, "reason", line, required=False)
+        return DeclareEvent(target, at, reason=reason, severity=severity, by=by)
+    if kind == "kill_switch":
+        on = obj.get("on")
+        if not isinstance(on, bool):
+            raise TraceError(line, "'on' must be true or false")
+        return KillSwitchEvent(at, on, target=target)
+    if kind == "rollback_result":
+        raw = obj.get("outcome")
+        try:
+            outcome = RollbackOutcome(str(raw))
+        except ValueError:
+            allowed = ", ".join(o.value for o in RollbackOutcome)
+            raise TraceError(line, f"'outcome' {raw!r} must be one of {allowed}") from None
+        return RollbackResultEvent(target, at, outcome)
+    raise TraceError(line, f"unknown event {kind!r}; expected one of {', '.join(EVENTS)}")
+
+
+def read_trace(lines: Iterable[str]) -> Iterator[Parsed]:
+    """Parse a trace, enforcing time order across lines."""
+    previous: datetime | None = None
+    for number, text in enumerate(lines, start=1):
+        parsed = parse_line(text, number)
+        if parsed is None:
+            continue
+        at = parsed.item.at
+        if previous is not None and at < previous:
+            raise TraceError(
+                number,
+                f"'t' goes back in time ({at.isoformat()} after {previous.isoformat()}); "
+                "the trace must be time-ordered",
+            )
+        previous = at
+        yield parsed
+
+
+def render(decision: Decision, numeric_time: bool, *, explain: bool = False) -> str:
+    t: float | str = (
+        to_seconds(decision.at) if numeric_time else decision.at.isoformat().replace("+00:00", "Z")
+    )
+    out: dict[str, Any] = {
+        "t": t,
+        "target": decision.target,
+        "action": decision.action.value,
+        "severity": decision.severity.value if decision.severity else None,
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }
+    if explain:
+        out["path"] = list(decision.path)
+        out["incident"] = decision.incident
+        out["refused_by"] = decision.refused_by
+        out["execute_rollback"] = decision.execute_rollback
+    return json.dumps(out)
+
+
+def replay(lines: Iterable[str], pack: RulePack, out: TextIO, *, explain: bool = False) -> int:
+    """Run the trace through a fresh engine, writing changed decisions; returns lines written."""
+    engine = Engine(pack)
+    last: dict[str, tuple[object, object]] = {}
+    written = 0
+    for parsed in read_trace(lines):
+        item = parsed.item
+        if isinstance(item, Sample):
+            decisions: Iterable[Decision] = (engine.observe(item),)
+        else:
+            decisions = engine.apply(item)
+        for decision in decisions:
+            key = decision.key
+            if last.get(decision.target, _INITIAL) != key:
+                last[decision.target] = key
+                out.write(render(decision, parsed.numeric_time, explain=explain) + "\n")
+                written += 1
+    return written
+
+
+_INITIAL = ("monitor", None)
