@@ -167,7 +167,8 @@ class TestBranches:
         eng = engine()
         feed(eng, series("db_cpu", [0.95] * 31))  # fires at t=310
         clear = feed(eng, series("db_cpu", [0.5] * 31, start=320))  # 320 .. 620
-        assert clear[0].incident is not None and clear[0].resolved_incident is None
+        assert clear[0].incident is not None
+        assert clear[0].resolved_incident is None
         assert clear[29].resolved_incident is None  # t=610: 4m50s clear
         assert clear[30].resolved_incident == clear[0].incident  # t=620: 5m clear
         later = feed(eng, [sample(630, "db_cpu", 0.5)])[-1]
@@ -286,7 +287,8 @@ class TestGuardRails:
         feed(eng, series("payment_failures", [1]))
         eng.apply(DeployEvent("web", from_seconds(20), "dpl_1", rollback=True))
         verifying = feed(eng, series("payment_failures", [1], start=100))[-1]
-        assert verifying.action is Action.ROLLBACK and not verifying.execute_rollback
+        assert verifying.action is Action.ROLLBACK
+        assert not verifying.execute_rollback
         d = feed(eng, series("payment_failures", [1], start=20 + 180))[-1]
         assert (d.action, d.severity, d.refused_by) == (
             Action.PAGE,

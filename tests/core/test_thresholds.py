@@ -110,7 +110,7 @@ class TestEqualityRules:
         assert all(d.action is Action.MONITOR for d in decisions)
 
     def test_feature_down_two_polls_pages_p1(self) -> None:
-        """A key feature down for two polls pages P1 (fix-forward window), never rolls back at once."""
+        """A key feature down for two polls pages P1 (fix-forward window), no rollback yet."""
         one = feed(engine(), series("feature_up.create_opportunity", [0.0]))
         assert one[-1].action is Action.MONITOR
         two = feed(engine(), series("feature_up.create_opportunity", [0.0, 0.0]))
