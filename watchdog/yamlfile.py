@@ -204,6 +204,11 @@ def _rule_name(data: Any, loc: Loc) -> str | None:
 def load_model(path: Path, model: type[M]) -> M:
     """Read ``path`` and validate it as ``model``; raise :class:`FileError` on any problem."""
     data, positions = read_yaml(path)
+    return validate(path, data, positions, model)
+
+
+def validate(path: Path, data: Any, positions: dict[Loc, int], model: type[M]) -> M:
+    """Validate parsed YAML as ``model``, mapping errors to lines of ``path``."""
     if data is None:
         raise FileError([Problem(str(path), None, "", "the file is empty")])
     try:
@@ -216,7 +221,33 @@ def load_model(path: Path, model: type[M]) -> M:
 
 def load_rule_pack(path: Path) -> RulePack:
     """Load and validate a rule pack file."""
-    return load_model(path, RulePack)
+    data, positions = read_yaml(path)
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if isinstance(rules, list):
+        # checked here, not only in the model, so the message points at the second rule
+        first: dict[str, int] = {}
+        dupes = []
+        for index, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if not isinstance(name, str):
+                continue
+            loc: Loc = ("rules", index, "name")
+            if name in first:
+                dupes.append(
+                    Problem(
+                        str(path),
+                        _line_for(loc, positions),
+                        _dotted(loc),
+                        f"rule name {name!r} is already used on line {first[name]}; "
+                        "names must be unique",
+                        name,
+                    )
+                )
+            else:
+                first[name] = _line_for(loc, positions) or 0
+        if dupes:
+            raise FileError(dupes)
+    return validate(path, data, positions, RulePack)
 
 
 def default_rules_path() -> Path:

@@ -225,10 +225,12 @@ class RulePack(_Strict):
     version: Literal[1] = 1
     description: str = ""
     flowchart: Flowchart = Flowchart()
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    rules: tuple[Rule, ...]
 
     @model_validator(mode="after")
     def _unique_names(self) -> RulePack:
+        if not self.rules:
+            raise ValueError("a rule pack needs at least one rule under 'rules:'")
         seen: set[str] = set()
         for rule in self.rules:
             if rule.name in seen:
