@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
+import orjson
+
 from watchdog.core.engine import Engine
 from watchdog.core.model import (
     AckDecision,
@@ -45,6 +47,7 @@ from watchdog.core.model import (
 )
 from watchdog.core.rules import RulePack, parse_duration
 
+_NUMBER = (int, float)
 EVENTS = ("deploy", "ack", "hold", "release", "declare", "kill_switch", "rollback_result")
 
 
@@ -92,16 +95,36 @@ def _str_field(obj: dict[str, Any], key: str, line: int, *, required: bool = Tru
     return raw
 
 
+_decode = orjson.loads
+
+
 def parse_line(text: str, line: int) -> Parsed | None:
     """Parse one trace line; blank lines are skipped (None)."""
-    if not text.strip():
-        return None
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+        obj = _decode(text)
+    except orjson.JSONDecodeError as exc:
+        if not text.strip():
+            return None
         raise TraceError(line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise TraceError(line, "each line must be a JSON object")
+    # fast path for the common sample line; anything unusual takes the careful path below
+    t: Any = obj.get("t")
+    value: Any = obj.get("value")
+    target, signal = obj.get("target"), obj.get("signal")
+    if (
+        type(t) in _NUMBER
+        and type(value) in _NUMBER
+        and type(target) is str
+        and type(signal) is str
+        and target
+        and signal
+        and "event" not in obj
+        and "requests" not in obj
+        and math.isfinite(t)
+        and math.isfinite(value)
+    ):
+        return Parsed(Sample(target, signal, float(value), from_seconds(t), source="trace"), True)
     if "t" not in obj:
         raise TraceError(line, "missing 't' (seconds or RFC 3339 time)")
     at, numeric = parse_time(obj["t"], line)

@@ -45,6 +45,7 @@ from watchdog.core.stats import slope, wilson_bounds, z_for
 
 BLIND_RULE: Final = "watchdog-blind"
 DECLARED_RULE: Final = "declared"
+_QUIET_PATH: Final = ("nothing_firing",)
 
 
 class RollbackPhase:
@@ -115,6 +116,10 @@ class TargetState:
     intensive_until: datetime | None = None
     requests: tuple[int, datetime] | None = None
     now: datetime | None = None
+    #: kept in step with tracks/signals so a quiet target decides without scanning them
+    firing_count: int = 0
+    unknown_count: int = 0
+    rules_for: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     last: Decision | None = None
     known_bad: set[str] = field(default_factory=set)
 
@@ -285,7 +290,7 @@ def walk_flowchart(
             wants_rollback=True,
         )
     if not firing and not blind:
-        return Verdict(Action.MONITOR, None, None, "nothing firing", ("nothing_firing",))
+        return Verdict(Action.MONITOR, None, None, "nothing firing", _QUIET_PATH)
 
     p0 = [t for t in firing if t.rule.severity is Severity.P0]
     if p0:
@@ -473,16 +478,24 @@ class Engine:
         state = ts.signals.get(signal)
         if state is None:
             state = ts.signals[signal] = SignalState(first_seen=at)
-        if isinstance(value, bool):
-            value = float(value)
-        numeric = value if isinstance(value, float | int) else None
+        kind = type(value)
+        if kind is float:
+            numeric: float | None = value  # type: ignore[assignment]
+        elif kind is int or kind is bool:
+            value = numeric = float(value)  # type: ignore[arg-type]
+        else:
+            numeric = None
         if numeric is not None and not math.isfinite(numeric):
             # NaN/Inf is "no data" (e.g. a quantile over no traffic), never a measurement
             value = numeric = None
             unknown = UnknownReason.NO_DATA
         if value is None:
+            if state.unknown is None:
+                ts.unknown_count += 1
             state.unknown = unknown or UnknownReason.NO_DATA
         else:
+            if state.unknown is not None:
+                ts.unknown_count -= 1
             state.unknown = None
             state.last_known = at
             state.value = value
@@ -494,7 +507,10 @@ class Engine:
                     state.history.popleft()
         if signal == Signal.REQUEST_COUNT and numeric is not None:
             ts.requests = (int(numeric), at)
-        for rule in self._rules(ts.name, signal):
+        rules = ts.rules_for.get(signal)
+        if rules is None:
+            rules = ts.rules_for[signal] = self._rules(ts.name, signal)
+        for rule in rules:
             self._update_track(ts, rule, sample, numeric, unknown, at)
         return self._decide(ts, at)
 
@@ -556,9 +572,11 @@ class Engine:
         if track is None:
             track = ts.tracks[key] = Track(rule, sample.signal)
         track.last_at = at
+        was_firing = track.firing
         if not self._active(rule, ts, at):
             # a phase-bound rule only counts samples taken in its phase
             track.streak, track.streak_start, track.firing = 0, None, False
+            ts.firing_count -= was_firing
             return
         if numeric is None:
             # unknown never satisfies and never clears a rule (DESIGN §3)
@@ -592,6 +610,7 @@ class Engine:
             track.streak = 0
             track.streak_start = None
             track.firing = False
+        ts.firing_count += track.firing - was_firing
 
     def _deployed(self, ts: TargetState, event: DeployEvent, at: datetime) -> None:
         previous = ts.deployment
@@ -694,6 +713,20 @@ class Engine:
         return out
 
     def _decide(self, ts: TargetState, now: datetime) -> Decision:
+        if ts.firing_count == 0 and ts.unknown_count == 0 and ts.incident is None:
+            # the common case, kept cheap: nothing firing, nothing unknown, nothing open
+            decision = Decision(
+                ts.name,
+                now,
+                Action.MONITOR,
+                None,
+                None,
+                "nothing firing",
+                _QUIET_PATH,
+                deployment=ts.deployment,
+            )
+            ts.last = decision
+            return decision
         firing = self.firing(ts, now)
         blind = self.blind(ts, now) if ts.signals else []
         verdict = walk_flowchart(self.pack, ts, firing, blind, now)

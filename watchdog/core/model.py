@@ -275,7 +275,10 @@ class Window:
 
 def from_seconds(t: float) -> datetime:
     """Seconds since the Unix epoch as an aware UTC datetime (replay's numeric ``t``)."""
-    return EPOCH + timedelta(seconds=t)
+    try:
+        return datetime.fromtimestamp(t, UTC)  # twice as fast as EPOCH + timedelta
+    except (OverflowError, OSError, ValueError):
+        return EPOCH + timedelta(seconds=t)
 
 
 def to_seconds(at: datetime) -> float:
