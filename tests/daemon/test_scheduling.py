@@ -16,7 +16,7 @@ class TestNextSlot:
             (100.0, 10.0, 110.0, Slot(110.0, 0)),  # exactly on the next slot
             (100.0, 10.0, 110.5, Slot(120.0, 1)),  # overran one slot: skip it
             (100.0, 10.0, 135.0, Slot(140.0, 3)),  # overran three
-            (0.0, 0.25, 1.0, Slot(1.25, 3)),
+            (0.0, 0.25, 1.0, Slot(1.0, 3)),  # now exactly on a later slot: poll it
         ],
     )
     def test_grid(self, planned: float, interval: float, now: float, expected: Slot) -> None:
