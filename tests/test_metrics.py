@@ -275,3 +275,27 @@ class TestHelpers:
             registry.get_sample_value("watchdog_poll_duration_seconds_count", {"source": "health"})
             == 1
         )
+
+    def test_polls_are_counted_per_target_and_source(self) -> None:
+        """Every poll, failed or not, counts toward the error ratio's denominator."""
+        registry = populated()
+        for source in ("sentry", "health"):
+            labels = {"target": "web", "source": source}
+            assert registry.get_sample_value("watchdog_polls_total", labels) == 1
+
+
+class TestDeclareTarget:
+    def test_outcome_series_exist_at_zero(self) -> None:
+        """Declaring a target creates its rollback, page and poll series at 0 for increase()."""
+        registry = CollectorRegistry()
+        Metrics(registry).declare_target("web", ["sentry"])
+        for result in ("failed", "verify_failed", "verified"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
+        assert (
+            registry.get_sample_value("watchdog_pages_total", {"target": "web", "result": "failed"})
+            == 0
+        )
+        labels = {"target": "web", "source": "sentry"}
+        assert registry.get_sample_value("watchdog_polls_total", labels) == 0
+        assert registry.get_sample_value("watchdog_blind", labels) == 0

@@ -51,6 +51,11 @@ ROLLBACK_BUCKETS: Final = (
     600.0,
 )
 
+#: values of the ``result`` label of ``watchdog_rollbacks_total``
+ROLLBACK_RESULTS: Final = ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow")
+#: values of the ``result`` label of ``watchdog_pages_total``
+PAGE_RESULTS: Final = ("sent", "failed", "deduplicated")
+
 
 class Metrics:
     """Every metric the daemon exports, created on ``registry``.
@@ -103,6 +108,12 @@ class Metrics:
         self.source_up: Final = Gauge(
             "watchdog_source_up",
             "1 if the source's last poll succeeded, 0 if it failed.",
+            ["target", "source"],
+            registry=registry,
+        )
+        self.polls: Final = Counter(
+            "watchdog_polls_total",
+            "Polls attempted per source and target; the denominator of the error ratio.",
             ["target", "source"],
             registry=registry,
         )
@@ -222,6 +233,20 @@ class Metrics:
 
     # ----------------------------------------------------------------------- helpers
 
+    def declare_target(self, target: str, sources: Iterable[str]) -> None:
+        """Create a target's outcome series at zero before anything happens.
+
+        Prometheus' ``increase()`` cannot see the step from "no series" to 1, so without this
+        the first failed rollback or page after a restart would never fire an alert.
+        """
+        for result in ROLLBACK_RESULTS:
+            self.rollbacks.labels(target=target, result=result)
+        for result in PAGE_RESULTS:
+            self.pages.labels(target=target, result=result)
+        for source in sources:
+            self.polls.labels(target=target, source=source)
+            self.blind.labels(target=target, source=source).set(0)
+
     def observe_sample(self, sample: Sample) -> None:
         """Export a sample: numbers as-is, unknown as NaN plus a reason count.
 
@@ -268,6 +293,7 @@ class Metrics:
     ) -> None:
         """Export one poll's outcome: duration, up/down, error reason or success time."""
         self.poll_duration.labels(source=source).observe(duration_s)
+        self.polls.labels(target=target, source=source).inc()
         up = self.source_up.labels(target=target, source=source)
         if error_reason is None:
             up.set(1)
