@@ -1,0 +1,301 @@
+"""Tests for watchdog/metrics.py: names, label conventions, and the real promtool linter."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+from tests.tools import require_tool
+from watchdog.core.model import (
+    Action,
+    Decision,
+    Observation,
+    Sample,
+    Severity,
+    UnknownReason,
+)
+from watchdog.metrics import Metrics, exposed_names
+
+AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+
+#: the names the brief, the dashboard and the alert rules rely on (the contract)
+REQUIRED = (
+    "watchdog_build_info",
+    "watchdog_signal_value",
+    "watchdog_rule_threshold",
+    "watchdog_rule_firing",
+    "watchdog_source_up",
+    "watchdog_source_errors_total",
+    "watchdog_poll_duration_seconds_bucket",
+    "watchdog_scheduling_lag_seconds_bucket",
+    "watchdog_last_successful_poll_timestamp_seconds",
+    "watchdog_decisions_total",
+    "watchdog_current_action",
+    "watchdog_rollbacks_total",
+    "watchdog_rollback_duration_seconds_bucket",
+    "watchdog_verification_duration_seconds_bucket",
+    "watchdog_pages_total",
+    "watchdog_notifications_total",
+    "watchdog_open_incidents",
+    "watchdog_is_leader",
+    "watchdog_blind",
+    "watchdog_kill_switch",
+    "watchdog_heartbeat_timestamp_seconds",
+    "watchdog_drill_duration_seconds",
+    "watchdog_drill_success",
+)
+
+
+def populated() -> CollectorRegistry:
+    """A registry with a sample in every metric, as a busy daemon would expose it."""
+    registry = CollectorRegistry()
+    m = Metrics(registry, version="1.2.3")
+    m.observe_sample(Sample("web", "error_rate", 0.031, AT, source="sentry"))
+    m.observe_sample(
+        Sample("web", "latency_p95_s", None, AT, unknown=UnknownReason.STALE, source="sentry")
+    )
+    m.record_decision(
+        Decision(
+            target="web",
+            at=AT,
+            action=Action.ROLLBACK,
+            severity=Severity.P1,
+            rule="error-rate-critical",
+            reason="error rate 3.1% > 1%",
+            path=("p1", "rollback"),
+            observations=(
+                Observation("error-rate-critical", "error_rate", 0.031, ">", 0.05, False),
+                Observation("error-rate-warning", "error_rate", 0.031, ">", 0.01, True),
+            ),
+        )
+    )
+    m.record_poll(target="web", source="sentry", duration_s=0.2, at_epoch_s=1.7e9)
+    m.record_poll(
+        target="web", source="health", duration_s=5.0, at_epoch_s=1.7e9, error_reason="timeout"
+    )
+    m.scheduling_lag.observe(0.004)
+    m.blind.labels(target="web", source="supabase").set(1)
+    m.rollbacks.labels(target="web", result="verified").inc()
+    m.rollback_duration.observe(42.0)
+    m.verification_duration.observe(61.0)
+    m.pages.labels(target="web", result="sent").inc()
+    m.notifications.labels(result="sent").inc()
+    m.open_incidents.set(1)
+    m.set_flag(m.is_leader, True)
+    m.set_flag(m.kill_switch, False)
+    m.heartbeat.set(1.7e9)
+    m.drill_duration.set(95.0)
+    m.set_flag(m.drill_success, True)
+    m.last_drill.set(1.7e9)
+    return registry
+
+
+class TestNames:
+    def test_every_required_metric_is_defined(self) -> None:
+        """A fresh registry exposes every metric name dashboards and alerts rely on."""
+        registry = CollectorRegistry()
+        Metrics(registry)
+        missing = set(REQUIRED) - exposed_names(registry)
+        assert not missing
+
+    def test_all_names_carry_the_prefix(self) -> None:
+        """Every exported name starts with watchdog_, so nothing collides on a shared server."""
+        registry = CollectorRegistry()
+        Metrics(registry)
+        assert all(n.startswith("watchdog_") for n in exposed_names(registry))
+
+    def test_exposed_names_lists_series_of_every_type(self) -> None:
+        """Counters, histograms and info metrics expand to the series names Prometheus stores."""
+        registry = CollectorRegistry()
+        Metrics(registry)
+        names = exposed_names(registry)
+        assert {"watchdog_pages_total", "watchdog_rollback_duration_seconds_count"} <= names
+        assert "watchdog_build_info" in names
+        assert "watchdog_pages" not in names
+
+    def test_uses_only_the_given_registry(self) -> None:
+        """Two instances on two registries coexist and the global registry stays untouched."""
+        before = set(exposed_names(REGISTRY))
+        Metrics(CollectorRegistry())
+        Metrics(CollectorRegistry())
+        assert set(exposed_names(REGISTRY)) == before
+
+
+class TestPromtool:
+    @pytest.mark.tool
+    def test_scrape_passes_promtool_check_metrics(self) -> None:
+        """The real promtool finds no lint problems in a fully populated scrape."""
+        promtool = require_tool("PROMTOOL", "promtool")
+        scrape = generate_latest(populated())
+        result = subprocess.run(
+            [promtool, "check", "metrics"], input=scrape, capture_output=True, timeout=30
+        )
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+class TestHelpers:
+    def test_build_info_carries_the_version(self) -> None:
+        """watchdog_build_info is 1 with the running version as a label."""
+        registry = populated()
+        samples = [s for f in registry.collect() if f.name == "watchdog_build" for s in f.samples]
+        assert len(samples) == 1
+        assert samples[0].value == 1
+        assert samples[0].labels["version"] == "1.2.3"
+
+    def test_known_sample_sets_the_signal(self) -> None:
+        """A numeric sample becomes the signal gauge's value."""
+        registry = populated()
+        value = registry.get_sample_value(
+            "watchdog_signal_value", {"target": "web", "signal": "error_rate"}
+        )
+        assert value == pytest.approx(0.031)
+
+    def test_unknown_sample_is_nan_and_counted_by_reason(self) -> None:
+        """An unknown sample exports NaN (never a made-up value) and counts its reason."""
+        registry = populated()
+        value = registry.get_sample_value(
+            "watchdog_signal_value", {"target": "web", "signal": "latency_p95_s"}
+        )
+        assert value is not None
+        assert math.isnan(value)
+        count = registry.get_sample_value(
+            "watchdog_signal_unknown_total",
+            {"target": "web", "signal": "latency_p95_s", "reason": "stale"},
+        )
+        assert count == 1
+
+    def test_unknown_without_reason_counts_as_no_data(self) -> None:
+        """An unknown sample that names no reason is counted as no_data."""
+        registry = CollectorRegistry()
+        Metrics(registry).observe_sample(Sample("web", "db_cpu", None, AT))
+        count = registry.get_sample_value(
+            "watchdog_signal_unknown_total",
+            {"target": "web", "signal": "db_cpu", "reason": "no_data"},
+        )
+        assert count == 1
+
+    def test_string_sample_is_not_exported(self) -> None:
+        """A version string is an attribute and never becomes a gauge value."""
+        registry = CollectorRegistry()
+        Metrics(registry).observe_sample(Sample("web", "version", "dpl_2", AT))
+        assert (
+            registry.get_sample_value(
+                "watchdog_signal_value", {"target": "web", "signal": "version"}
+            )
+            is None
+        )
+
+    def test_decision_counts_and_sets_current_action(self) -> None:
+        """A rollback decision counts once and sets the action gauge to 3."""
+        registry = populated()
+        assert (
+            registry.get_sample_value(
+                "watchdog_decisions_total",
+                {"target": "web", "action": "rollback", "severity": "P1"},
+            )
+            == 1
+        )
+        assert registry.get_sample_value("watchdog_current_action", {"target": "web"}) == 3
+
+    @pytest.mark.parametrize(
+        ("action", "level"),
+        [(Action.MONITOR, 0), (Action.NOTIFY, 1), (Action.PAGE, 2), (Action.ROLLBACK, 3)],
+    )
+    def test_current_action_levels(self, action: Action, level: int) -> None:
+        """Each action maps to its documented gauge level."""
+        registry = CollectorRegistry()
+        Metrics(registry).record_decision(
+            Decision(
+                target="api", at=AT, action=action, severity=None, rule=None, reason="", path=()
+            )
+        )
+        assert registry.get_sample_value("watchdog_current_action", {"target": "api"}) == level
+
+    def test_decision_without_severity_is_labelled_none(self) -> None:
+        """A monitor decision with no severity counts under severity="none"."""
+        registry = CollectorRegistry()
+        Metrics(registry).record_decision(
+            Decision(
+                target="api",
+                at=AT,
+                action=Action.MONITOR,
+                severity=None,
+                rule=None,
+                reason="",
+                path=(),
+            )
+        )
+        labels = {"target": "api", "action": "monitor", "severity": "none"}
+        assert registry.get_sample_value("watchdog_decisions_total", labels) == 1
+
+    def test_decision_exports_thresholds_and_firing(self) -> None:
+        """Each observation exports its rule's threshold and whether the rule fires."""
+        registry = populated()
+        threshold = registry.get_sample_value(
+            "watchdog_rule_threshold",
+            {"target": "web", "rule": "error-rate-critical", "signal": "error_rate"},
+        )
+        assert threshold == 0.05
+        firing = {
+            rule: registry.get_sample_value("watchdog_rule_firing", {"target": "web", "rule": rule})
+            for rule in ("error-rate-critical", "error-rate-warning")
+        }
+        assert firing == {"error-rate-critical": 0, "error-rate-warning": 1}
+
+    def test_successful_poll_marks_source_up_and_stamps_time(self) -> None:
+        """A successful poll sets source_up=1 and the last-success timestamp."""
+        registry = populated()
+        labels = {"target": "web", "source": "sentry"}
+        assert registry.get_sample_value("watchdog_source_up", labels) == 1
+        assert (
+            registry.get_sample_value("watchdog_last_successful_poll_timestamp_seconds", labels)
+            == 1.7e9
+        )
+
+    def test_failed_poll_marks_source_down_and_counts_reason(self) -> None:
+        """A failed poll sets source_up=0, counts its reason and leaves the success time alone."""
+        registry = populated()
+        labels = {"target": "web", "source": "health"}
+        assert registry.get_sample_value("watchdog_source_up", labels) == 0
+        assert (
+            registry.get_sample_value(
+                "watchdog_source_errors_total", {**labels, "reason": "timeout"}
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value("watchdog_last_successful_poll_timestamp_seconds", labels)
+            is None
+        )
+        assert (
+            registry.get_sample_value("watchdog_poll_duration_seconds_count", {"source": "health"})
+            == 1
+        )
+
+    def test_polls_are_counted_per_target_and_source(self) -> None:
+        """Every poll, failed or not, counts toward the error ratio's denominator."""
+        registry = populated()
+        for source in ("sentry", "health"):
+            labels = {"target": "web", "source": source}
+            assert registry.get_sample_value("watchdog_polls_total", labels) == 1
+
+
+class TestDeclareTarget:
+    def test_outcome_series_exist_at_zero(self) -> None:
+        """Declaring a target creates its rollback, page and poll series at 0 for increase()."""
+        registry = CollectorRegistry()
+        Metrics(registry).declare_target("web", ["sentry"])
+        for result in ("failed", "verify_failed", "verified"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
+        assert (
+            registry.get_sample_value("watchdog_pages_total", {"target": "web", "result": "failed"})
+            == 0
+        )
+        labels = {"target": "web", "source": "sentry"}
+        assert registry.get_sample_value("watchdog_polls_total", labels) == 0
+        assert registry.get_sample_value("watchdog_blind", labels) == 0

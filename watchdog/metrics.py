@@ -1,0 +1,342 @@
+"""The watchdog's own Prometheus metrics, all on a registry the caller passes in.
+
+Nothing here touches the global ``prometheus_client.REGISTRY``: the daemon builds one
+registry per process and serves it on ``/metrics``, and every test builds a fresh one, so
+tests never see each other's samples. This module does no I/O; it only holds the metric
+objects and a few helpers that encode label conventions in one place, so the dashboard in
+``deploy/grafana/`` and the alerts in ``deploy/prometheus/`` can rely on them.
+
+Label values must come from bounded sets (target and source names from the config, rule
+names from the rule pack, reasons from ``UnknownReason`` or ``CallError.reason``), never
+from free text such as error messages, or a flapping provider would explode cardinality.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from watchdog import __version__
+from watchdog.core.model import Action, Decision, Sample, Severity
+
+PREFIX: Final = "watchdog_"
+
+#: label value of ``severity`` when a decision carries none (plain ``monitor``)
+NO_SEVERITY: Final = "none"
+
+# HTTP polls: a healthy provider answers in tens of milliseconds, a sick one hits the
+# per-request timeout (tens of seconds); the buckets must tell both apart.
+POLL_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Scheduling lag is how late a poll started against its slot; anything past a second means
+# the event loop or the concurrency limit is starved.
+LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The procedure's target for an instant rollback is under 3 minutes (180 s) end to end;
+# the buckets bracket that target so a histogram_quantile can show how close we run.
+ROLLBACK_BUCKETS: Final = (
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    240.0,
+    300.0,
+    600.0,
+)
+
+#: values of the ``result`` label of ``watchdog_rollbacks_total``
+ROLLBACK_RESULTS: Final = ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow")
+#: values of the ``result`` label of ``watchdog_pages_total``
+PAGE_RESULTS: Final = ("sent", "failed", "deduplicated")
+
+
+class Metrics:
+    """Every metric the daemon exports, created on ``registry``.
+
+    Attributes are typed so callers get mypy checking; label names are listed in each
+    metric's help text and in DESIGN §7. Helpers (``observe_sample``, ``record_decision``,
+    ...) keep label conventions (unknown values as NaN, a missing severity as ``none``,
+    the action ranking) in one place.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, version: str = __version__) -> None:
+        self.registry = registry
+
+        self.build_info: Final = Info(
+            "watchdog_build",
+            "Build of the running watchdog; the value is always 1.",
+            registry=registry,
+        )
+        self.build_info.info({"version": version, "python_version": platform.python_version()})
+
+        # --- what the watchdog sees -----------------------------------------------------
+        self.signal_value: Final = Gauge(
+            "watchdog_signal_value",
+            "Latest value of a signal per target (NaN while unknown). Rates are fractions "
+            "0..1, latencies seconds.",
+            ["target", "signal"],
+            registry=registry,
+        )
+        self.signal_unknown: Final = Counter(
+            "watchdog_signal_unknown_total",
+            "Samples whose value was unknown, by why (no_data, stale, provider_error, "
+            "too_few_requests, watchdog_network).",
+            ["target", "signal", "reason"],
+            registry=registry,
+        )
+        self.rule_threshold: Final = Gauge(
+            "watchdog_rule_threshold",
+            "Threshold a rule holds a signal against, for plotting next to the signal.",
+            ["target", "rule", "signal"],
+            registry=registry,
+        )
+        self.rule_firing: Final = Gauge(
+            "watchdog_rule_firing",
+            "1 while a rule's condition holds (sustain satisfied) for a target, else 0.",
+            ["target", "rule"],
+            registry=registry,
+        )
+
+        # --- sources --------------------------------------------------------------------
+        self.source_up: Final = Gauge(
+            "watchdog_source_up",
+            "1 if the source's last poll succeeded, 0 if it failed.",
+            ["target", "source"],
+            registry=registry,
+        )
+        self.polls: Final = Counter(
+            "watchdog_polls_total",
+            "Polls attempted per source and target; the denominator of the error ratio.",
+            ["target", "source"],
+            registry=registry,
+        )
+        self.source_errors: Final = Counter(
+            "watchdog_source_errors_total",
+            "Failed polls by bounded reason (e.g. timeout, rate_limited, http_503).",
+            ["target", "source", "reason"],
+            registry=registry,
+        )
+        self.poll_duration: Final = Histogram(
+            "watchdog_poll_duration_seconds",
+            "Wall time of one poll of a source, retries included.",
+            ["source"],
+            buckets=POLL_BUCKETS,
+            registry=registry,
+        )
+        self.scheduling_lag: Final = Histogram(
+            "watchdog_scheduling_lag_seconds",
+            "How late a poll started against its scheduled slot.",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.last_successful_poll: Final = Gauge(
+            "watchdog_last_successful_poll_timestamp_seconds",
+            "Unix time of the source's last successful poll.",
+            ["target", "source"],
+            registry=registry,
+        )
+        self.blind: Final = Gauge(
+            "watchdog_blind",
+            "1 while a source has been unknown for longer than its blind_after.",
+            ["target", "source"],
+            registry=registry,
+        )
+
+        # --- decisions and actions --------------------------------------------------------
+        self.decisions: Final = Counter(
+            "watchdog_decisions_total",
+            "Decisions made, by action and severity (none when the action carries none).",
+            ["target", "action", "severity"],
+            registry=registry,
+        )
+        self.current_action: Final = Gauge(
+            "watchdog_current_action",
+            "Latest action per target: 0 monitor, 1 notify, 2 page, 3 rollback.",
+            ["target"],
+            registry=registry,
+        )
+        self.rollbacks: Final = Counter(
+            "watchdog_rollbacks_total",
+            "Automatic rollbacks by result (succeeded, failed, verified, verify_failed, "
+            "refused, shadow).",
+            ["target", "result"],
+            registry=registry,
+        )
+        self.rollback_duration: Final = Histogram(
+            "watchdog_rollback_duration_seconds",
+            "From the deployer call to Vercel reporting the rollback done.",
+            buckets=ROLLBACK_BUCKETS,
+            registry=registry,
+        )
+        self.verification_duration: Final = Histogram(
+            "watchdog_verification_duration_seconds",
+            "From rollback done to verified (or verify_timeout).",
+            buckets=ROLLBACK_BUCKETS,
+            registry=registry,
+        )
+        self.pages: Final = Counter(
+            "watchdog_pages_total",
+            "Pager events sent, by result (sent, failed, deduplicated).",
+            ["target", "result"],
+            registry=registry,
+        )
+        self.notifications: Final = Counter(
+            "watchdog_notifications_total",
+            "Chat notifications sent, by result (sent, failed).",
+            ["result"],
+            registry=registry,
+        )
+        self.open_incidents: Final = Gauge(
+            "watchdog_open_incidents",
+            "Incidents currently open across all targets.",
+            registry=registry,
+        )
+
+        # --- the watchdog itself ------------------------------------------------------------
+        self.is_leader: Final = Gauge(
+            "watchdog_is_leader",
+            "1 if this replica holds the leader lease and may act (always 1 with SQLite).",
+            registry=registry,
+        )
+        self.kill_switch: Final = Gauge(
+            "watchdog_kill_switch",
+            "1 while the global no-automatic-actions switch is on.",
+            registry=registry,
+        )
+        self.heartbeat: Final = Gauge(
+            "watchdog_heartbeat_timestamp_seconds",
+            "Unix time the last full evaluation cycle completed (the dead man's switch).",
+            registry=registry,
+        )
+        self.drill_duration: Final = Gauge(
+            "watchdog_drill_duration_seconds",
+            "Duration of the last rollback drill (the procedure's target is under 180 s).",
+            registry=registry,
+        )
+        self.drill_success: Final = Gauge(
+            "watchdog_drill_success",
+            "1 if the last rollback drill rolled back, verified and restored, else 0.",
+            registry=registry,
+        )
+        self.last_drill: Final = Gauge(
+            "watchdog_last_drill_timestamp_seconds",
+            "Unix time the last rollback drill finished.",
+            registry=registry,
+        )
+
+    # ----------------------------------------------------------------------- helpers
+
+    def declare_target(self, target: str, sources: Iterable[str]) -> None:
+        """Create a target's outcome series at zero before anything happens.
+
+        Prometheus' ``increase()`` cannot see the step from "no series" to 1, so without this
+        the first failed rollback or page after a restart would never fire an alert.
+        """
+        for result in ROLLBACK_RESULTS:
+            self.rollbacks.labels(target=target, result=result)
+        for result in PAGE_RESULTS:
+            self.pages.labels(target=target, result=result)
+        for source in sources:
+            self.polls.labels(target=target, source=source)
+            self.blind.labels(target=target, source=source).set(0)
+
+    def observe_sample(self, sample: Sample) -> None:
+        """Export a sample: numbers as-is, unknown as NaN plus a reason count.
+
+        NaN rather than a removed series, so a dashboard shows a gap and
+        ``watchdog_signal_value > threshold`` is false while the value is unknown (unknown
+        never satisfies a rule). String values (``version``) are attributes, not numbers.
+        """
+        if isinstance(sample.value, str):
+            return
+        gauge = self.signal_value.labels(target=sample.target, signal=sample.signal)
+        if sample.value is None:
+            gauge.set(math.nan)
+            reason = sample.unknown.value if sample.unknown is not None else "no_data"
+            self.signal_unknown.labels(
+                target=sample.target, signal=sample.signal, reason=reason
+            ).inc()
+            return
+        gauge.set(float(sample.value))
+
+    def record_decision(self, decision: Decision) -> None:
+        """Count a decision and export its action and the rules it held signals against."""
+        self.decisions.labels(
+            target=decision.target,
+            action=decision.action.value,
+            severity=severity_label(decision.severity),
+        ).inc()
+        self.current_action.labels(target=decision.target).set(action_level(decision.action))
+        for obs in decision.observations:
+            self.rule_threshold.labels(
+                target=decision.target, rule=obs.rule, signal=obs.signal
+            ).set(obs.threshold)
+            self.rule_firing.labels(target=decision.target, rule=obs.rule).set(
+                1 if obs.firing else 0
+            )
+
+    def record_poll(
+        self,
+        *,
+        target: str,
+        source: str,
+        duration_s: float,
+        at_epoch_s: float,
+        error_reason: str | None = None,
+    ) -> None:
+        """Export one poll's outcome: duration, up/down, error reason or success time."""
+        self.poll_duration.labels(source=source).observe(duration_s)
+        self.polls.labels(target=target, source=source).inc()
+        up = self.source_up.labels(target=target, source=source)
+        if error_reason is None:
+            up.set(1)
+            self.last_successful_poll.labels(target=target, source=source).set(at_epoch_s)
+        else:
+            up.set(0)
+            self.source_errors.labels(target=target, source=source, reason=error_reason).inc()
+
+    def set_flag(self, gauge: Gauge, on: bool) -> None:
+        """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""
+        gauge.set(1 if on else 0)
+
+
+def action_level(action: Action) -> int:
+    """``watchdog_current_action`` value: 0 monitor, 1 notify, 2 page, 3 rollback."""
+    return action.rank
+
+
+def severity_label(severity: Severity | None) -> str:
+    """``severity`` label value of ``watchdog_decisions_total``."""
+    return severity.value if severity is not None else NO_SEVERITY
+
+
+def exposed_names(registry: CollectorRegistry) -> frozenset[str]:
+    """Every series name ``registry`` can expose, whether or not it has samples yet.
+
+    Labelled metrics export nothing until a child exists, so scraping a fresh registry
+    cannot list them; this walks the metric families' types instead. Tests use it to prove
+    that every name the dashboard and alert rules query is one the daemon defines.
+    """
+    names: set[str] = set()
+    for family in registry.collect():
+        names.update(_family_names(family.name, family.type))
+    return frozenset(names)
+
+
+def _family_names(name: str, kind: str) -> Iterable[str]:
+    if kind == "counter":
+        return (f"{name}_total", f"{name}_created")
+    if kind == "histogram":
+        return (f"{name}_bucket", f"{name}_count", f"{name}_sum", f"{name}_created")
+    if kind == "summary":
+        return (name, f"{name}_count", f"{name}_sum", f"{name}_created")
+    if kind == "info":
+        return (f"{name}_info",)
+    return (name,)
