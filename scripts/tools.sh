@@ -54,6 +54,7 @@ if [ ! -x "$PGBIN/initdb" ]; then apt_install postgresql-15 || true; fi
 if [ -x "$PGBIN/initdb" ] && id postgres >/dev/null 2>&1; then
   PGDIR=$(mktemp -d /tmp/watchdog-pg.XXXXXX)
   chmod 755 "$PGDIR"
+  chown postgres:postgres "$PGDIR"
   install -d -o postgres -g postgres -m 700 "$PGDIR/data"
   PGPORT=${WATCHDOG_TEST_PG_PORT:-55432}
   if runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$TOOLS/pg-init.log" 2>&1 \
