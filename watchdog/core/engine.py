@@ -867,6 +867,42 @@ class Engine:
         ts = self.target(target)
         ts.auto_rollbacks = sorted(times)
 
+    def restore_incident(
+        self,
+        target: str,
+        incident_id: str,
+        *,
+        opened_at: datetime,
+        severity: Severity,
+        rule: str,
+        first_detected: datetime,
+        deployment: str | None,
+        declared: bool = False,
+        rollback: str = RollbackPhase.NONE,
+        rollback_at: datetime | None = None,
+        rollback_done_at: datetime | None = None,
+    ) -> None:
+        """Reopen a stored incident after a restart, so it keeps its id (and pager dedup key)
+        and a rollback already made for it is never made again."""
+        ts = self.target(target)
+        ts.incident = Incident(
+            id=incident_id,
+            opened_at=opened_at,
+            severity=severity,
+            rule=rule,
+            first_detected=first_detected,
+            deployment=deployment,
+            declared=declared,
+            rollback=rollback,
+            rollback_at=rollback_at,
+            rollback_done_at=rollback_done_at,
+        )
+
+    def restore_hold(self, target: str, until: datetime, reason: str = "") -> None:
+        ts = self.target(target)
+        ts.hold_until = until
+        ts.hold_reason = reason
+
 
 def _observe(track: Track) -> Observation:
     rule = track.rule

@@ -1,0 +1,260 @@
+"""Daemon settings: a YAML file plus ``WATCHDOG_*`` environment variables (environment wins).
+
+Two planes (STYLE.md): *settings* (this module: where things are, credentials, intervals) and
+*rules* (the rule pack: thresholds and flowchart). Unknown keys are errors, so a typo cannot
+silently switch a safety feature off.
+
+Secrets are ``SecretStr`` and never logged. Any string in the YAML file may be written as
+``${env:NAME}`` or ``${file:/run/secrets/watchdog/name}`` to read it from the environment or a
+mounted file at start-up; a missing variable or file stops start-up with the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from watchdog.actions.alertmanager import AlertmanagerConfig
+from watchdog.actions.dispatcher import DispatcherConfig
+from watchdog.actions.flags import LaunchDarklyConfig, UnleashConfig
+from watchdog.actions.pagerduty import PagerDutyConfig
+from watchdog.actions.slack import SlackConfig
+from watchdog.actions.vercel import VercelConfig
+from watchdog.actions.verify import VerifyConfig
+from watchdog.core.model import Window
+from watchdog.core.rules import Duration
+from watchdog.sources import SourceConfig
+from watchdog.yamlfile import (
+    FileError,
+    Loc,
+    Problem,
+    _dotted,
+    _line_for,
+    problems_from_validation,
+    read_yaml,
+)
+
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PagerConfig = Annotated[PagerDutyConfig | AlertmanagerConfig, Field(discriminator="kind")]
+FlagConfig = Annotated[UnleashConfig | LaunchDarklyConfig, Field(discriminator="kind")]
+
+
+class TargetConfig(_Strict):
+    """One watched app: where its signals come from and how to roll it back."""
+
+    name: str = Field(pattern=_NAME)
+    sources: list[SourceConfig] = Field(min_length=1)
+    deployer: VercelConfig | None = None
+    verify: VerifyConfig = VerifyConfig()
+    flags: list[FlagConfig] = Field(default_factory=list)
+    dashboard_url: str | None = None
+    runbook_url: str | None = None
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> TargetConfig:
+        names = [s.source_name(self.name) for s in self.sources]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(
+                f"two sources are both named {sorted(dupes)[0]!r}: give one a distinct 'name'"
+            )
+        return self
+
+
+class StoreSettings(_Strict):
+    #: sqlite:///path, postgresql://... (several replicas, leader election), or memory://
+    url: str = "sqlite:////var/lib/watchdog/watchdog.db"
+    #: decisions older than this are pruned (open incidents and in-flight rollbacks never are)
+    retention: Duration = timedelta(days=90)
+
+
+class ServerSettings(_Strict):
+    host: str = "0.0.0.0"  # noqa: S104 - a container's port is the point
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: bearer token for the control API; without one the control API answers 403
+    api_token: SecretStr | None = None
+    #: public URL of this watchdog, for links in pages
+    public_url: str | None = None
+
+
+class SchedulerSettings(_Strict):
+    #: polls running at once across all sources
+    max_concurrency: int = Field(default=32, ge=1, le=1024)
+    #: each source starts at a stable offset within this fraction of its interval
+    jitter: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: how often time-based decisions (fix-forward windows, resolve periods) are re-checked
+    tick: Duration = timedelta(seconds=5)
+    #: in-flight actions get this long to finish on SIGTERM
+    shutdown_grace: Duration = timedelta(seconds=20)
+
+
+class LeaderSettings(_Strict):
+    #: lease length; a failover completes within two lease periods
+    ttl: Duration = timedelta(seconds=15)
+    holder: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+class HeartbeatSettings(_Strict):
+    """Dead man's switch: a URL pinged each cycle (e.g. healthchecks.io, Cronitor)."""
+
+    url: SecretStr | None = None
+    interval: Duration = timedelta(seconds=60)
+
+
+class FreezeSettings(_Strict):
+    start: datetime
+    end: datetime
+    reason: str = ""
+    targets: list[str] = Field(default_factory=lambda: ["*"])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeSettings:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("freeze start/end need a timezone, e.g. 2026-12-24T00:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("freeze end must be after its start")
+        return self
+
+    def window(self) -> Window:
+        return Window(self.start, self.end, self.reason, tuple(self.targets))
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    """Everything ``watchdog run`` needs. See deploy/config.example.yaml for every option."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHDOG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    #: rule pack file; the built-in default pack when unset
+    rules: Path | None = None
+    targets: list[TargetConfig] = Field(min_length=1)
+    store: StoreSettings = StoreSettings()
+    server: ServerSettings = ServerSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    leader: LeaderSettings = LeaderSettings()
+    heartbeat: HeartbeatSettings = HeartbeatSettings()
+    log: LogSettings = LogSettings()
+    pager: PagerConfig | None = None
+    chat: SlackConfig | None = None
+    dispatcher: DispatcherConfig = DispatcherConfig()
+    #: everything runs, but rollbacks are recorded as "would roll back", never performed
+    shadow: bool = False
+    #: global "no automatic actions" switch (the control API can flip it at run time)
+    kill_switch: bool = False
+    freezes: list[FreezeSettings] = Field(default_factory=list)
+    #: the daemon's own crashes go to Sentry when set
+    sentry_dsn: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> Settings:
+        names = [t.name for t in self.targets]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"target name {name!r} is used twice; names must be unique")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over the file (passed as init kwargs)
+        return (env_settings, init_settings)
+
+
+_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+
+
+def resolve_references(
+    data: Any, positions: dict[Loc, int], file: str, loc: Loc = ()
+) -> tuple[Any, list[Problem]]:
+    """Replace ``${env:NAME}`` / ``${file:PATH}`` strings; collect problems instead of failing
+    at the first so one ``watchdog check`` run lists them all."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            out[key], sub = resolve_references(value, positions, file, (*loc, key))
+            problems += sub
+        return out, problems
+    if isinstance(data, list):
+        items = []
+        for index, value in enumerate(data):
+            item, sub = resolve_references(value, positions, file, (*loc, index))
+            items.append(item)
+            problems += sub
+        return items, problems
+    if isinstance(data, str):
+        match = _REF.match(data.strip())
+        if match:
+            kind, name = match.groups()
+            line = _line_for(loc, positions)
+            if kind == "env":
+                if name not in os.environ:
+                    problems.append(
+                        Problem(file, line, _dotted(loc), f"environment variable {name} is not set")
+                    )
+                    return "", problems
+                return os.environ[name], problems
+            try:
+                return Path(name).read_text(encoding="utf-8").rstrip("\n"), problems
+            except OSError as exc:
+                problems.append(
+                    Problem(file, line, _dotted(loc), f"cannot read secret file {name}: {exc.strerror}")
+                )
+                return "", problems
+    return data, problems
+
+
+def load_settings(path: Path) -> Settings:
+    """Read the YAML config, resolve references, apply ``WATCHDOG_*`` overrides, validate."""
+    data, positions = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FileError([Problem(str(path), 1, "", "the config must be a YAML mapping")])
+    data, problems = resolve_references(data, positions, str(path))
+    if problems:
+        raise FileError(problems)
+    try:
+        # BaseSettings reads the environment in __init__, not in model_validate
+        return Settings(**data)
+    except ValidationError as exc:
+        raise FileError(
+            problems_from_validation(exc, str(path), data, positions, _target_name)
+        ) from None
+
+
+def _target_name(data: Any, loc: Loc) -> str | None:
+    if len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int):
+        try:
+            return f"target {data['targets'][loc[1]]['name']}"
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
