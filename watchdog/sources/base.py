@@ -274,7 +274,7 @@ class HttpSource:
         try:
             samples = await self._poll()
         except CallError as exc:
-            self._count(exc, final=True)
+            self._count_error(exc, final=True)
             samples = self._unknown_all(UnknownReason.PROVIDER_ERROR, str(exc))
         except Exception as exc:
             # a bug in a parser must not stop the watchdog; it shows as a provider error
@@ -340,7 +340,7 @@ class HttpSource:
         """Run ``attempt`` under the source's retry policy, counting every failed try."""
 
         def on_retry(exc: CallError, _wait: float) -> None:
-            self._count(exc)
+            self._count_error(exc)
 
         try:
             return await call_with_retries(
@@ -351,10 +351,10 @@ class HttpSource:
                 on_retry=on_retry,
             )
         except CallError as exc:
-            self._count(exc, final=True)
+            self._count_error(exc, final=True)
             raise
 
-    def _count(self, exc: CallError, *, final: bool = False) -> None:
+    def _count_error(self, exc: CallError, *, final: bool = False) -> None:
         """Count each failed attempt once by reason (the daemon exports :attr:`errors`)."""
         if getattr(exc, "_watchdog_counted", False):
             return
