@@ -77,7 +77,7 @@ class TestSmokeSource:
     async def test_rejected_credentials_are_unknown_and_secret_free(
         self, app: FakeApp, build: Build
     ) -> None:
-        """A 401 is unknown (stale smoke credentials must not roll back) and never shows the secret."""
+        """A 401 is unknown (stale smoke credentials must not roll back) and hides the secret."""
         app.features["create-opportunity"] = Feature(status=401, payload={"error": "bad token"})
         with capture_logs() as logs:
             samples = by_signal(await build(smoke(app.url)).poll())
