@@ -125,6 +125,7 @@ class SentrySource(HttpSource):
         self.config = config
         self._blocked_until: datetime | None = None
         self._strikes = 0
+        self._skip_polls = 0
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -181,6 +182,12 @@ class SentrySource(HttpSource):
                 UnknownReason.PROVIDER_ERROR, f"Sentry rate-limited the watchdog until {until}"
             )
         self._blocked_until = None
+        if self._skip_polls > 0:
+            self._skip_polls -= 1
+            return self._unknown_all(
+                UnknownReason.PROVIDER_ERROR,
+                "Sentry rate-limited the watchdog (no reset time given): backing off",
+            )
         try:
             result = await self._with_retries(self._fetch)
         except CallError as exc:
@@ -196,11 +203,11 @@ class SentrySource(HttpSource):
         if exc.retry_after is not None:
             self._blocked_until = now + timedelta(seconds=exc.retry_after)
             return
-        # no reset header (e.g. a proxy in front of Sentry): skip 0, 1, 3, 7 ... intervals
+        # no reset header (e.g. a proxy in front of Sentry): skip 0, 1, 3, 7 ... polls;
+        # counted in polls, not time, so scheduler jitter cannot shorten the back-off
         self._strikes += 1
-        skipped = self.interval * (2 ** (self._strikes - 1) - 1)
-        if skipped:
-            self._blocked_until = now + min(MAX_BACKOFF, skipped)
+        most = max(1, int(MAX_BACKOFF / self.interval))
+        self._skip_polls = min(most, 2 ** (self._strikes - 1) - 1)
 
     def _note_budget(self, result: HttpResult) -> None:
         """The last call of a window spent the budget: wait for the reset instead of a 429."""
