@@ -11,6 +11,7 @@ upstream problem: it returns samples whose value is unknown, with a reason and a
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import re
@@ -181,6 +182,14 @@ def body_hint(body: bytes, content_type: str = "") -> str:
     return " ".join(text.split())[:120]
 
 
+def basic_auth(username: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (RFC 7617)."""
+    if ":" in username:
+        raise ValueError("a Basic-auth username cannot contain ':'")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 def as_number(value: object) -> float | None:
     """A finite JSON number (bools are not numbers here), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -342,9 +351,14 @@ class HttpSource:
         def on_retry(exc: CallError, _wait: float) -> None:
             self._count_error(exc)
 
+        async def once() -> HttpResult:
+            # tenacity only awaits coroutine *functions*: a lambda returning a coroutine
+            # would come back un-awaited
+            return await attempt()
+
         try:
             return await call_with_retries(
-                attempt,
+                once,
                 self._policy(),
                 sleep=self._clock.sleep,
                 monotonic=self._clock.monotonic,
@@ -381,7 +395,6 @@ class HttpSource:
         *,
         params: Iterable[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         json_body: Any = None,
         data: Any = None,
         accept: Accept = _is_2xx,
@@ -392,7 +405,6 @@ class HttpSource:
             url,
             params=params,
             headers=headers,
-            auth=auth,
             json_body=json_body,
             data=data,
         )
@@ -413,7 +425,6 @@ class HttpSource:
         *,
         params: Iterable[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         json_body: Any = None,
         data: Any = None,
     ) -> HttpResult:
@@ -437,7 +448,6 @@ class HttpSource:
                 url,
                 params=list(params) if params is not None else None,
                 headers=dict(headers) if headers else None,
-                auth=auth,
                 json=json_body,
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout),

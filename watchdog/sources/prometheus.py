@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Final, Literal
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from watchdog.core.model import Sample, UnknownReason
@@ -27,6 +26,7 @@ from watchdog.sources.base import (
     HttpURL,
     SourceConfigBase,
     SourceContext,
+    basic_auth,
 )
 
 SIGNAL_NAME: Final = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_-]+)*$"
@@ -55,7 +55,7 @@ class PrometheusSourceConfig(SourceConfigBase):
         default="GET", description="POST (form-encoded) for long queries"
     )
     bearer_token: SecretStr | None = None
-    username: str | None = None
+    username: str | None = Field(default=None, pattern=r"^[^:]*$")
     password: SecretStr | None = None
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra headers, e.g. X-Scope-OrgID"
@@ -99,14 +99,15 @@ class PrometheusSource(HttpSource):
             if secret is not None:
                 yield secret.get_secret_value()
 
-    def _auth(self) -> tuple[dict[str, str], aiohttp.BasicAuth | None]:
+    def _headers(self) -> dict[str, str]:
         headers = dict(self.config.headers)
         if self.config.bearer_token is not None:
             headers["Authorization"] = f"Bearer {self.config.bearer_token.get_secret_value()}"
-        auth = None
         if self.config.username is not None and self.config.password is not None:
-            auth = aiohttp.BasicAuth(self.config.username, self.config.password.get_secret_value())
-        return headers, auth
+            headers["Authorization"] = basic_auth(
+                self.config.username, self.config.password.get_secret_value()
+            )
+        return headers
 
     async def _poll(self) -> list[Sample]:
         return list(await asyncio.gather(*(self._one(q) for q in self.config.queries)))
@@ -125,16 +126,12 @@ class PrometheusSource(HttpSource):
             ("time", f"{self._clock.now().timestamp():.3f}"),
             ("timeout", f"{self.timeout.total_seconds():g}s"),
         ]
-        headers, auth = self._auth()
+        headers = self._headers()
         url = f"{self.config.base_url.rstrip('/')}/api/v1/query"
         readable = lambda status: 200 <= status < 300 or status in _ERROR_BODY_STATUSES  # noqa: E731
         if self.config.method == "POST":
-            return await self._request(
-                "POST", url, data=form, headers=headers, auth=auth, accept=readable
-            )
-        return await self._request(
-            "GET", url, params=form, headers=headers, auth=auth, accept=readable
-        )
+            return await self._request("POST", url, data=form, headers=headers, accept=readable)
+        return await self._request("GET", url, params=form, headers=headers, accept=readable)
 
     def _parse(self, query: PromQuery, document: object) -> Sample:
         signal = query.signal

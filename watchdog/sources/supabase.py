@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Final, Literal
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field, SecretStr, model_validator
 
@@ -35,6 +34,7 @@ from watchdog.sources.base import (
     HttpURL,
     SourceConfigBase,
     SourceContext,
+    basic_auth,
     body_hint,
 )
 
@@ -54,7 +54,7 @@ class SupabaseSourceConfig(SourceConfigBase):
     base_url: HttpURL | None = Field(
         default=None, description="overrides https://<project_ref>.supabase.co"
     )
-    username: str = "service_role"
+    username: str = Field(default="service_role", pattern=r"^[^:]+$")
     secret_key: SecretStr = Field(description="a Secret API key (sb_secret_...)")
     instance: str | None = Field(
         default=None,
@@ -137,7 +137,11 @@ class SupabaseSource(HttpSource):
         return await self._request(
             "GET",
             self.config.url,
-            auth=aiohttp.BasicAuth(self.config.username, self.config.secret_key.get_secret_value()),
+            headers={
+                "Authorization": basic_auth(
+                    self.config.username, self.config.secret_key.get_secret_value()
+                )
+            },
         )
 
     async def _poll(self) -> list[Sample]:
