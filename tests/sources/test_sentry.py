@@ -349,12 +349,13 @@ class TestSentryRateLimits:
         sentry.fail_next(FakeSentry.rate_limited(reset))
         source = build(config(sentry.url, interval=60))
         first = await source.poll()
+        until = datetime.fromtimestamp(reset, UTC).strftime("%H:%M:%SZ")
         assert {s.unknown for s in first} == {UnknownReason.PROVIDER_ERROR}
-        assert "rate-limited" in first[0].detail
+        assert first[0].detail == f"Sentry rate-limited the watchdog until {until}"
         assert clock.slept == []
+        assert source.errors["rate_limited"] == 1
         clock.advance(60)
         skipped = await source.poll()
-        until = datetime.fromtimestamp(reset, UTC).strftime("%H:%M:%SZ")
         assert skipped[0].detail == f"Sentry rate-limited the watchdog until {until}"
         assert len(sentry.requests) == 1
         clock.advance(240)

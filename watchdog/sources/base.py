@@ -182,6 +182,15 @@ def body_hint(body: bytes, content_type: str = "") -> str:
     return " ".join(text.split())[:120]
 
 
+_COUNTED: Final = "_watchdog_counted"
+
+
+def mark_counted(exc: CallError) -> CallError:
+    """Flag an error as already in :attr:`HttpSource.errors` (e.g. a re-worded re-raise)."""
+    setattr(exc, _COUNTED, True)
+    return exc
+
+
 def basic_auth(username: str, password: str) -> str:
     """An ``Authorization`` header value for HTTP Basic (RFC 7617)."""
     if ":" in username:
@@ -370,11 +379,11 @@ class HttpSource:
 
     def _count_error(self, exc: CallError, *, final: bool = False) -> None:
         """Count each failed attempt once by reason (the daemon exports :attr:`errors`)."""
-        if getattr(exc, "_watchdog_counted", False):
+        if getattr(exc, _COUNTED, False):
             return
         self.errors[exc.reason] += 1
         if final:
-            exc._watchdog_counted = True  # type: ignore[attr-defined]
+            mark_counted(exc)
 
     async def _canary_ok(self, url: str) -> bool:
         """Whether the watchdog can reach the outside world: any answer below 500 counts."""

@@ -31,6 +31,7 @@ from watchdog.sources.base import (
     SourceConfigBase,
     SourceContext,
     as_number,
+    mark_counted,
 )
 
 RESET_HEADER: Final = "X-Sentry-Rate-Limit-Reset"
@@ -191,9 +192,20 @@ class SentrySource(HttpSource):
         try:
             result = await self._with_retries(self._fetch)
         except CallError as exc:
-            if exc.reason == "rate_limited":
-                self._back_off(exc)
-            raise
+            if exc.reason != "rate_limited":
+                raise
+            self._back_off(exc)
+            if self._blocked_until is None:
+                raise
+            until = self._blocked_until.strftime("%H:%M:%SZ")
+            raise mark_counted(
+                CallError(
+                    f"Sentry rate-limited the watchdog until {until}",
+                    retryable=False,
+                    reason=exc.reason,
+                    status=exc.status,
+                )
+            ) from None
         self._strikes = 0
         self._note_budget(result)
         return self._parse(result)
