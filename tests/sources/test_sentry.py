@@ -363,6 +363,18 @@ class TestSentryRateLimits:
         assert after[Signal.ERROR_RATE].known
         assert len(sentry.requests) == 2
 
+    async def test_reset_header_name_is_case_insensitive(
+        self, sentry: FakeSentry, build: Build, clock: FakeClock
+    ) -> None:
+        """A proxy that lower-cases header names does not hide the reset time."""
+        reset = clock.now().timestamp() + 5
+        fault = FakeSentry.rate_limited(reset)
+        headers = {name.lower(): value for name, value in fault.headers.items()}
+        sentry.fail_next(Fault(429, fault.body, fault.content_type, headers))
+        samples = by_signal(await build(config(sentry.url)).poll())
+        assert samples[Signal.ERROR_RATE].known
+        assert clock.slept == [5.0]
+
     async def test_429_with_retry_after(
         self, sentry: FakeSentry, build: Build, clock: FakeClock
     ) -> None:

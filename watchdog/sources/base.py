@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Final, Protocol, runtime_checkable
 
 import aiohttp
 import structlog
+from multidict import CIMultiDict
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.clock import Clock
@@ -466,7 +467,8 @@ class HttpSource:
                 elapsed = loop.time() - started
                 return HttpResult(
                     status=response.status,
-                    headers=dict(response.headers),
+                    # case-insensitive: proxies (HTTP/2) send header names in lower case
+                    headers=CIMultiDict(response.headers),
                     body=body,
                     content_type=response.headers.get("Content-Type", ""),
                     elapsed=elapsed,
