@@ -131,3 +131,13 @@ class TestHealthSource:
             ("source failing", "web/health", "web"),
             ("source recovered", "web/health", "web"),
         ]
+
+
+class TestHealthTls:
+    async def test_tls_failure_is_down(self, app: FakeApp, build: Build) -> None:
+        """A failed TLS handshake (https to a plain-HTTP server) is health_up=0, reason tls."""
+        source = build(health(app.url.replace("http://", "https://")))
+        samples = by_signal(await source.poll())
+        assert samples[Signal.HEALTH_UP].value == 0.0
+        assert "TLS" in samples[Signal.HEALTH_UP].detail
+        assert source.errors["tls"] == 1
