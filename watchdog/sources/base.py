@@ -1,0 +1,520 @@
+"""The one interface every signal source implements, and the HTTP plumbing they share.
+
+This module is the I/O boundary of ``watchdog.sources``: every request a source makes goes
+through :meth:`HttpSource._request`, which holds the global concurrency slot, applies the
+source's own timeout, turns every transport failure into a :class:`~watchdog.http.CallError`
+and counts it. Retrying is :func:`watchdog.http.call_with_retries`'s job, with a deadline that
+keeps a poll inside its interval. A source never raises out of :meth:`Source.poll` for an
+upstream problem: it returns samples whose value is unknown, with a reason and a short detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Final, Protocol, runtime_checkable
+
+import aiohttp
+import structlog
+from multidict import CIMultiDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from watchdog.clock import Clock
+from watchdog.core.model import Sample, UnknownReason
+from watchdog.core.rules import Duration, format_duration
+from watchdog.http import (
+    CallError,
+    RetryPolicy,
+    call_with_retries,
+    classify_status,
+    parse_retry_after,
+)
+
+__all__ = [
+    "MISSING",
+    "HttpResult",
+    "HttpSource",
+    "HttpURL",
+    "Source",
+    "SourceConfigBase",
+    "SourceContext",
+    "body_hint",
+    "json_path",
+]
+
+#: the most of a response body a source reads; a health endpoint answering megabytes is broken
+MAX_BODY_BYTES: Final = 1 << 20
+#: details end up in records, pages and the status page: keep them to one readable line
+MAX_DETAIL: Final = 300
+
+#: unknown reasons that mean "the source could not poll", as opposed to "nothing to report"
+FAILING_REASONS: Final = frozenset({UnknownReason.PROVIDER_ERROR, UnknownReason.WATCHDOG_NETWORK})
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Something the scheduler polls every ``interval`` for samples of one target."""
+
+    name: str
+    target: str
+    interval: timedelta
+
+    async def poll(self) -> list[Sample]:
+        """Observe now. Upstream failures come back as unknown samples, never as exceptions."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What the daemon injects into every source: shared by all, owned by none."""
+
+    target: str
+    session: aiohttp.ClientSession
+    clock: Clock
+    semaphore: asyncio.Semaphore
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _check_url(value: str) -> str:
+    # credentials in a URL would end up in logs and details; they belong in secret fields
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    authority = value.split("://", 1)[1].split("/", 1)[0]
+    if "@" in authority:
+        raise ValueError("do not put credentials in the URL; use the source's secret fields")
+    return value
+
+
+HttpURL = Annotated[str, AfterValidator(_check_url)]
+
+_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class SourceConfigBase(BaseModel):
+    """Options every source kind shares. ``kind`` is declared by each subclass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(
+        default=None,
+        pattern=_NAME_PATTERN,
+        description="source name within the target (default: the kind); must be unique",
+    )
+    interval: Duration = Field(default=timedelta(seconds=30), description="time between polls")
+    timeout: Duration = Field(default=timedelta(seconds=10), description="per-request timeout")
+    attempts: int = Field(default=3, ge=1, le=10, description="tries per poll (retries + 1)")
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> SourceConfigBase:
+        if self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        if self.timeout >= self.interval:
+            # a poll must finish before the next one is due
+            raise ValueError(
+                f"timeout ({format_duration(self.timeout)}) must be shorter than "
+                f"interval ({format_duration(self.interval)})"
+            )
+        return self
+
+    def source_name(self, target: str) -> str:
+        kind = getattr(self, "kind", "source")
+        return f"{target}/{self.name or kind}"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+
+def json_path(document: object, path: str) -> object:
+    """Follow ``a.b.0.c`` through dicts and lists; :data:`MISSING` when any step is absent."""
+    node = document
+    for part in path.split("."):
+        if isinstance(node, dict):
+            if part not in node:
+                return MISSING
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return MISSING
+    return node
+
+
+def body_hint(body: bytes, content_type: str = "") -> str:
+    """A short, single-line description of an error body for a human reading a page."""
+    text = body[:2000].decode("utf-8", "replace").strip()
+    if not text:
+        return ""
+    if "html" in content_type.lower() or text.startswith("<"):
+        return "an HTML page"
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, str):
+        text = parsed
+    elif isinstance(parsed, dict):
+        for key in ("detail", "error", "message"):
+            value = parsed.get(key)
+            if isinstance(value, str):
+                text = value
+                break
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                text = value["message"]
+                break
+    return " ".join(text.split())[:120]
+
+
+_COUNTED: Final = "_watchdog_counted"
+
+
+def mark_counted(exc: CallError) -> CallError:
+    """Flag an error as already in :attr:`HttpSource.errors` (e.g. a re-worded re-raise)."""
+    setattr(exc, _COUNTED, True)
+    return exc
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic (RFC 7617)."""
+    if ":" in username:
+        raise ValueError("a Basic-auth username cannot contain ':'")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def as_number(value: object) -> float | None:
+    """A finite JSON number (bools are not numbers here), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """One HTTP answer, read in full (bounded) so the connection goes back to the pool."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+    #: seconds from sending the request to the end of the body, by the event loop's clock
+    elapsed: float
+
+    def json(self) -> object:
+        """The body as JSON; :class:`CallError` (``malformed``) when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            what = body_hint(self.body, self.content_type) or "an empty body"
+            raise CallError(
+                f"expected JSON, got {what}", retryable=False, reason="malformed"
+            ) from None
+
+
+Accept = Callable[[int], bool]
+
+
+def _is_2xx(status: int) -> bool:
+    return 200 <= status < 300
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class HttpSource:
+    """Shared machinery: bounded, counted, retried HTTP calls and transition logging.
+
+    Subclasses implement :meth:`_poll`; anything it raises is turned into unknown samples
+    for :attr:`signals`, so one bad answer can never take the scheduler down.
+    """
+
+    #: service name used in human messages ("Sentry answered 503")
+    service: ClassVar[str] = "the upstream"
+    #: what to do about a 401/403, said in every such message
+    auth_fix: ClassVar[str] = "check the credentials"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        interval: timedelta,
+        timeout: timedelta,
+        attempts: int,
+        context: SourceContext,
+    ) -> None:
+        self.name = name
+        self.target = context.target
+        self.interval = interval
+        self.timeout = timeout
+        self.errors: Counter[str] = Counter()
+        self._session = context.session
+        self._clock = context.clock
+        self._semaphore = context.semaphore
+        self._attempts = attempts
+        self._failing_since: datetime | None = None
+        self._log = structlog.get_logger(__name__).bind(source=name, target=context.target)
+
+    # -- to implement -------------------------------------------------------------------
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """Every signal this source reports; all of them become unknown when a poll fails."""
+        raise NotImplementedError
+
+    async def _poll(self) -> list[Sample]:
+        raise NotImplementedError
+
+    def _secrets(self) -> Iterable[str]:
+        """Secret values to scrub from any detail, however they got there."""
+        return ()
+
+    # -- the interface ------------------------------------------------------------------
+
+    async def poll(self) -> list[Sample]:
+        try:
+            samples = await self._poll()
+        except CallError as exc:
+            self._count_error(exc, final=True)
+            samples = self._unknown_all(UnknownReason.PROVIDER_ERROR, str(exc))
+        except Exception as exc:
+            # a bug in a parser must not stop the watchdog; it shows as a provider error
+            self.errors["internal"] += 1
+            self._log.error("source poll crashed", error_type=type(exc).__name__, exc_info=True)
+            samples = self._unknown_all(
+                UnknownReason.PROVIDER_ERROR, f"internal error in the source ({type(exc).__name__})"
+            )
+        self._note_transition(samples)
+        return samples
+
+    # -- helpers for subclasses ---------------------------------------------------------
+
+    def _sample(
+        self, signal: str, value: float | str, *, requests: int | None = None, detail: str = ""
+    ) -> Sample:
+        return Sample(
+            target=self.target,
+            signal=signal,
+            value=value,
+            at=self._clock.now(),
+            requests=requests,
+            source=self.name,
+            detail=self._clean(detail),
+        )
+
+    def _unknown(
+        self, signal: str, reason: UnknownReason, detail: str, *, requests: int | None = None
+    ) -> Sample:
+        return Sample(
+            target=self.target,
+            signal=signal,
+            value=None,
+            at=self._clock.now(),
+            unknown=reason,
+            requests=requests,
+            source=self.name,
+            detail=self._clean(detail),
+        )
+
+    def _unknown_all(self, reason: UnknownReason, detail: str) -> list[Sample]:
+        return [self._unknown(signal, reason, detail) for signal in self.signals]
+
+    def _clean(self, detail: str) -> str:
+        for secret in self._secrets():
+            if secret:
+                detail = detail.replace(secret, "***")
+        detail = " ".join(detail.split())
+        return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
+
+    def _policy(self) -> RetryPolicy:
+        interval = self.interval.total_seconds()
+        timeout = self.timeout.total_seconds()
+        return RetryPolicy(
+            attempts=self._attempts,
+            initial=min(1.0, interval / 10),
+            maximum=max(1.0, interval / 4),
+            # the last attempt must start early enough to end within the interval
+            deadline=max(0.0, interval - timeout),
+        )
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[HttpResult]]) -> HttpResult:
+        """Run ``attempt`` under the source's retry policy, counting every failed try."""
+
+        def on_retry(exc: CallError, _wait: float) -> None:
+            self._count_error(exc)
+
+        async def once() -> HttpResult:
+            # tenacity only awaits coroutine *functions*: a lambda returning a coroutine
+            # would come back un-awaited
+            return await attempt()
+
+        try:
+            return await call_with_retries(
+                once,
+                self._policy(),
+                sleep=self._clock.sleep,
+                monotonic=self._clock.monotonic,
+                on_retry=on_retry,
+            )
+        except CallError as exc:
+            self._count_error(exc, final=True)
+            raise
+
+    def _count_error(self, exc: CallError, *, final: bool = False) -> None:
+        """Count each failed attempt once by reason (the daemon exports :attr:`errors`)."""
+        if getattr(exc, _COUNTED, False):
+            return
+        self.errors[exc.reason] += 1
+        if final:
+            mark_counted(exc)
+
+    async def _canary_ok(self, url: str) -> bool:
+        """Whether the watchdog can reach the outside world: any answer below 500 counts."""
+        try:
+            result = await self._send("GET", url)
+        except CallError:
+            return False
+        return result.status < 500
+
+    def _retry_after(self, result: HttpResult) -> float | None:
+        """The server's own back-off hint on a 429/5xx; vendors override for reset headers."""
+        return parse_retry_after(result.headers.get("Retry-After"), self._clock.now())
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Iterable[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        accept: Accept = _is_2xx,
+    ) -> HttpResult:
+        """One attempt. Statuses ``accept`` rejects raise a classified :class:`CallError`."""
+        result = await self._send(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json_body=json_body,
+            data=data,
+        )
+        if not accept(result.status):
+            raise classify_status(
+                result.status,
+                self.service,
+                body_hint(result.body, result.content_type),
+                retry_after=self._retry_after(result),
+                auth_fix=self.auth_fix,
+            )
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Iterable[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+    ) -> HttpResult:
+        """Send one request; transport failures become :class:`CallError`, statuses do not."""
+        timeout = self.timeout.total_seconds()
+        try:
+            # waiting for a slot is the watchdog's own congestion, not the upstream's slowness
+            async with asyncio.timeout(self.interval.total_seconds()):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            raise CallError(
+                "the watchdog had no free request slot for a whole interval",
+                retryable=False,
+                reason="watchdog_busy",
+            ) from None
+        loop = asyncio.get_running_loop()
+        try:
+            started = loop.time()
+            async with self._session.request(
+                method,
+                url,
+                params=list(params) if params is not None else None,
+                headers=dict(headers) if headers else None,
+                json=json_body,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=True,
+            ) as response:
+                body = await response.content.read(MAX_BODY_BYTES)
+                elapsed = loop.time() - started
+                return HttpResult(
+                    status=response.status,
+                    # case-insensitive: proxies (HTTP/2) send header names in lower case
+                    headers=CIMultiDict(response.headers),
+                    body=body,
+                    content_type=response.headers.get("Content-Type", ""),
+                    elapsed=elapsed,
+                )
+        except TimeoutError:
+            raise CallError(
+                f"{self.service} did not answer within {format_duration(self.timeout)}",
+                retryable=True,
+                reason="timeout",
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise CallError(
+                f"TLS handshake with {self.service} failed ({type(exc).__name__})",
+                retryable=False,
+                reason="tls",
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            why = exc.os_error.strerror or type(exc.os_error).__name__
+            raise CallError(
+                f"cannot connect to {self.service} at {exc.host}:{exc.port} ({why})",
+                retryable=True,
+                reason="connect",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise CallError(
+                f"{self.service} connection failed ({type(exc).__name__})",
+                retryable=True,
+                reason="network",
+            ) from None
+        finally:
+            self._semaphore.release()
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _note_transition(self, samples: list[Sample]) -> None:
+        failure = next((s for s in samples if s.unknown in FAILING_REASONS), None)
+        now = self._clock.now()
+        if failure is not None and self._failing_since is None:
+            self._failing_since = now
+            self._log.warning("source failing", reason=str(failure.unknown), detail=failure.detail)
+        elif failure is None and self._failing_since is not None:
+            down_for = now - self._failing_since
+            self._failing_since = None
+            self._log.info("source recovered", failed_for_s=down_for.total_seconds())
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last poll could not reach or read its upstream."""
+        return self._failing_since is not None

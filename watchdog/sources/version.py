@@ -1,0 +1,105 @@
+"""``version``: which deployment is the app serving? ``GET version_url`` → ``version``.
+
+The value is a string attribute (a deployment id or commit SHA) that rollback verification
+compares with the deployment it rolled back to. It is never guessed: a body the source cannot
+read is an unknown ``provider_error``, an empty or null version is ``no_data``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import Field
+
+from watchdog.core.model import Sample, Signal, UnknownReason
+from watchdog.http import CallError
+from watchdog.sources.base import (
+    MISSING,
+    HttpResult,
+    HttpSource,
+    HttpURL,
+    SourceConfigBase,
+    SourceContext,
+    body_hint,
+    json_path,
+)
+
+#: longer than any deployment id or SHA; a longer "version" is an error page
+MAX_VERSION_LENGTH: Final = 200
+
+
+class VersionSourceConfig(SourceConfigBase):
+    """Read the deployed version from a JSON field (``field``) or a plain-text body."""
+
+    kind: Literal["version"] = "version"
+    url: HttpURL
+    field: str | None = Field(
+        default=None,
+        min_length=1,
+        description="dotted JSON path such as 'commit' or 'deployment.id'; "
+        "unset: the body is the version as plain text",
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class VersionSource(HttpSource):
+    service = "the version endpoint"
+
+    def __init__(self, config: VersionSourceConfig, context: SourceContext) -> None:
+        super().__init__(
+            name=config.source_name(context.target),
+            interval=config.interval,
+            timeout=config.timeout,
+            attempts=config.attempts,
+            context=context,
+        )
+        self.config = config
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return (Signal.VERSION,)
+
+    async def _fetch(self) -> HttpResult:
+        return await self._request("GET", self.config.url, headers=self.config.headers)
+
+    async def _poll(self) -> list[Sample]:
+        result = await self._with_retries(self._fetch)
+        if self.config.field is None:
+            raw: object = self._plain_text(result)
+        else:
+            raw = json_path(result.json(), self.config.field)
+            if raw is MISSING:
+                raise CallError(
+                    f"the version response has no field {self.config.field!r}",
+                    retryable=False,
+                    reason="malformed",
+                )
+        if raw is None or raw == "":
+            return [self._unknown(Signal.VERSION, UnknownReason.NO_DATA, "the version is empty")]
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise CallError(
+                f"the version field {self.config.field!r} is a {type(raw).__name__}, not a string",
+                retryable=False,
+                reason="malformed",
+            )
+        version = str(raw).strip()
+        if len(version) > MAX_VERSION_LENGTH or "\n" in version:
+            raise CallError(
+                "the version is too long to be a deployment id", retryable=False, reason="malformed"
+            )
+        return [self._sample(Signal.VERSION, version)]
+
+    @staticmethod
+    def _plain_text(result: HttpResult) -> str:
+        text = result.body.decode("utf-8", "replace").strip()
+        if "html" in result.content_type.lower() or text.startswith("<"):
+            raise CallError(
+                f"expected a plain-text version, got {body_hint(result.body, 'html')}",
+                retryable=False,
+                reason="malformed",
+            )
+        return text
+
+
+def build(config: VersionSourceConfig, context: SourceContext) -> VersionSource:
+    return VersionSource(config, context)

@@ -1,0 +1,114 @@
+"""A fake of Sentry's Discover table API (``GET /api/0/organizations/{org}/events/``).
+
+It answers in the documented shape (EXTERNAL-APIS §2): one row keyed by the literal field
+strings, ``meta.fields`` and ``meta.units``, and the ``X-Sentry-Rate-Limit-*`` headers. It
+rejects what real Sentry rejects (no ``field`` or no ``dataset`` → 400 ``{"detail": ..}``, a
+wrong token → 401) so a client that sends the wrong request fails here too. Script the
+values (``error_rate``, ``p95_ms``, ``count``; ``None`` for a null aggregate), an empty
+window (``empty``), or faults such as :meth:`FakeSentry.rate_limited`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from watchdog.testing.fake_app import FakeHTTPServer, Fault
+
+#: the token the fake accepts unless told otherwise (not a real credential)
+DEFAULT_TOKEN = "sntrys_fake"  # noqa: S105
+
+RATE_LIMIT_MESSAGE = (
+    "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
+)
+
+
+class FakeSentry(FakeHTTPServer):
+    def __init__(self, *, token: str | None = DEFAULT_TOKEN, org: str = "acme") -> None:
+        super().__init__()
+        self.token = token
+        self.org = org
+        self.error_rate: float | None = 0.002
+        self.p95_ms: float | None = 420.0
+        self.count: int | None = 5000
+        self.empty = False
+        #: ``X-Sentry-Rate-Limit-*`` on normal answers; None leaves them out (self-hosted)
+        self.remaining: int | None = 39
+        self.reset_at: float | None = None
+
+    @staticmethod
+    def rate_limited(
+        reset_epoch_s: float | None = None, *, retry_after: str | None = None
+    ) -> Fault:
+        """The middleware's 429: a bare JSON string body, the reset header when known."""
+        headers = {}
+        if reset_epoch_s is not None:
+            headers = {
+                "X-Sentry-Rate-Limit-Limit": "40",
+                "X-Sentry-Rate-Limit-Remaining": "0",
+                "X-Sentry-Rate-Limit-Reset": str(int(reset_epoch_s)),
+                "X-Sentry-Rate-Limit-ConcurrentLimit": "25",
+                "X-Sentry-Rate-Limit-ConcurrentRemaining": "24",
+            }
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        return Fault(
+            status=429,
+            body=json.dumps(RATE_LIMIT_MESSAGE),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/0/organizations/{org}/events/", self._events)
+
+    def _value(self, column: str) -> float | int | None:
+        if column == "failure_rate()":
+            return self.error_rate
+        if column.startswith("p95("):
+            return self.p95_ms
+        if column == "count()":
+            return self.count
+        return None
+
+    async def _events(self, request: web.Request) -> web.Response:
+        if self.token is not None and request.headers.get("Authorization") != (
+            f"Bearer {self.token}"
+        ):
+            return web.json_response({"detail": "Invalid token"}, status=401)
+        if request.match_info["org"] != self.org:
+            return web.json_response(
+                {"detail": "The requested resource does not exist"}, status=404
+            )
+        fields = request.query.getall("field", [])
+        if not fields:
+            return web.json_response({"detail": "No columns selected"}, status=400)
+        if len(fields) > 20:
+            return web.json_response({"detail": "You can view up to 20 fields"}, status=400)
+        if not request.query.get("dataset"):
+            return web.json_response({"detail": "dataset is a required parameter"}, status=400)
+        data = [] if self.empty else [{column: self._value(column) for column in fields}]
+        types = {
+            column: "percentage"
+            if column == "failure_rate()"
+            else "duration"
+            if column.startswith("p95(")
+            else "integer"
+            for column in fields
+        }
+        units = {column: "millisecond" for column in fields if column.startswith("p95(")}
+        body = {
+            "data": data,
+            "meta": {"fields": types, "units": units, "dataset": request.query["dataset"]},
+        }
+        headers = {}
+        if self.remaining is not None:
+            reset = self.reset_at if self.reset_at is not None else time.time() + 1
+            headers = {
+                "X-Sentry-Rate-Limit-Limit": "40",
+                "X-Sentry-Rate-Limit-Remaining": str(self.remaining),
+                "X-Sentry-Rate-Limit-Reset": str(int(reset)),
+            }
+        return web.json_response(body, headers=headers)
