@@ -181,6 +181,11 @@ async def call_with_retries(
         if on_retry is not None and isinstance(exc, CallError):
             on_retry(exc, _wait(state))
 
+    async def once() -> T:
+        # tenacity only awaits what looks like a coroutine *function*; a lambda or partial
+        # returning a coroutine would never be awaited, so always hand it a real one
+        return await attempt()
+
     by_attempts = stop_after_attempt(policy.attempts)
     retrying = AsyncRetrying(
         stop=lambda state: by_attempts(state) or _past_deadline(state),
@@ -190,4 +195,4 @@ async def call_with_retries(
         reraise=True,
         before_sleep=_before_sleep,
     )
-    return await retrying(attempt)
+    return await retrying(once)
