@@ -155,6 +155,16 @@ class _TargetState:
 # --------------------------------------------------------------------------- pure helpers
 
 
+def _as_coroutine_function(call: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """tenacity only awaits what *looks* like a coroutine function (not a lambda or partial
+    returning an awaitable), so every attempt is wrapped in a real ``async def``."""
+
+    async def attempt() -> T:
+        return await call()
+
+    return attempt
+
+
 def page_from_decision(decision: Decision, notes: Sequence[str] = ()) -> Page:
     """The page a decision asks for; a refused rollback's page names the guard rail."""
     assert decision.incident is not None
@@ -375,7 +385,7 @@ class Dispatcher:
             return Outcome.DUPLICATE
         try:
             await call_with_retries(
-                effect,
+                _as_coroutine_function(effect),
                 policy or self._config.retry_policy,
                 sleep=self._clock.sleep,
                 monotonic=self._clock.monotonic,
@@ -550,7 +560,7 @@ class Dispatcher:
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         return await call_with_retries(
-            call,
+            _as_coroutine_function(call),
             self._config.retry_policy,
             sleep=self._clock.sleep,
             monotonic=self._clock.monotonic,

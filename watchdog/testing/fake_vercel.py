@@ -312,6 +312,7 @@ class FakeVercel(FakeServer):
         for hook in self._request_hooks:
             hook(rec)
         resp: web.StreamResponse
+        fault: web.Response | None = None
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             resp = web.Response(status=403, text=FORBIDDEN_BODY, content_type="application/json")
         elif self.team_id is not None and request.query.get("teamId") != self.team_id:
@@ -319,7 +320,8 @@ class FakeVercel(FakeServer):
         else:
             fault = await self._fault(route)
             resp = fault if fault is not None else await handler(request)
-        if "X-RateLimit-Limit" not in resp.headers:
+        if fault is None:
+            # real answers carry the rate-limit headers; scripted faults carry only their own
             resp.headers["X-RateLimit-Limit"] = "100"
             resp.headers["X-RateLimit-Remaining"] = "99"
             resp.headers["X-RateLimit-Reset"] = str(int(self._now()) + 60)
