@@ -365,9 +365,7 @@ class TestRollback:
             await deployer.request_rollback(Deployment(id="dpl_b"))
         assert not info.value.retryable
 
-    async def test_rate_limited_header(
-        self, deployer: VercelDeployer, vercel: FakeVercel
-    ) -> None:
+    async def test_rate_limited_header(self, deployer: VercelDeployer, vercel: FakeVercel) -> None:
         """A 429 waits until X-RateLimit-Reset (epoch seconds)."""
         vercel.rate_limit("rollback", shape="overview", reset_in=7)
         with pytest.raises(CallError) as info:
