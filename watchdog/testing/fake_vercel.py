@@ -121,7 +121,8 @@ class FakeServer:
         return self._url
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        # a scripted slow answer must not hold the test run up at shutdown
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
