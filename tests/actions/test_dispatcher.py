@@ -16,8 +16,8 @@ from tests.actions.conftest import TOKEN, vercel_config
 from watchdog.actions.dispatcher import Dispatcher, DispatcherConfig, TargetActions
 from watchdog.actions.pagerduty import PagerDutyConfig, PagerDutyPager
 from watchdog.actions.slack import SlackConfig, SlackNotifier
-from watchdog.actions.verify import Verifier, VerifyConfig
 from watchdog.actions.vercel import VercelDeployer
+from watchdog.actions.verify import Verifier, VerifyConfig
 from watchdog.core.model import (
     Action,
     Decision,
@@ -130,9 +130,7 @@ def rollback_decision(clock: FakeClock, incident: str = "inc-1", **kw: object) -
         "incident": incident,
         "execute_rollback": True,
         "deployment": "dpl_c",
-        "observations": (
-            Observation("error-rate-critical", "error_rate", 0.072, ">", 0.05, True),
-        ),
+        "observations": (Observation("error-rate-critical", "error_rate", 0.072, ">", 0.05, True),),
     }
     values.update(kw)
     return Decision(**values)  # type: ignore[arg-type]
@@ -145,7 +143,7 @@ async def run(rig: Rig, decision: Decision) -> None:
 
 class TestRollback:
     async def test_full_rollback(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-        """A committed rollback goes INTENT → REQUESTED → SUCCEEDED → VERIFIED and tells everyone."""
+        """A rollback goes INTENT → REQUESTED → SUCCEEDED → VERIFIED and tells everyone."""
         rig = make_rig(error_rate=[0.072, 0.004])
         await run(rig, rollback_decision(clock))
         posts = rig.vercel.requests_for("rollback")
@@ -210,8 +208,16 @@ class TestRollback:
         """An unsettled rollback record in the store (another replica, a crash) blocks a new one."""
         store = MemoryStore()
         await store.save_rollback(
-            RollbackRecord("inc-0/rollback", "inc-0", "web", "prj_1", clock.now(),
-                           RollbackState.REQUESTED, "dpl_c", "dpl_a")
+            RollbackRecord(
+                "inc-0/rollback",
+                "inc-0",
+                "web",
+                "prj_1",
+                clock.now(),
+                RollbackState.REQUESTED,
+                "dpl_c",
+                "dpl_a",
+            )
         )
         rig = make_rig(store=store)
         await run(rig, rollback_decision(clock))
@@ -313,8 +319,13 @@ class TestRollback:
         summary = rig.pd.events[-1]["payload"]["summary"]
         assert "token rejected" in summary
         everything = json.dumps(
-            [logs, rig.pd.events, rig.slack.messages, [asdict(a) for a in rig.store.actions.values()],
-             [asdict(r) for r in rig.store.rollbacks.values()]],
+            [
+                logs,
+                rig.pd.events,
+                rig.slack.messages,
+                [asdict(a) for a in rig.store.actions.values()],
+                [asdict(r) for r in rig.store.rollbacks.values()],
+            ],
             default=str,
         )
         assert "vercel-canary-WRONG-555" not in everything
@@ -405,8 +416,16 @@ class TestPaging:
         rig = make_rig()
         await run(rig, rollback_decision(clock, action=Action.PAGE, execute_rollback=False))
         clock.advance(600)
-        done = Decision("web", clock.now(), Action.MONITOR, None, None, "all clear", ("clear",),
-                        resolved_incident="inc-1")
+        done = Decision(
+            "web",
+            clock.now(),
+            Action.MONITOR,
+            None,
+            None,
+            "all clear",
+            ("clear",),
+            resolved_incident="inc-1",
+        )
         await run(rig, done)
         assert rig.pd.events[-1] == {
             "routing_key": ROUTING_KEY,
@@ -439,8 +458,16 @@ class TestReconcile:
         without a second rollback call."""
         store = MemoryStore()
         await store.save_rollback(
-            RollbackRecord("inc-1/rollback", "inc-1", "web", "prj_1", clock.now(),
-                           RollbackState.INTENT, "dpl_c", "dpl_b")
+            RollbackRecord(
+                "inc-1/rollback",
+                "inc-1",
+                "web",
+                "prj_1",
+                clock.now(),
+                RollbackState.INTENT,
+                "dpl_c",
+                "dpl_b",
+            )
         )
         rig = make_rig(store=store)
         rig.vercel.set_serving("dpl_b")
@@ -455,8 +482,16 @@ class TestReconcile:
         """An INTENT record with production still on the old deployment is FAILED, not re-issued."""
         store = MemoryStore()
         await store.save_rollback(
-            RollbackRecord("inc-1/rollback", "inc-1", "web", "prj_1", clock.now(),
-                           RollbackState.INTENT, "dpl_c", "dpl_b")
+            RollbackRecord(
+                "inc-1/rollback",
+                "inc-1",
+                "web",
+                "prj_1",
+                clock.now(),
+                RollbackState.INTENT,
+                "dpl_c",
+                "dpl_b",
+            )
         )
         rig = make_rig(store=store)
         settled = await rig.dispatcher.reconcile()
@@ -468,13 +503,24 @@ class TestReconcile:
         """A REQUESTED record whose job is still running is followed to its end."""
         store = MemoryStore()
         await store.save_rollback(
-            RollbackRecord("inc-1/rollback", "inc-1", "web", "prj_1", clock.now(),
-                           RollbackState.REQUESTED, "dpl_c", "dpl_b")
+            RollbackRecord(
+                "inc-1/rollback",
+                "inc-1",
+                "web",
+                "prj_1",
+                clock.now(),
+                RollbackState.REQUESTED,
+                "dpl_c",
+                "dpl_b",
+            )
         )
         rig = make_rig(store=store)
         rig.vercel.last_alias_request = {
-            "type": "rollback", "fromDeploymentId": "dpl_c", "toDeploymentId": "dpl_b",
-            "jobStatus": "pending", "requestedAt": 0,
+            "type": "rollback",
+            "fromDeploymentId": "dpl_c",
+            "toDeploymentId": "dpl_b",
+            "jobStatus": "pending",
+            "requestedAt": 0,
         }
         settled = await rig.dispatcher.reconcile()
         assert [r.state for r in settled] == [RollbackState.SUCCEEDED]
