@@ -191,6 +191,7 @@ class TestRollback:
         await rig.dispatcher.drain()
         await run(rig, decision)
         assert len(rig.vercel.requests_for("rollback")) == 1
+        assert not any("refused" in e["payload"]["summary"] for e in rig.pd.events)
 
     async def test_one_in_flight(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """A second incident's rollback while one is in flight is refused with a P0 page."""

@@ -226,6 +226,7 @@ class Dispatcher:
         self._on_event = on_event
         self._can_act = can_act
         self._locks: dict[str, asyncio.Lock] = {}
+        self._in_flight: dict[str, str] = {}
         self._state: dict[str, _TargetState] = {}
         self._open: dict[str, _OpenIncident] = {}
         self._failed_attempts: dict[str, int] = {}
@@ -578,9 +579,13 @@ class Dispatcher:
         lock = self._locks.setdefault(project, asyncio.Lock())
         key = f"{decision.incident}/rollback"
         if lock.locked():
+            if self._in_flight.get(project) == key:
+                bound.info("rollback_duplicate", key=key)  # the same decision delivered again
+                return
             await self._refuse(decision, "in_flight", f"a rollback of {project} is in flight")
             return
         async with lock:
+            self._in_flight[project] = key
             pending = [
                 r
                 for r in await self._store.list_rollbacks(target=decision.target)
