@@ -1,0 +1,564 @@
+"""Vercel as the deployer: find production, pick a rollback target, roll back, wait for it.
+
+I/O boundary: every method except :func:`choose_target` calls Vercel's REST API
+(EXTERNAL-APIS §1) through the shared aiohttp session. Each request is one attempt that
+raises ``CallError``; the dispatcher retries ``request_rollback``. Rollbacks finish
+asynchronously, so :meth:`VercelDeployer.await_rollback` polls the project's
+``lastAliasRequest`` and then asks what the production domain actually serves, because a
+job that "succeeded" proves nothing about traffic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence, Set
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from watchdog.actions._request import Response, send
+from watchdog.actions.base import (
+    Deployment,
+    RollbackRequest,
+    RollbackResult,
+    TargetChoice,
+    TargetGoneError,
+)
+from watchdog.clock import Clock
+from watchdog.core.rules import Duration
+from watchdog.http import CallError, classify_status, parse_retry_after, reset_header_delay
+
+log = structlog.get_logger(__name__)
+
+SERVICE: Final = "Vercel"
+AUTH_FIX: Final = (
+    "token rejected: check the Vercel token, that it belongs to the team owning the project "
+    "(teamId) and that it has not expired"
+)
+_TERMINAL: Final = frozenset({"succeeded", "failed", "skipped"})
+_RUNNING: Final = frozenset({"pending", "in-progress"})
+
+
+class VercelConfig(BaseModel):
+    """Settings for one Vercel project (one watched target)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vercel"] = "vercel"
+    token: SecretStr
+    project_id: str = Field(min_length=1)
+    team_id: str | None = None
+    production_domain: str = Field(min_length=1)
+    base_url: str = "https://api.vercel.com"
+    dashboard_url: str | None = None
+    request_timeout: Duration = timedelta(seconds=10)
+    list_limit: int = Field(default=20, ge=1, le=100)
+    max_pages: int = Field(default=5, ge=1, le=50)
+    poll_interval: Duration = timedelta(seconds=1)
+    job_timeout: Duration = timedelta(minutes=3)
+    alias_checks: int = Field(default=3, ge=1, le=20)
+    conflict_wait: Duration = timedelta(seconds=5)
+    #: a deployment whose ``meta`` has this key (non-empty, not "false"/"0") carries a DB migration
+    migration_meta_key: str | None = None
+    #: Hobby plans may only roll back to the immediately previous production deployment
+    only_previous: bool = False
+    #: record "would roll back to X" instead of calling the rollback API
+    shadow: bool = False
+
+    @field_validator("base_url", "dashboard_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("production_domain")
+    @classmethod
+    def _bare_domain(cls, value: str) -> str:
+        if "://" in value or "/" in value:
+            raise ValueError("give the bare production domain, e.g. 'www.example.com'")
+        return value
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def _ms(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+
+
+def parse_deployment(raw: Mapping[str, Any]) -> Deployment | None:
+    """A deployment from a list row (``uid``), get-deployment or ``targets`` entry (``id``)."""
+    dep_id = raw.get("uid") or raw.get("id")
+    if not isinstance(dep_id, str) or not dep_id:
+        return None
+    meta_raw = raw.get("meta")
+    meta = (
+        {str(k): str(v) for k, v in meta_raw.items() if v is not None}
+        if isinstance(meta_raw, Mapping)
+        else {}
+    )
+    state = raw.get("readyState") or raw.get("state")
+    candidate = raw.get("isRollbackCandidate")
+    return Deployment(
+        id=dep_id,
+        created_at=_ms(raw.get("createdAt", raw.get("created"))),
+        state=state if isinstance(state, str) else None,
+        substate=raw.get("readySubstate") if isinstance(raw.get("readySubstate"), str) else None,
+        target=raw.get("target") if isinstance(raw.get("target"), str) else None,
+        url=raw.get("url") if isinstance(raw.get("url"), str) else None,
+        rollback_candidate=candidate if isinstance(candidate, bool) else None,
+        meta=meta,
+        inspector_url=raw.get("inspectorUrl") if isinstance(raw.get("inspectorUrl"), str) else None,
+    )
+
+
+_NEVER: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def _served_production(dep: Deployment) -> bool:
+    """``isRollbackCandidate``; a row without the flag counts if its target is production."""
+    if dep.rollback_candidate is None:
+        return dep.target == "production"
+    return dep.rollback_candidate
+
+
+def _carries_migration(dep: Deployment, key: str | None) -> bool:
+    if not key:
+        return False
+    value = dep.meta.get(key)
+    return value is not None and value.strip().lower() not in ("", "false", "0", "no")
+
+
+def choose_target(
+    current: Deployment,
+    candidates: Sequence[Deployment],
+    known_bad: Set[str],
+    seen_healthy: Set[str],
+    *,
+    migration_key: str | None = None,
+    only_previous: bool = False,
+    exclude: Set[str] = frozenset(),
+) -> TargetChoice:
+    """Pick the deployment to roll back to (DESIGN §5 "Target"), or say why there is none.
+
+    Eligible: READY, older than ``current``, and it served production before
+    (``isRollbackCandidate``; a row without the flag counts if its target is production).
+    Known-bad and excluded (gone) deployments are skipped; among the rest a deployment the
+    watchdog saw healthy wins over a newer unproven one.
+    """
+    if current.created_at is None:
+        return TargetChoice(None, "the current deployment's creation time is unknown", "no_target")
+    older = sorted(
+        (
+            c
+            for c in candidates
+            if c.id != current.id
+            and c.created_at is not None
+            and c.created_at < current.created_at
+            and (c.state or "").upper() == "READY"
+            and (
+                c.rollback_candidate is True
+                or (c.rollback_candidate is None and c.target == "production")
+            )
+        ),
+        key=lambda c: c.created_at or _NEVER,
+        reverse=True,
+    )
+    if not older:
+        return TargetChoice(
+            None, "no older READY deployment has served production", refused_by="no_target"
+        )
+    if only_previous:
+        # Hobby plans can only go back to the immediately previous production deployment
+        older = older[:1]
+    allowed: list[Deployment] = []
+    blocked_by: Deployment | None = current if _carries_migration(current, migration_key) else None
+    if blocked_by is None:
+        for cand in older:
+            allowed.append(cand)
+            if _carries_migration(cand, migration_key):
+                # rolling back past this one would run code older than its schema migration
+                blocked_by = cand
+                break
+    usable = [c for c in allowed if c.id not in known_bad and c.id not in exclude]
+    healthy = [c for c in usable if c.id in seen_healthy]
+    if healthy:
+        return TargetChoice(healthy[0], f"{healthy[0].id} is the newest deployment seen healthy")
+    if usable:
+        return TargetChoice(usable[0], f"{usable[0].id} is the newest eligible deployment")
+    if blocked_by is not None and not allowed:
+        return TargetChoice(
+            None,
+            f"{blocked_by.id} carries a database migration ({migration_key}); rolling back past "
+            "it needs a human (Method 3)",
+            refused_by="migration",
+        )
+    skipped = ", ".join(c.id for c in allowed)
+    why = "known bad or gone"
+    if blocked_by is not None:
+        why += f"; older ones are behind migration {blocked_by.id} ({migration_key})"
+    if only_previous:
+        why += "; this plan can only roll back to the previous production deployment"
+    return TargetChoice(None, f"every eligible deployment ({skipped}) is {why}", "no_target")
+
+
+def _vercel_error(text: str) -> tuple[str, str, Mapping[str, Any]]:
+    """``(code, message, error)`` from Vercel's ``{"error":{..}}`` body, tolerating anything."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return "", text.strip()[:200], {}
+    err = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(err, Mapping):
+        return "", "", {}
+    code = err.get("code")
+    message = err.get("message")
+    return (
+        code if isinstance(code, str) else "",
+        message if isinstance(message, str) else "",
+        err,
+    )
+
+
+def rate_limit_delay(resp: Response, now_epoch_s: float) -> float | None:
+    """Seconds until Vercel's rate limit resets: header (epoch s), then either 429 body shape."""
+    delay = reset_header_delay(resp.headers, "X-RateLimit-Reset", now_epoch_s)
+    if delay is not None:
+        return delay
+    _, _, err = _vercel_error(resp.text)
+    limit = err.get("limit")
+    if isinstance(limit, Mapping):
+        reset_ms = limit.get("resetMs")
+        if isinstance(reset_ms, int | float) and not isinstance(reset_ms, bool):
+            return max(0.0, reset_ms / 1000.0 - now_epoch_s)
+        reset = limit.get("reset")
+        if isinstance(reset, int | float) and not isinstance(reset, bool):
+            return max(0.0, float(reset) - now_epoch_s)
+    return parse_retry_after(resp.headers.get("Retry-After"))
+
+
+# --------------------------------------------------------------------------- the deployer
+
+
+class VercelDeployer:
+    """The :class:`~watchdog.actions.base.Deployer` for one Vercel project."""
+
+    def __init__(self, config: VercelConfig, session: aiohttp.ClientSession, clock: Clock) -> None:
+        self._config = config
+        self._session = session
+        self._clock = clock
+        self._log = log.bind(project=config.project_id)
+
+    @property
+    def project(self) -> str:
+        return self._config.project_id
+
+    @property
+    def config(self) -> VercelConfig:
+        return self._config
+
+    # ----------------------------------------------------------------- HTTP
+
+    def _url(self, path: str) -> str:
+        return f"{self._config.base_url}{path}"
+
+    def _params(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        params = dict(extra or {})
+        if self._config.team_id:
+            # team resources need teamId on every call, or Vercel answers as if they don't exist
+            params["teamId"] = self._config.team_id
+        return params
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Response:
+        return await send(
+            self._session,
+            method,
+            self._url(path),
+            service=SERVICE,
+            timeout_s=self._config.request_timeout.total_seconds(),
+            headers={
+                "Authorization": f"Bearer {self._config.token.get_secret_value()}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            params=self._params(params),
+            json_body=json_body,
+        )
+
+    def _error(self, resp: Response, what: str) -> CallError:
+        code, message, _ = _vercel_error(resp.text)
+        hint = f"{what}: {code} {message}".strip() if (code or message) else what
+        retry_after = None
+        if resp.status == 429:
+            retry_after = rate_limit_delay(resp, self._clock.now().timestamp())
+        return classify_status(
+            resp.status, SERVICE, hint, retry_after=retry_after, auth_fix=AUTH_FIX
+        )
+
+    async def _get_json(
+        self, path: str, what: str, params: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any]:
+        resp = await self._call("GET", path, params=params)
+        if not resp.ok:
+            raise self._error(resp, what)
+        body = resp.json(SERVICE)
+        if not isinstance(body, Mapping):
+            raise CallError(
+                f"{SERVICE} {what}: expected a JSON object", retryable=True, reason="malformed"
+            )
+        return body
+
+    # ----------------------------------------------------------------- reads
+
+    async def get_project(self) -> Mapping[str, Any]:
+        return await self._get_json(
+            f"/v9/projects/{quote(self._config.project_id, safe='')}", "get project"
+        )
+
+    async def get_deployment(self, deployment_id: str) -> Deployment:
+        body = await self._get_json(
+            f"/v13/deployments/{quote(deployment_id, safe='')}", "get deployment"
+        )
+        dep = parse_deployment(body)
+        if dep is None:
+            raise CallError(
+                f"{SERVICE} get deployment: no id in the answer", retryable=True, reason="malformed"
+            )
+        return dep
+
+    async def serving(self) -> str | None:
+        body = await self._get_json(
+            f"/v4/aliases/{quote(self._config.production_domain, safe='')}", "get alias"
+        )
+        value = body.get("deploymentId")
+        return value if isinstance(value, str) and value else None
+
+    async def current_production(self) -> Deployment:
+        """The deployment production traffic reaches; the alias wins over ``targets``.
+
+        Whether ``targets.production`` follows a rollback is unconfirmed, while the production
+        domain's alias is what users actually hit, so a disagreement is settled by the alias.
+        """
+        project = await self.get_project()
+        targets = project.get("targets")
+        prod_raw = targets.get("production") if isinstance(targets, Mapping) else None
+        from_targets = parse_deployment(prod_raw) if isinstance(prod_raw, Mapping) else None
+        serving = await self.serving()
+        if serving is None and from_targets is None:
+            raise CallError(
+                f"{SERVICE}: neither the project nor {self._config.production_domain} names a "
+                "production deployment",
+                retryable=False,
+                reason="no_production",
+            )
+        if from_targets is not None and (serving is None or serving == from_targets.id):
+            return from_targets
+        assert serving is not None
+        if from_targets is not None:
+            self._log.warning("vercel_production_mismatch", targets=from_targets.id, alias=serving)
+        return await self.get_deployment(serving)
+
+    async def list_candidates(self) -> list[Deployment]:
+        """READY production deployments, newest first, following ``pagination.next``."""
+        found: list[Deployment] = []
+        until: str | None = None
+        for _ in range(self._config.max_pages):
+            params = {
+                "projectId": self._config.project_id,
+                "target": "production",
+                "state": "READY",
+                "limit": str(self._config.list_limit),
+            }
+            if until is not None:
+                params["until"] = until
+            body = await self._get_json("/v6/deployments", "list deployments", params)
+            rows = body.get("deployments")
+            if not isinstance(rows, list):
+                raise CallError(
+                    f"{SERVICE} list deployments: no 'deployments' array",
+                    retryable=True,
+                    reason="malformed",
+                )
+            found.extend(
+                d for d in (parse_deployment(r) for r in rows if isinstance(r, Mapping)) if d
+            )
+            pagination = body.get("pagination")
+            nxt = pagination.get("next") if isinstance(pagination, Mapping) else None
+            if isinstance(nxt, bool) or not isinstance(nxt, int | float):
+                break
+            until = str(int(nxt))
+        return found
+
+    def choose_target(
+        self,
+        current: Deployment,
+        candidates: Sequence[Deployment],
+        known_bad: frozenset[str],
+        seen_healthy: frozenset[str],
+        exclude: frozenset[str] = frozenset(),
+    ) -> TargetChoice:
+        return choose_target(
+            current,
+            candidates,
+            known_bad,
+            seen_healthy,
+            migration_key=self._config.migration_meta_key,
+            only_previous=self._config.only_previous,
+            exclude=exclude,
+        )
+
+    # ----------------------------------------------------------------- the rollback
+
+    async def request_rollback(self, target: Deployment) -> RollbackRequest:
+        """One attempt at asking Vercel to point production at ``target``.
+
+        Promote is only for STAGED builds that never served traffic; everything else is an
+        instant rollback. A 409 means a job is already running: if it is ours (an earlier
+        attempt whose answer got lost) the request counts as accepted, else wait and retry.
+        """
+        method = "promote" if (target.substate or "").upper() == "STAGED" else "rollback"
+        if self._config.shadow:
+            return RollbackRequest(
+                target, method, shadow=True, detail=f"would {method} to {target.id}"
+            )
+        project = quote(self._config.project_id, safe="")
+        dep = quote(target.id, safe="")
+        path = (
+            f"/v10/projects/{project}/promote/{dep}"
+            if method == "promote"
+            else f"/v1/projects/{project}/rollback/{dep}"
+        )
+        resp = await self._call("POST", path, json_body={})
+        if resp.ok:
+            self._log.info("vercel_rollback_requested", to=target.id, method=method)
+            return RollbackRequest(target, method, detail=f"{method} to {target.id} accepted")
+        if resp.status in (404, 410):
+            code, _, _ = _vercel_error(resp.text)
+            raise TargetGoneError(
+                f"{SERVICE}: deployment {target.id} is gone ({resp.status} {code}): "
+                "choose another target",
+                retryable=False,
+                reason="target_gone",
+                status=resp.status,
+            )
+        if resp.status == 409:
+            job = await self._alias_job()
+            if job is not None and job.get("toDeploymentId") == target.id:
+                self._log.info("vercel_rollback_already_running", to=target.id)
+                return RollbackRequest(
+                    target, method, detail=f"{method} to {target.id} already running"
+                )
+            raise CallError(
+                f"{SERVICE}: another rollback or promote is running on the project (409); "
+                "waiting for it to finish",
+                retryable=True,
+                reason="conflict",
+                status=409,
+                retry_after=self._config.conflict_wait.total_seconds(),
+            )
+        raise self._error(resp, method)
+
+    async def _alias_job(self) -> Mapping[str, Any] | None:
+        try:
+            project = await self.get_project()
+        except CallError:
+            return None
+        job = project.get("lastAliasRequest")
+        return job if isinstance(job, Mapping) else None
+
+    async def await_rollback(self, target: Deployment) -> RollbackResult:
+        """Poll ``lastAliasRequest`` until the job for ``target`` ends, then check the alias.
+
+        Bounded by ``job_timeout``. Transient read errors keep polling (the job runs on
+        Vercel's side regardless); a rejected token ends the wait at once.
+        """
+        interval = self._config.poll_interval.total_seconds()
+        deadline = self._clock.monotonic() + self._config.job_timeout.total_seconds()
+        status: str | None = None
+        last_error = ""
+        while True:
+            try:
+                project = await self.get_project()
+            except CallError as exc:
+                if not exc.retryable:
+                    return RollbackResult(
+                        False, f"could not follow the rollback: {exc}", None, status
+                    )
+                last_error = str(exc)
+                project = {}
+            job = project.get("lastAliasRequest")
+            if isinstance(job, Mapping) and job.get("toDeploymentId") == target.id:
+                raw = job.get("jobStatus")
+                new_status = raw if isinstance(raw, str) else None
+                if new_status != status:
+                    self._log.info("vercel_job_status", to=target.id, status=new_status)
+                status = new_status
+                if status in _TERMINAL:
+                    break
+                if status not in _RUNNING:
+                    return RollbackResult(
+                        False, f"Vercel reported an unknown job status {status!r}", None, status
+                    )
+            if self._clock.monotonic() >= deadline:
+                extra = f" (last error: {last_error})" if last_error else ""
+                return RollbackResult(
+                    False,
+                    f"Vercel's job for {target.id} did not finish within "
+                    f"{self._config.job_timeout.total_seconds():g}s (status {status}){extra}",
+                    None,
+                    status,
+                )
+            await self._clock.sleep(interval)
+        if status == "failed":
+            return RollbackResult(
+                False, f"Vercel's rollback job to {target.id} failed", None, status
+            )
+        return await self._check_alias(target, status)
+
+    async def _check_alias(self, target: Deployment, status: str | None) -> RollbackResult:
+        serving: str | None = None
+        for attempt in range(self._config.alias_checks):
+            if attempt:
+                await self._clock.sleep(self._config.poll_interval.total_seconds())
+            try:
+                serving = await self.serving()
+            except CallError as exc:
+                if not exc.retryable:
+                    return RollbackResult(False, f"could not check the alias: {exc}", None, status)
+                continue
+            if serving == target.id:
+                return RollbackResult(
+                    True,
+                    f"{self._config.production_domain} serves {target.id}",
+                    serving,
+                    status,
+                )
+        return RollbackResult(
+            False,
+            f"Vercel's job ended {status} but {self._config.production_domain} still serves "
+            f"{serving or 'an unknown deployment'}, not {target.id}",
+            serving,
+            status,
+        )
+
+    def undo_hint(self, deployment: str | None = None) -> str:
+        team = f"?teamId={self._config.team_id}" if self._config.team_id else ""
+        dep = deployment or "<fixed-deployment-id>"
+        return (
+            "Vercel has stopped auto-assigning new deployments to production after this "
+            "rollback. To undo it once a fix is ready, promote the fixed deployment: the "
+            'dashboard\'s "Undo Rollback", or POST '
+            f"{self._config.base_url}/v10/projects/{self._config.project_id}/promote/{dep}{team}"
+        )
