@@ -226,7 +226,9 @@ def resolve_references(
                 return Path(name).read_text(encoding="utf-8").rstrip("\n"), problems
             except OSError as exc:
                 problems.append(
-                    Problem(file, line, _dotted(loc), f"cannot read secret file {name}: {exc.strerror}")
+                    Problem(
+                        file, line, _dotted(loc), f"cannot read secret file {name}: {exc.strerror}"
+                    )
                 )
                 return "", problems
     return data, problems

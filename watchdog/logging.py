@@ -61,7 +61,7 @@ class Redactor:
         if not self.secrets:
             return event
         for key, value in list(event.items()):
-            event[key] = self.scrub(value if isinstance(value, str | dict | list | tuple) else value)
+            event[key] = self.scrub(value)
         return event
 
 

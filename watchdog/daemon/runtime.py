@@ -38,8 +38,8 @@ from watchdog.core.engine import Engine, RollbackPhase
 from watchdog.core.model import (
     AckDecision,
     AckEvent,
-    DeclareEvent,
     Decision,
+    DeclareEvent,
     DeployEvent,
     Event,
     HoldEvent,
@@ -270,7 +270,8 @@ class Daemon:
         for incident in await self.store.list_incidents(open_only=True):
             self._incidents[incident.id] = incident
             mine = [
-                r for r in await self.store.list_rollbacks(target=incident.target)
+                r
+                for r in await self.store.list_rollbacks(target=incident.target)
                 if r.incident == incident.id
             ]
             latest = mine[-1] if mine else None
@@ -313,9 +314,7 @@ class Daemon:
             if ts is not None and ts.deployment == current.id:
                 continue
             live = current.created_at if (ts is None or ts.deployment is None) else None
-            await self.apply(
-                DeployEvent(target, self.clock.now(), current.id, live_since=live)
-            )
+            await self.apply(DeployEvent(target, self.clock.now(), current.id, live_since=live))
 
     # ----------------------------------------------------------------- loops
 
@@ -625,9 +624,15 @@ class Daemon:
     async def ack(self, target: str, decision: str, by: str) -> dict[str, Any]:
         self._known(target)
         now = self.clock.now()
-        await self.store.append_event(HumanEvent("ack", target, now, by, data={"decision": decision}))
+        await self.store.append_event(
+            HumanEvent("ack", target, now, by, data={"decision": decision})
+        )
         decisions = await self.apply(AckEvent(target, now, AckDecision(decision), by=by))
-        return {"target": target, "action": decisions[-1].action.value, "reason": decisions[-1].reason}
+        return {
+            "target": target,
+            "action": decisions[-1].action.value,
+            "reason": decisions[-1].reason,
+        }
 
     async def declare(self, target: str, reason: str, by: str) -> dict[str, Any]:
         self._known(target)
@@ -635,11 +640,18 @@ class Daemon:
         await self.store.append_event(HumanEvent("declare", target, now, by, reason))
         decisions = await self.apply(DeclareEvent(target, now, reason=reason, by=by))
         last = decisions[-1]
-        return {"target": target, "incident": last.incident, "action": last.action.value, "reason": last.reason}
+        return {
+            "target": target,
+            "incident": last.incident,
+            "action": last.action.value,
+            "reason": last.reason,
+        }
 
     async def kill_switch(self, on: bool, reason: str, by: str) -> dict[str, Any]:
         now = self.clock.now()
-        await self.store.append_event(HumanEvent("kill_switch", "*", now, by, reason, data={"on": on}))
+        await self.store.append_event(
+            HumanEvent("kill_switch", "*", now, by, reason, data={"on": on})
+        )
         await self.apply(KillSwitchEvent(now, on, reason))
         self.metrics.set_flag(self.metrics.kill_switch, on)
         log.warning("kill_switch", on=on, by=by)

@@ -41,7 +41,9 @@ class Control(Protocol):
 
     async def incident(self, incident_id: str) -> dict[str, Any] | None: ...
 
-    async def hold(self, target: str, duration: timedelta, reason: str, by: str) -> dict[str, Any]: ...
+    async def hold(
+        self, target: str, duration: timedelta, reason: str, by: str
+    ) -> dict[str, Any]: ...
 
     async def ack(self, target: str, decision: str, by: str) -> dict[str, Any]: ...
 
@@ -210,17 +212,12 @@ def render_status_page(status: dict[str, Any]) -> str:
     for target in status.get("targets", []):
         action = str(target.get("action", "monitor"))
         colour = _COLOURS.get(action, "#333")
-        signals = "".join(
-            f"<tr><td>{esc(str(o['rule']))}</td><td>{esc(str(o['signal']))}</td>"
-            f"<td>{esc(_fmt(o.get('value')))}</td><td>{esc(str(o['op']))} {esc(_fmt(o['threshold']))}</td>"
-            f"<td>{'🔥 firing' if o.get('firing') else ('unknown: ' + esc(str(o['unknown'])) if o.get('unknown') else 'ok')}</td></tr>"
-            for o in target.get("observations", [])
-        )
+        signals = "".join(_observation_row(o) for o in target.get("observations", []))
         rows.append(
             f'<section class="target" data-target="{esc(str(target["name"]))}">'
             f'<h2>{esc(str(target["name"]))} <span class="action" style="background:{colour}">'
             f"{esc(action)}</span> <small>{esc(str(target.get('severity') or ''))}</small></h2>"
-            f"<p class=\"reason\">{esc(str(target.get('reason', '')))}</p>"
+            f'<p class="reason">{esc(str(target.get("reason", "")))}</p>'
             f"<p>deployment: <code>{esc(str(target.get('deployment') or 'unknown'))}</code>"
             f" · incident: {esc(str(target.get('incident') or 'none'))}</p>"
             f"<table><tr><th>rule</th><th>signal</th><th>value</th><th>threshold</th><th>state</th></tr>"
@@ -232,14 +229,30 @@ def render_status_page(status: dict[str, Any]) -> str:
     if status.get("shadow"):
         banner += '<p class="banner">Shadow mode: rollbacks are recorded, not performed.</p>'
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rollback-watchdog</title>"
+        '<!doctype html><html><head><meta charset="utf-8"><title>rollback-watchdog</title>'
         '<meta http-equiv="refresh" content="5">'
         "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
         ".action{color:#fff;padding:.1em .5em;border-radius:.3em;font-size:.8em}"
-        "table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.2em .8em;text-align:left}"
+        "table{border-collapse:collapse}"
+        "td,th{border-bottom:1px solid #ddd;padding:.2em .8em;text-align:left}"
         ".banner{background:#fff3cd;padding:.5em}</style></head><body>"
         f"<h1>rollback-watchdog</h1><p>as of {esc(str(status.get('now', '')))}"
         f" · leader: {esc(str(status.get('leader', '')))}</p>{banner}{''.join(rows)}</body></html>"
+    )
+
+
+def _observation_row(o: dict[str, Any]) -> str:
+    esc = html.escape
+    if o.get("firing"):
+        state = "🔥 firing"
+    elif o.get("unknown"):
+        state = "unknown: " + esc(str(o["unknown"]))
+    else:
+        state = "ok"
+    return (
+        f"<tr><td>{esc(str(o['rule']))}</td><td>{esc(str(o['signal']))}</td>"
+        f"<td>{esc(_fmt(o.get('value')))}</td>"
+        f"<td>{esc(str(o['op']))} {esc(_fmt(o['threshold']))}</td><td>{state}</td></tr>"
     )
 
 

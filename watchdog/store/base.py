@@ -41,7 +41,8 @@ class RollbackState(enum.StrEnum):
 
     @property
     def in_flight(self) -> bool:
-        return self in (RollbackState.INTENT, RollbackState.REQUESTED, RollbackState.SUCCEEDED)
+        # SUCCEEDED is not in flight: a crash during verification must not block rollbacks
+        return self in (RollbackState.INTENT, RollbackState.REQUESTED)
 
 
 @dataclass(frozen=True, slots=True)
