@@ -10,10 +10,19 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchdog import __version__
 from watchdog.core.rules import RulePack
 from watchdog.yamlfile import FileError, default_rules_path, load_rule_pack
+
+if TYPE_CHECKING:
+    from watchdog.config import Settings
+
+
+class StoreError(Exception):
+    """Placeholder until the store raises its own error type."""
+
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -95,6 +104,125 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(path: str) -> Settings | None:
+    from watchdog.config import load_settings
+
+    try:
+        return load_settings(Path(path))
+    except FileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT."""
+    import asyncio
+
+    from watchdog import logging as wlog
+    from watchdog.daemon.main import serve
+
+    settings = _settings(args.config)
+    if settings is None:
+        return 1
+    try:
+        pack = load_rules(args.rules or (str(settings.rules) if settings.rules else None))
+    except FileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    wlog.configure(settings.log.level, settings.log.format, wlog.secrets_of(settings))
+    try:
+        return asyncio.run(serve(settings, pack))
+    except OSError as exc:
+        return fail(f"cannot start: {exc.strerror or exc}")
+    except StoreError as exc:
+        return fail(f"cannot open the store: {exc}")
+
+
+def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None) -> int:
+    """Call the running daemon's HTTP API and print its JSON answer."""
+    import asyncio
+    import json
+    import os
+
+    import aiohttp
+
+    token = os.environ.get("WATCHDOG_API_TOKEN", "")
+    if getattr(args, "token_file", None):
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return fail(f"cannot read token file {args.token_file}: {exc.strerror}")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers["X-Watchdog-User"] = os.environ.get("USER", "cli")
+
+    async def call() -> tuple[int, object]:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
+            method, args.url.rstrip("/") + path, json=body, headers=headers
+        ) as resp:
+            try:
+                data = await resp.json(content_type=None)
+            except (json.JSONDecodeError, aiohttp.ContentTypeError):
+                data = {"error": (await resp.text())[:200]}
+            return resp.status, data
+
+    try:
+        status, data = asyncio.run(call())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return fail(f"cannot reach the watchdog at {args.url}: {type(exc).__name__} {exc}")
+    print(json.dumps(data, indent=2))
+    if status >= 400:
+        return fail(f"the watchdog answered {status}")
+    return 0
+
+
+@command("status")
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show what the running daemon sees and decides, per target."""
+    return _api(args, "GET", "/api/status", None)
+
+
+@command("hold")
+def cmd_hold(args: argparse.Namespace) -> int:
+    """Suppress automatic rollback for a target for a while (pages still go out)."""
+    return _api(
+        args,
+        "POST",
+        "/api/hold",
+        {"target": args.target, "duration": args.duration, "reason": args.reason},
+    )
+
+
+@command("ack")
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge a P1 page: fix forward (hold rollback for the window) or roll back now."""
+    return _api(args, "POST", "/api/ack", {"target": args.target, "decision": args.decision})
+
+
+@command("declare")
+def cmd_declare(args: argparse.Namespace) -> int:
+    """Declare an incident (e.g. a security vulnerability): takes the rollback path."""
+    return _api(args, "POST", "/api/declare", {"target": args.target, "reason": args.reason})
+
+
+@command("kill-switch")
+def cmd_kill_switch(args: argparse.Namespace) -> int:
+    """Turn automatic actions off (on) or back on (off)."""
+    return _api(args, "POST", "/api/kill-switch", {"on": args.state == "on", "reason": args.reason})
+
+
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:8080", help="the running watchdog (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--token-file", help="file holding the API token (default: $WATCHDOG_API_TOKEN)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchdog",
@@ -113,6 +241,34 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--explain", action="store_true", help="also print the flowchart path and incident"
     )
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, help="daemon config YAML")
+    run.add_argument("--rules", help="rule pack YAML (default: from config, else built-in)")
+
+    status = sub.add_parser("status", help="show the running daemon's view")
+    _add_api_options(status)
+
+    hold = sub.add_parser("hold", help="hold automatic rollback for a target")
+    hold.add_argument("target")
+    hold.add_argument("--duration", default="30m", help="e.g. 30m, 2h (default: %(default)s)")
+    hold.add_argument("--reason", default="", help="shown in pages and the audit trail")
+    _add_api_options(hold)
+
+    ack = sub.add_parser("ack", help="acknowledge a page: fix_forward or rollback")
+    ack.add_argument("target")
+    ack.add_argument("--decision", choices=["fix_forward", "rollback"], default="fix_forward")
+    _add_api_options(ack)
+
+    declare = sub.add_parser("declare", help="declare an incident: roll back now")
+    declare.add_argument("target")
+    declare.add_argument("--reason", required=True, help="e.g. 'security vulnerability CVE-...'")
+    _add_api_options(declare)
+
+    kill = sub.add_parser("kill-switch", help="no automatic actions (on) / resume (off)")
+    kill.add_argument("state", choices=["on", "off"])
+    kill.add_argument("--reason", default="")
+    _add_api_options(kill)
     return parser
 
 

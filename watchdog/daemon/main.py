@@ -1,0 +1,113 @@
+"""``watchdog run``: start the daemon and its HTTP server; stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from watchdog import __version__
+from watchdog.clock import Clock, SystemClock
+from watchdog.config import Settings
+from watchdog.core.rules import RulePack
+from watchdog.daemon.runtime import Daemon
+from watchdog.daemon.server import build_app
+from watchdog.store.base import Store
+from watchdog.store.factory import store_from_url
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Running:
+    """A started daemon and its HTTP server (what tests and the demo hold on to)."""
+
+    daemon: Daemon
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        await self.daemon.stop()
+        await self.runner.cleanup()
+
+
+def init_sentry(settings: Settings) -> None:
+    """Report the daemon's own crashes to Sentry when a DSN is configured."""
+    if settings.sentry_dsn is None:
+        return
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        release=f"rollback-watchdog@{__version__}",
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+    )
+
+
+async def start(
+    settings: Settings,
+    pack: RulePack,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> Running:
+    """Start everything; the caller owns stopping it."""
+    daemon = Daemon(
+        settings,
+        pack,
+        store if store is not None else store_from_url(settings.store.url),
+        clock=clock or SystemClock(),
+    )
+    await daemon.start()
+    app = build_app(daemon, daemon.registry, settings.server.api_token)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    bind_host = host if host is not None else settings.server.host
+    site = web.TCPSite(runner, bind_host, settings.server.port if port is None else port)
+    try:
+        await site.start()
+    except OSError:
+        await daemon.stop()
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0] if runner.addresses else (bind_host, port)
+    url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '') else bind_host}:{bound[1]}"  # noqa: S104
+    log.info("http_listening", url=url)
+    return Running(daemon, runner, url)
+
+
+async def serve(
+    settings: Settings,
+    pack: RulePack,
+    *,
+    until: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``until`` returns); exit code 0 on a clean stop."""
+    init_sentry(settings)
+    running = await start(settings, pack)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if until is None:
+            await stop.wait()
+        else:
+            waiter = asyncio.create_task(stop.wait())
+            other = asyncio.create_task(until())
+            await asyncio.wait({waiter, other}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, other):
+                task.cancel()
+        log.info("shutting_down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await running.stop()
+    return 0
