@@ -225,8 +225,8 @@ class SqliteStore:
 
     async def ping(self) -> bool:
         try:
-            async with self._conn().execute("SELECT 1") as cursor:
-                return await cursor.fetchone() == (1,)
+            rows = await self._fetch("SELECT 1")
+            return bool(rows and rows[0][0] == 1)
         except (sqlite3.Error, StoreNotOpenError, ValueError):
             return False
 
