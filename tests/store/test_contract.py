@@ -264,7 +264,9 @@ class TestActionJournal:
         """Rollbacks list oldest first; ``since`` is inclusive; target filters."""
         await store.save_rollback(rollback("r2", requested_at=T0 + timedelta(hours=2)))
         await store.save_rollback(rollback("r1", requested_at=T0))
-        await store.save_rollback(rollback("r3", target="api", requested_at=T0 + timedelta(hours=3)))
+        await store.save_rollback(
+            rollback("r3", target="api", requested_at=T0 + timedelta(hours=3))
+        )
         assert [r.id for r in await store.list_rollbacks()] == ["r1", "r2", "r3"]
         assert [r.id for r in await store.list_rollbacks(target="web")] == ["r1", "r2"]
         since = T0 + timedelta(hours=2)

@@ -43,7 +43,8 @@ class TestSqliteSettings:
         store = await sqlite_factory()
         lease = await store.acquire("a", timedelta(seconds=30), T0)
         other = await store.acquire("b", timedelta(seconds=30), T0)
-        assert lease is not None and other is not None
+        assert lease is not None
+        assert other is not None
         assert (lease.epoch, other.epoch) == (1, 1)
         assert lease.expires_at == T0 + timedelta(seconds=30)
 
@@ -55,7 +56,7 @@ class TestSqliteRefusals:
         """A naive datetime raises ValueError rather than being stored in a guessed zone."""
         store = await sqlite_factory()
         with pytest.raises(ValueError, match="naive datetime"):
-            await store.record_intent(action(created_at=datetime(2024, 5, 1, 12)))  # noqa: DTZ001
+            await store.record_intent(action(created_at=datetime(2024, 5, 1, 12)))
         assert await store.list_actions() == []
 
     async def test_failed_write_leaves_the_store_usable(self, sqlite_factory: StoreFactory) -> None:

@@ -40,7 +40,8 @@ def store_from_url(url: str | SecretStr) -> LeaderStore:
     if scheme == "sqlite":
         if not rest:
             raise ValueError("sqlite store URL has no path: use sqlite:///path/to/watchdog.db")
-        return SqliteStore(rest)
+        # SQLAlchemy's sqlite:////abs form leaves "//abs", which POSIX may treat specially
+        return SqliteStore("/" + rest.lstrip("/") if rest.startswith("/") else rest)
     if scheme in ("postgresql", "postgres"):
         return PostgresStore(SecretStr(raw))
     if scheme == "memory":

@@ -289,13 +289,15 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._get_pool().acquire() as conn, conn.transaction():
-            if self.schema:
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            # replicas starting together: the first migrates, the others wait and find it done
+            # replicas starting together: the first creates and migrates, the others wait for
+            # its commit and find nothing to do (IF NOT EXISTS alone still races on catalogs)
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('rollback-watchdog.migrate'),"
-                " hashtext(current_schema()))"
+                " hashtext(COALESCE($1::text, current_schema(), '')))",
+                self.schema,
             )
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
                 " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"

@@ -57,6 +57,7 @@ from watchdog.store.schema import (
 log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+_WAL_RETRY_MS = 20
 
 _IN_FLIGHT = tuple(s.value for s in RollbackState if s.in_flight)
 
@@ -205,10 +206,7 @@ class SqliteStore:
         db.row_factory = sqlite3.Row
         try:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-            if row is None or str(row[0]).lower() != "wal":
-                raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {row!r})")
+            await _enable_wal(db, self.path)
             self._db = db
             await self._set_synchronous("FULL")
             await self._migrate()
@@ -569,6 +567,27 @@ class SqliteStore:
         if deleted:
             self._log.info("store.pruned", older_than=cutoff, rows=deleted)
         return deleted
+
+
+async def _enable_wal(db: aiosqlite.Connection, path: Path) -> None:
+    """Switch the file to WAL (persistent, so usually a no-op read).
+
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection holds the file while we change the journal mode (several processes opening a
+    brand-new file together): retry for as long as the busy timeout would have waited.
+    """
+    attempts = BUSY_TIMEOUT_MS // _WAL_RETRY_MS
+    for attempt in range(attempts + 1):
+        try:
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts:
+                raise
+            await asyncio.sleep(_WAL_RETRY_MS / 1000)
+    if row is None or str(row[0]).lower() != "wal":
+        raise RuntimeError(f"SQLite refused WAL mode for {path} (got {row!r})")
 
 
 def _decision(r: sqlite3.Row) -> DecisionRecord:
