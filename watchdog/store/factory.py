@@ -1,0 +1,57 @@
+"""Choosing a store from one URL in the settings (no I/O until ``open_store`` opens it).
+
+- ``sqlite:///var/lib/watchdog/watchdog.db`` — everything after ``sqlite://`` is the file
+  path, so three slashes give an absolute path (as in ``file:///``) and
+  ``sqlite://watchdog.db`` a relative one. SQLAlchemy's four-slash absolute form also works.
+- ``postgresql://user:pass@host:5432/db`` (or ``postgres://``) — passed to asyncpg as is;
+  unknown query parameters become server settings, e.g. ``?search_path=watchdog``.
+- ``memory://`` — forgets everything on exit: for the demo, replay and tests only.
+
+Every backend also implements ``Leadership`` (SQLite and memory trivially), hence the
+combined ``LeaderStore`` return type.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from watchdog.store.base import Leadership, Store
+from watchdog.store.memory import MemoryStore
+from watchdog.store.postgres import PostgresStore
+from watchdog.store.sqlite import SqliteStore
+
+
+class LeaderStore(Store, Leadership, Protocol):
+    """A store that can also elect the replica allowed to act."""
+
+
+SCHEMES = ("sqlite://", "postgresql://", "postgres://", "memory://")
+
+
+def store_from_url(url: str | SecretStr) -> LeaderStore:
+    """Build (without opening) the store a URL names; errors never echo the URL's password."""
+    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+    scheme, sep, rest = raw.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(f"store URL has no scheme: expected one of {', '.join(SCHEMES)}")
+    if scheme == "sqlite":
+        if not rest:
+            raise ValueError("sqlite store URL has no path: use sqlite:///path/to/watchdog.db")
+        # SQLAlchemy's sqlite:////abs form leaves "//abs", which POSIX may treat specially
+        return SqliteStore("/" + rest.lstrip("/") if rest.startswith("/") else rest)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore(SecretStr(raw))
+    if scheme == "memory":
+        return MemoryStore()
+    # only the scheme is shown: the rest may hold credentials
+    raise ValueError(f"unsupported store URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+
+
+async def open_store(url: str | SecretStr) -> LeaderStore:
+    """The store a URL names, opened (schema migrated) and ready to use."""
+    store = store_from_url(url)
+    await store.open()
+    return store

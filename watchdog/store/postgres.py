@@ -1,0 +1,746 @@
+"""The shared store for several replicas: PostgreSQL through an asyncpg pool (I/O boundary).
+
+Leader election is a lease row ``(holder, epoch, expires_at)`` taken or renewed by one atomic
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` statement: it succeeds when the lease is free,
+expired, or already ours; a *new* holder (or a holder whose lease lapsed) bumps the epoch.
+
+Fencing: the store remembers the ``(holder, epoch)`` it was granted. Every action-side write
+(``record_intent``, ``record_outcome``, ``save_rollback``, ``mark_known_bad``) runs in a
+transaction that first locks the lease row ``FOR SHARE`` and checks it still carries that
+holder and epoch, else raises ``FencedError``. The share lock makes the check and the write
+one step against a concurrent takeover (whose update waits for our commit), so a leader that
+was paused past its lease and replaced cannot act afterwards. A store that never acquired the
+lease cannot write actions at all. A lapsed lease nobody else took is still ours: no other
+replica can have acted meanwhile, because taking it bumps the epoch.
+
+Decisions, incidents, human events and drills are not fenced: any replica may write its
+audit trail and a human's hold must never be lost because it reached a follower.
+
+Lease clock: by default the *database's* clock judges expiry (``lease_clock="database"``), so
+replicas with skewed clocks cannot steal a lease early; the ``now`` passed to ``acquire`` is
+then ignored and ``Lease.expires_at`` is in database time. ``lease_clock="caller"`` uses the
+passed ``now`` instead, which keeps tests with a fake clock deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+import structlog
+from pydantic import SecretStr
+
+from watchdog.store.base import (
+    ActionRecord,
+    ActionStatus,
+    DecisionRecord,
+    DrillRecord,
+    FencedError,
+    HumanEvent,
+    IncidentRecord,
+    Lease,
+    RollbackRecord,
+    RollbackState,
+)
+from watchdog.store.schema import (
+    LEADER_LEASE,
+    Migration,
+    StoreNotOpenError,
+    check_migrations,
+    from_json,
+    pending,
+    require_aware,
+    to_json,
+    utc,
+    utc_opt,
+)
+
+log = structlog.get_logger(__name__)
+
+LeaseClock = Literal["database", "caller"]
+
+_IN_FLIGHT = [s.value for s in RollbackState if s.in_flight]
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE decisions (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                target TEXT NOT NULL,
+                at TIMESTAMPTZ NOT NULL,
+                action TEXT NOT NULL,
+                severity TEXT,
+                rule TEXT,
+                reason TEXT NOT NULL,
+                path JSONB NOT NULL,
+                incident TEXT,
+                data JSONB NOT NULL
+            )""",
+            "CREATE INDEX decisions_target ON decisions (target, seq)",
+            "CREATE INDEX decisions_incident ON decisions (incident, seq)",
+            "CREATE INDEX decisions_at ON decisions (at)",
+            """CREATE TABLE incidents (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                id TEXT PRIMARY KEY,
+                target TEXT NOT NULL,
+                opened_at TIMESTAMPTZ NOT NULL,
+                severity TEXT NOT NULL,
+                rule TEXT,
+                reason TEXT NOT NULL,
+                dedup_key TEXT NOT NULL,
+                deployment TEXT,
+                resolved_at TIMESTAMPTZ,
+                declared BOOLEAN NOT NULL,
+                first_detected_at TIMESTAMPTZ
+            )""",
+            "CREATE INDEX incidents_opened ON incidents (opened_at)",
+            """CREATE TABLE actions (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                key TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                status TEXT NOT NULL,
+                incident TEXT,
+                detail JSONB NOT NULL,
+                finished_at TIMESTAMPTZ,
+                error TEXT
+            )""",
+            "CREATE INDEX actions_incident ON actions (incident, created_at)",
+            "CREATE INDEX actions_created ON actions (created_at)",
+            """CREATE TABLE rollbacks (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                id TEXT PRIMARY KEY,
+                incident TEXT NOT NULL,
+                target TEXT NOT NULL,
+                project TEXT NOT NULL,
+                requested_at TIMESTAMPTZ NOT NULL,
+                state TEXT NOT NULL,
+                from_deployment TEXT,
+                to_deployment TEXT,
+                automatic BOOLEAN NOT NULL,
+                finished_at TIMESTAMPTZ,
+                verified_at TIMESTAMPTZ,
+                detail TEXT NOT NULL
+            )""",
+            "CREATE INDEX rollbacks_requested ON rollbacks (requested_at)",
+            """CREATE TABLE known_bad (
+                project TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                marked_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (project, deployment)
+            )""",
+            """CREATE TABLE events (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                at TIMESTAMPTZ NOT NULL,
+                by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                until TIMESTAMPTZ,
+                data JSONB NOT NULL
+            )""",
+            "CREATE INDEX events_at ON events (at)",
+            """CREATE TABLE drills (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                id TEXT PRIMARY KEY,
+                target TEXT NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                finished_at TIMESTAMPTZ,
+                succeeded BOOLEAN NOT NULL,
+                duration_s DOUBLE PRECISION,
+                report JSONB NOT NULL
+            )""",
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                epoch BIGINT NOT NULL,
+                expires_at TIMESTAMPTZ NOT NULL
+            )""",
+        ),
+    ),
+)
+
+# One statement decides take / renew / refuse, so two replicas racing cannot both win.
+_ACQUIRE = """
+INSERT INTO leases AS l (name, holder, epoch, expires_at)
+VALUES ($1, $2, 1, COALESCE($3::timestamptz, now()) + $4::interval)
+ON CONFLICT (name) DO UPDATE SET
+    holder = EXCLUDED.holder,
+    epoch = CASE
+        WHEN l.holder = EXCLUDED.holder AND l.expires_at > COALESCE($3::timestamptz, now())
+        THEN l.epoch ELSE l.epoch + 1 END,
+    expires_at = EXCLUDED.expires_at
+WHERE l.holder = EXCLUDED.holder OR l.expires_at <= COALESCE($3::timestamptz, now())
+RETURNING holder, epoch, expires_at
+"""
+
+# Incidents whose history prune keeps: still open, or with a rollback in flight ($2).
+_PRUNE_DECISIONS = """
+DELETE FROM decisions WHERE at < $1 AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[])))
+"""
+_PRUNE_ACTIONS = """
+DELETE FROM actions WHERE created_at < $1 AND status <> $3
+AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[])))
+"""
+_PRUNE_ROLLBACKS = """
+DELETE FROM rollbacks WHERE requested_at < $1 AND NOT (state = ANY($2::text[]))
+AND incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
+"""
+_PRUNE_INCIDENTS = """
+DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < $1 AND id NOT IN (
+    SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
+"""
+_PRUNE_EVENTS = "DELETE FROM events WHERE at < $1 AND (until IS NULL OR until < $1)"
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        dsn: str | SecretStr,
+        *,
+        schema: str | None = None,
+        lease_clock: LeaseClock = "database",
+        migrations: Sequence[Migration] = MIGRATIONS,
+        min_size: int = 1,
+        max_size: int = 5,
+        timeout_s: float = 10.0,
+    ) -> None:
+        # the DSN may carry a password: keep it out of repr, logs and exceptions
+        self._dsn = dsn if isinstance(dsn, SecretStr) else SecretStr(dsn)
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
+        if lease_clock not in ("database", "caller"):
+            raise ValueError(f"lease_clock must be 'database' or 'caller', not {lease_clock!r}")
+        self.schema = schema
+        self.lease_clock: LeaseClock = lease_clock
+        self._migrations = tuple(migrations)
+        check_migrations(self._migrations)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._timeout_s = timeout_s
+        self._pool: asyncpg.Pool | None = None
+        #: the lease this store was last granted: the fencing token for action-side writes
+        self._lease: Lease | None = None
+        self._log = log.bind(store="postgres", schema=schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(schema={self.schema!r}, lease_clock={self.lease_clock!r})"
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this store believes it holds (the database has the final word)."""
+        return self._lease
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        settings = {"search_path": self.schema} if self.schema else None
+        pool = await asyncpg.create_pool(
+            self._dsn.get_secret_value(),
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._timeout_s,
+            command_timeout=self._timeout_s,
+            server_settings=settings,
+            init=_init_connection,
+        )
+        try:
+            self._pool = pool
+            await self._migrate()
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._lease = None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._get_pool().acquire(timeout=self._timeout_s) as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        except StoreNotOpenError:
+            return False
+
+    async def schema_version(self) -> int:
+        async with self._get_pool().acquire() as conn:
+            return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+    async def _migrate(self) -> None:
+        async with self._get_pool().acquire() as conn, conn.transaction():
+            # replicas starting together: the first creates and migrates, the others wait for
+            # its commit and find nothing to do (IF NOT EXISTS alone still races on catalogs)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('rollback-watchdog.migrate'),"
+                " hashtext(COALESCE($1::text, current_schema(), '')))",
+                self.schema,
+            )
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            current = int(
+                await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            )
+            todo = pending(self._migrations, current)
+            for migration in todo:
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
+                    migration.version,
+                    migration.description,
+                )
+        if todo:
+            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreNotOpenError("PostgresStore is not open: call open() first")
+        return self._pool
+
+    @asynccontextmanager
+    async def _fenced(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that proves this store still holds the lease before writing."""
+        lease = self._lease
+        if lease is None:
+            raise FencedError("this replica does not hold the leader lease: it must not act")
+        async with self._get_pool().acquire() as conn, conn.transaction():
+            held = await conn.fetchval(
+                "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
+                LEADER_LEASE,
+                lease.holder,
+                lease.epoch,
+            )
+            if held is None:
+                self._lease = None
+                self._log.warning("store.fenced", holder=lease.holder, epoch=lease.epoch)
+                raise FencedError(
+                    f"leader lease lost (held epoch {lease.epoch} as {lease.holder!r}):"
+                    " another replica took over; this one must not act"
+                )
+            yield conn
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._get_pool().acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> None:
+        async with self._get_pool().acquire() as conn:
+            await conn.execute(sql, *args)
+
+    # -- leadership --------------------------------------------------------------------------
+
+    async def acquire(self, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
+        if ttl <= timedelta(0):
+            raise ValueError("lease ttl must be positive")
+        caller_now = require_aware(now) if self.lease_clock == "caller" else None
+        async with self._get_pool().acquire() as conn:
+            row = await conn.fetchrow(_ACQUIRE, LEADER_LEASE, holder, caller_now, ttl)
+        previous = self._lease
+        if row is None:
+            self._lease = None
+            if previous is not None:
+                self._log.warning("store.lease_lost", holder=holder, epoch=previous.epoch)
+            return None
+        lease = Lease(row["holder"], int(row["epoch"]), utc(row["expires_at"]))
+        self._lease = lease
+        if previous is None or previous.epoch != lease.epoch:
+            self._log.info("store.lease_acquired", holder=holder, epoch=lease.epoch)
+        return lease
+
+    async def release(self, holder: str) -> None:
+        """Give the lease up now (on shutdown) so a follower need not wait for expiry.
+
+        The row stays with its epoch and an expiry in the past: the next holder bumps the
+        epoch, so this replica's token can never become valid again.
+        """
+        epoch = self._lease.epoch if self._lease is not None else None
+        self._lease = None
+        await self._execute(
+            "UPDATE leases SET expires_at = '-infinity' WHERE name = $1 AND holder = $2"
+            " AND ($3::bigint IS NULL OR epoch = $3)",
+            LEADER_LEASE,
+            holder,
+            epoch,
+        )
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    async def append_decision(self, record: DecisionRecord) -> None:
+        await self._execute(
+            "INSERT INTO decisions (target, at, action, severity, rule, reason, path, incident,"
+            " data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            record.target,
+            require_aware(record.at),
+            record.action,
+            record.severity,
+            record.rule,
+            record.reason,
+            list(record.path),
+            record.incident,
+            record.data,
+        )
+
+    async def list_decisions(
+        self, *, target: str | None = None, incident: str | None = None, limit: int = 200
+    ) -> list[DecisionRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM decisions WHERE ($1::text IS NULL OR target = $1)"
+            " AND ($2::text IS NULL OR incident = $2) ORDER BY seq DESC LIMIT $3",
+            target,
+            incident,
+            max(limit, 0),
+        )
+        return [_decision(r) for r in reversed(rows)]
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    async def save_incident(self, incident: IncidentRecord) -> None:
+        await self._execute(
+            "INSERT INTO incidents (id, target, opened_at, severity, rule, reason, dedup_key,"
+            " deployment, resolved_at, declared, first_detected_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (id) DO UPDATE SET target = EXCLUDED.target,"
+            " opened_at = EXCLUDED.opened_at, severity = EXCLUDED.severity,"
+            " rule = EXCLUDED.rule, reason = EXCLUDED.reason, dedup_key = EXCLUDED.dedup_key,"
+            " deployment = EXCLUDED.deployment, resolved_at = EXCLUDED.resolved_at,"
+            " declared = EXCLUDED.declared, first_detected_at = EXCLUDED.first_detected_at",
+            incident.id,
+            incident.target,
+            require_aware(incident.opened_at),
+            incident.severity,
+            incident.rule,
+            incident.reason,
+            incident.dedup_key,
+            incident.deployment,
+            _aware_opt(incident.resolved_at),
+            incident.declared,
+            _aware_opt(incident.first_detected_at),
+        )
+
+    async def load_incident(self, incident_id: str) -> IncidentRecord | None:
+        rows = await self._fetch("SELECT * FROM incidents WHERE id = $1", incident_id)
+        return _incident(rows[0]) if rows else None
+
+    async def list_incidents(
+        self, *, open_only: bool = False, target: str | None = None, limit: int = 100
+    ) -> list[IncidentRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM incidents WHERE (NOT $1::boolean OR resolved_at IS NULL)"
+            " AND ($2::text IS NULL OR target = $2) ORDER BY opened_at DESC, seq ASC LIMIT $3",
+            open_only,
+            target,
+            max(limit, 0),
+        )
+        return [_incident(r) for r in rows]
+
+    # -- actions (fenced) --------------------------------------------------------------------
+
+    async def record_intent(self, action: ActionRecord) -> bool:
+        async with self._fenced() as conn:
+            key = await conn.fetchval(
+                "INSERT INTO actions (key, kind, target, created_at, status, incident, detail,"
+                " finished_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT (key) DO NOTHING RETURNING key",
+                action.key,
+                action.kind,
+                action.target,
+                require_aware(action.created_at),
+                ActionStatus(action.status).value,
+                action.incident,
+                action.detail,
+                _aware_opt(action.finished_at),
+                action.error,
+            )
+        return key is not None
+
+    async def record_outcome(
+        self,
+        key: str,
+        status: ActionStatus,
+        at: datetime,
+        *,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        async with self._fenced() as conn:
+            # jsonb || is a shallow merge where new keys win, as in the other stores
+            found = await conn.fetchval(
+                "UPDATE actions SET status = $2, finished_at = $3, error = $4,"
+                " detail = detail || $5::jsonb WHERE key = $1 RETURNING key",
+                key,
+                ActionStatus(status).value,
+                require_aware(at),
+                error,
+                detail or {},
+            )
+            if found is None:
+                # an outcome without its intent means the write-ahead order was broken
+                raise KeyError(key)
+
+    async def list_actions(
+        self, *, incident: str | None = None, limit: int = 200
+    ) -> list[ActionRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM actions WHERE ($1::text IS NULL OR incident = $1)"
+            " ORDER BY created_at DESC, seq DESC LIMIT $2",
+            incident,
+            max(limit, 0),
+        )
+        return [_action(r) for r in reversed(rows)]
+
+    async def save_rollback(self, rollback: RollbackRecord) -> None:
+        async with self._fenced() as conn:
+            await conn.execute(
+                "INSERT INTO rollbacks (id, incident, target, project, requested_at, state,"
+                " from_deployment, to_deployment, automatic, finished_at, verified_at, detail)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " ON CONFLICT (id) DO UPDATE SET incident = EXCLUDED.incident,"
+                " target = EXCLUDED.target, project = EXCLUDED.project,"
+                " requested_at = EXCLUDED.requested_at, state = EXCLUDED.state,"
+                " from_deployment = EXCLUDED.from_deployment,"
+                " to_deployment = EXCLUDED.to_deployment, automatic = EXCLUDED.automatic,"
+                " finished_at = EXCLUDED.finished_at, verified_at = EXCLUDED.verified_at,"
+                " detail = EXCLUDED.detail",
+                rollback.id,
+                rollback.incident,
+                rollback.target,
+                rollback.project,
+                require_aware(rollback.requested_at),
+                RollbackState(rollback.state).value,
+                rollback.from_deployment,
+                rollback.to_deployment,
+                rollback.automatic,
+                _aware_opt(rollback.finished_at),
+                _aware_opt(rollback.verified_at),
+                rollback.detail,
+            )
+
+    async def list_rollbacks(
+        self, *, target: str | None = None, since: datetime | None = None
+    ) -> list[RollbackRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM rollbacks WHERE ($1::text IS NULL OR target = $1)"
+            " AND ($2::timestamptz IS NULL OR requested_at >= $2) ORDER BY requested_at, seq",
+            target,
+            _aware_opt(since),
+        )
+        return [_rollback(r) for r in rows]
+
+    async def mark_known_bad(self, project: str, deployment: str, at: datetime) -> None:
+        async with self._fenced() as conn:
+            await conn.execute(
+                "INSERT INTO known_bad (project, deployment, marked_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (project, deployment) DO NOTHING",
+                project,
+                deployment,
+                require_aware(at),
+            )
+
+    async def known_bad(self, project: str) -> frozenset[str]:
+        rows = await self._fetch("SELECT deployment FROM known_bad WHERE project = $1", project)
+        return frozenset(str(r["deployment"]) for r in rows)
+
+    # -- human events ------------------------------------------------------------------------
+
+    async def append_event(self, event: HumanEvent) -> None:
+        await self._execute(
+            "INSERT INTO events (kind, target, at, by, reason, until, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.kind,
+            event.target,
+            require_aware(event.at),
+            event.by,
+            event.reason,
+            _aware_opt(event.until),
+            event.data,
+        )
+
+    async def list_events(
+        self, *, since: datetime | None = None, target: str | None = None
+    ) -> list[HumanEvent]:
+        rows = await self._fetch(
+            "SELECT * FROM events WHERE ($1::timestamptz IS NULL OR at >= $1)"
+            " AND ($2::text IS NULL OR target = $2) ORDER BY seq",
+            _aware_opt(since),
+            target,
+        )
+        return [_event(r) for r in rows]
+
+    # -- drills ------------------------------------------------------------------------------
+
+    async def save_drill(self, drill: DrillRecord) -> None:
+        await self._execute(
+            "INSERT INTO drills (id, target, started_at, finished_at, succeeded, duration_s,"
+            " report) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (id) DO UPDATE SET target = EXCLUDED.target,"
+            " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+            " succeeded = EXCLUDED.succeeded, duration_s = EXCLUDED.duration_s,"
+            " report = EXCLUDED.report",
+            drill.id,
+            drill.target,
+            require_aware(drill.started_at),
+            _aware_opt(drill.finished_at),
+            drill.succeeded,
+            drill.duration_s,
+            drill.report,
+        )
+
+    async def list_drills(self, *, limit: int = 20) -> list[DrillRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM drills ORDER BY started_at DESC, seq ASC LIMIT $1", max(limit, 0)
+        )
+        return [_drill(r) for r in rows]
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete history older than the cutoff, keeping what the daemon still needs.
+
+        Same rules as the SQLite store: never open incidents or anything attached to them,
+        in-flight rollbacks, intents without an outcome, holds still in force, known-bad
+        deployments or drills. Not fenced: retention is housekeeping, not an action.
+        """
+        cutoff = require_aware(older_than)
+        deleted = 0
+        async with self._get_pool().acquire() as conn, conn.transaction():
+            for sql in (_PRUNE_DECISIONS, _PRUNE_ROLLBACKS, _PRUNE_INCIDENTS):
+                deleted += _rowcount(await conn.execute(sql, cutoff, _IN_FLIGHT))
+            deleted += _rowcount(
+                await conn.execute(_PRUNE_ACTIONS, cutoff, _IN_FLIGHT, ActionStatus.INTENT.value)
+            )
+            deleted += _rowcount(await conn.execute(_PRUNE_EVENTS, cutoff))
+        if deleted:
+            self._log.info("store.pruned", older_than=cutoff.isoformat(), rows=deleted)
+        return deleted
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSON columns take and return Python dicts/lists; encoding refuses NaN like SQLite's
+    await conn.set_type_codec("jsonb", encoder=to_json, decoder=from_json, schema="pg_catalog")
+
+
+def _rowcount(status: str) -> int:
+    """``DELETE 3`` -> 3 (asyncpg returns the command tag)."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _aware_opt(value: datetime | None) -> datetime | None:
+    return None if value is None else require_aware(value)
+
+
+def _decision(r: asyncpg.Record) -> DecisionRecord:
+    return DecisionRecord(
+        target=r["target"],
+        at=utc(r["at"]),
+        action=r["action"],
+        severity=r["severity"],
+        rule=r["rule"],
+        reason=r["reason"],
+        path=tuple(r["path"]),
+        incident=r["incident"],
+        data=r["data"],
+    )
+
+
+def _incident(r: asyncpg.Record) -> IncidentRecord:
+    return IncidentRecord(
+        id=r["id"],
+        target=r["target"],
+        opened_at=utc(r["opened_at"]),
+        severity=r["severity"],
+        rule=r["rule"],
+        reason=r["reason"],
+        dedup_key=r["dedup_key"],
+        deployment=r["deployment"],
+        resolved_at=utc_opt(r["resolved_at"]),
+        declared=bool(r["declared"]),
+        first_detected_at=utc_opt(r["first_detected_at"]),
+    )
+
+
+def _action(r: asyncpg.Record) -> ActionRecord:
+    return ActionRecord(
+        key=r["key"],
+        kind=r["kind"],
+        target=r["target"],
+        created_at=utc(r["created_at"]),
+        status=ActionStatus(r["status"]),
+        incident=r["incident"],
+        detail=r["detail"],
+        finished_at=utc_opt(r["finished_at"]),
+        error=r["error"],
+    )
+
+
+def _rollback(r: asyncpg.Record) -> RollbackRecord:
+    return RollbackRecord(
+        id=r["id"],
+        incident=r["incident"],
+        target=r["target"],
+        project=r["project"],
+        requested_at=utc(r["requested_at"]),
+        state=RollbackState(r["state"]),
+        from_deployment=r["from_deployment"],
+        to_deployment=r["to_deployment"],
+        automatic=bool(r["automatic"]),
+        finished_at=utc_opt(r["finished_at"]),
+        verified_at=utc_opt(r["verified_at"]),
+        detail=r["detail"],
+    )
+
+
+def _event(r: asyncpg.Record) -> HumanEvent:
+    return HumanEvent(
+        kind=r["kind"],
+        target=r["target"],
+        at=utc(r["at"]),
+        by=r["by"],
+        reason=r["reason"],
+        until=utc_opt(r["until"]),
+        data=r["data"],
+    )
+
+
+def _drill(r: asyncpg.Record) -> DrillRecord:
+    return DrillRecord(
+        id=r["id"],
+        target=r["target"],
+        started_at=utc(r["started_at"]),
+        finished_at=utc_opt(r["finished_at"]),
+        succeeded=bool(r["succeeded"]),
+        duration_s=r["duration_s"],
+        report=r["report"],
+    )
+
+
+__all__ = ["MIGRATIONS", "LeaseClock", "PostgresStore"]

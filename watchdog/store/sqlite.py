@@ -1,0 +1,675 @@
+"""The default durable store: one SQLite file, through aiosqlite (the I/O boundary is here).
+
+Durability choices, since a lost intent can mean a repeated rollback:
+- WAL journal, one transaction (and commit) per write, so a write that returned survives a
+  ``kill -9`` of the daemon: the commit is in the WAL before the call returns.
+- ``synchronous=FULL`` for the action side (intents, outcomes, rollbacks, known-bad,
+  incidents, human events): the WAL is fsynced at each such commit, so they also survive
+  a power cut or kernel crash. Decisions (the high-volume audit, one per target per cycle)
+  and drills use ``synchronous=NORMAL``: they survive a process crash, and losing the last
+  few on power loss costs an audit line, never a repeated action.
+- ``busy_timeout`` so the CLI (``watchdog hold``) can write while the daemon runs;
+  writes start with ``BEGIN IMMEDIATE`` so two writers queue rather than deadlock.
+
+A single-process store is always the leader (epoch 1): there is nobody to fence. Two daemons
+pointed at one file by mistake still cannot both act on one idempotency key, because
+``record_intent`` is an atomic insert in the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from watchdog.store.base import (
+    ActionRecord,
+    ActionStatus,
+    DecisionRecord,
+    DrillRecord,
+    HumanEvent,
+    IncidentRecord,
+    Lease,
+    RollbackRecord,
+    RollbackState,
+)
+from watchdog.store.schema import (
+    Migration,
+    StoreNotOpenError,
+    check_migrations,
+    dt_to_text,
+    dt_to_text_opt,
+    from_json,
+    pending,
+    require_aware,
+    text_to_dt,
+    text_to_dt_opt,
+    to_json,
+)
+
+log = structlog.get_logger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+_WAL_RETRY_MS = 20
+
+_IN_FLIGHT = tuple(s.value for s in RollbackState if s.in_flight)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE decisions (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                target TEXT NOT NULL,
+                at TEXT NOT NULL,
+                action TEXT NOT NULL,
+                severity TEXT,
+                rule TEXT,
+                reason TEXT NOT NULL,
+                path TEXT NOT NULL,
+                incident TEXT,
+                data TEXT NOT NULL
+            )""",
+            "CREATE INDEX decisions_target ON decisions (target, seq)",
+            "CREATE INDEX decisions_incident ON decisions (incident, seq)",
+            "CREATE INDEX decisions_at ON decisions (at)",
+            """CREATE TABLE incidents (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                target TEXT NOT NULL,
+                opened_at TEXT NOT NULL,
+                severity TEXT NOT NULL,
+                rule TEXT,
+                reason TEXT NOT NULL,
+                dedup_key TEXT NOT NULL,
+                deployment TEXT,
+                resolved_at TEXT,
+                declared INTEGER NOT NULL,
+                first_detected_at TEXT
+            )""",
+            "CREATE INDEX incidents_opened ON incidents (opened_at)",
+            """CREATE TABLE actions (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                key TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                incident TEXT,
+                detail TEXT NOT NULL,
+                finished_at TEXT,
+                error TEXT
+            )""",
+            "CREATE INDEX actions_incident ON actions (incident, created_at)",
+            "CREATE INDEX actions_created ON actions (created_at)",
+            """CREATE TABLE rollbacks (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                incident TEXT NOT NULL,
+                target TEXT NOT NULL,
+                project TEXT NOT NULL,
+                requested_at TEXT NOT NULL,
+                state TEXT NOT NULL,
+                from_deployment TEXT,
+                to_deployment TEXT,
+                automatic INTEGER NOT NULL,
+                finished_at TEXT,
+                verified_at TEXT,
+                detail TEXT NOT NULL
+            )""",
+            "CREATE INDEX rollbacks_requested ON rollbacks (requested_at)",
+            """CREATE TABLE known_bad (
+                project TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                marked_at TEXT NOT NULL,
+                PRIMARY KEY (project, deployment)
+            )""",
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                at TEXT NOT NULL,
+                by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                until TEXT,
+                data TEXT NOT NULL
+            )""",
+            "CREATE INDEX events_at ON events (at)",
+            """CREATE TABLE drills (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL UNIQUE,
+                target TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                succeeded INTEGER NOT NULL,
+                duration_s REAL,
+                report TEXT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+
+# Incidents whose history prune keeps: still open, or with a rollback in flight (the last
+# parameter of each statement is the JSON list of in-flight rollback states).
+_PRUNE_DECISIONS = """
+DELETE FROM decisions WHERE at < ? AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?))))
+"""
+_PRUNE_ACTIONS = """
+DELETE FROM actions WHERE created_at < ? AND status <> ? AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?))))
+"""
+_PRUNE_ROLLBACKS = """
+DELETE FROM rollbacks WHERE requested_at < ?
+AND state NOT IN (SELECT value FROM json_each(?)) AND incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL
+    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?)))
+"""
+_PRUNE_INCIDENTS = """
+DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < ? AND id NOT IN (
+    SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?)))
+"""
+_PRUNE_EVENTS = "DELETE FROM events WHERE at < ? AND (until IS NULL OR until < ?)"
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        self.path = Path(path)
+        self._migrations = tuple(migrations)
+        check_migrations(self._migrations)
+        self._db: aiosqlite.Connection | None = None
+        # one connection: transactions from concurrent coroutines must not interleave on it
+        self._lock = asyncio.Lock()
+        self._synchronous: str | None = None
+        self._log = log.bind(store="sqlite", path=str(self.path))
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await _enable_wal(db, self.path)
+            self._db = db
+            await self._set_synchronous("FULL")
+            await self._migrate()
+        except BaseException:
+            self._db = None
+            await db.close()
+            raise
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        self._synchronous = None
+        if db is not None:
+            await db.close()
+
+    async def ping(self) -> bool:
+        try:
+            rows = await self._fetch("SELECT 1")
+            return bool(rows and rows[0][0] == 1)
+        except (sqlite3.Error, StoreNotOpenError, ValueError):
+            return False
+
+    async def schema_version(self) -> int:
+        """The version the open database is at (after ``open()``, the latest known)."""
+        rows = await self._fetch("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    async def _migrate(self) -> None:
+        async with self._write(durable=True) as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as c:
+                row = await c.fetchone()
+            current = int(row[0]) if row else 0
+            # inside BEGIN IMMEDIATE: a second process opening the same file waits, then sees
+            # the migrations applied and has nothing to do
+            todo = pending(self._migrations, current)
+            for migration in todo:
+                for statement in migration.statements:
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) "
+                    "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    (migration.version, migration.description),
+                )
+        if todo:
+            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreNotOpenError("SqliteStore is not open: call open() first")
+        return self._db
+
+    async def _set_synchronous(self, level: str) -> None:
+        if self._synchronous != level:
+            await self._conn().execute(f"PRAGMA synchronous = {level}")
+            self._synchronous = level
+
+    @asynccontextmanager
+    async def _write(self, *, durable: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, committed before the caller's await returns."""
+        async with self._lock:
+            db = self._conn()
+            # PRAGMA synchronous cannot change inside a transaction: set it first
+            await self._set_synchronous("FULL" if durable else "NORMAL")
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                # also covers a failed COMMIT (disk full): never leave the connection mid-txn
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._lock, self._conn().execute(sql, tuple(params)) as cursor:
+            rows = await cursor.fetchall()
+        return list(rows)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    async def append_decision(self, record: DecisionRecord) -> None:
+        async with self._write(durable=False) as db:
+            await db.execute(
+                "INSERT INTO decisions (target, at, action, severity, rule, reason, path,"
+                " incident, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.target,
+                    dt_to_text(record.at),
+                    record.action,
+                    record.severity,
+                    record.rule,
+                    record.reason,
+                    to_json(list(record.path)),
+                    record.incident,
+                    to_json(record.data),
+                ),
+            )
+
+    async def list_decisions(
+        self, *, target: str | None = None, incident: str | None = None, limit: int = 200
+    ) -> list[DecisionRecord]:
+        # the newest ``limit`` rows, returned oldest first (an audit trail reads forwards)
+        rows = await self._fetch(
+            "SELECT * FROM decisions WHERE (? IS NULL OR target = ?)"
+            " AND (? IS NULL OR incident = ?) ORDER BY seq DESC LIMIT ?",
+            (target, target, incident, incident, max(limit, 0)),
+        )
+        return [_decision(r) for r in reversed(rows)]
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    async def save_incident(self, incident: IncidentRecord) -> None:
+        async with self._write(durable=True) as db:
+            await db.execute(
+                "INSERT INTO incidents (id, target, opened_at, severity, rule, reason, dedup_key,"
+                " deployment, resolved_at, declared, first_detected_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET target = excluded.target,"
+                " opened_at = excluded.opened_at, severity = excluded.severity,"
+                " rule = excluded.rule, reason = excluded.reason,"
+                " dedup_key = excluded.dedup_key, deployment = excluded.deployment,"
+                " resolved_at = excluded.resolved_at, declared = excluded.declared,"
+                " first_detected_at = excluded.first_detected_at",
+                (
+                    incident.id,
+                    incident.target,
+                    dt_to_text(incident.opened_at),
+                    incident.severity,
+                    incident.rule,
+                    incident.reason,
+                    incident.dedup_key,
+                    incident.deployment,
+                    dt_to_text_opt(incident.resolved_at),
+                    int(incident.declared),
+                    dt_to_text_opt(incident.first_detected_at),
+                ),
+            )
+
+    async def load_incident(self, incident_id: str) -> IncidentRecord | None:
+        rows = await self._fetch("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return _incident(rows[0]) if rows else None
+
+    async def list_incidents(
+        self, *, open_only: bool = False, target: str | None = None, limit: int = 100
+    ) -> list[IncidentRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM incidents WHERE (? = 0 OR resolved_at IS NULL)"
+            " AND (? IS NULL OR target = ?) ORDER BY opened_at DESC, seq ASC LIMIT ?",
+            (int(open_only), target, target, max(limit, 0)),
+        )
+        return [_incident(r) for r in rows]
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def record_intent(self, action: ActionRecord) -> bool:
+        async with self._write(durable=True) as db:
+            cursor = await db.execute(
+                "INSERT INTO actions (key, kind, target, created_at, status, incident, detail,"
+                " finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (
+                    action.key,
+                    action.kind,
+                    action.target,
+                    dt_to_text(action.created_at),
+                    ActionStatus(action.status).value,
+                    action.incident,
+                    to_json(action.detail),
+                    dt_to_text_opt(action.finished_at),
+                    action.error,
+                ),
+            )
+            inserted = cursor.rowcount == 1
+            await cursor.close()
+        return inserted
+
+    async def record_outcome(
+        self,
+        key: str,
+        status: ActionStatus,
+        at: datetime,
+        *,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        finished = dt_to_text(at)
+        new_detail = to_json(detail or {})
+        async with self._write(durable=True) as db:
+            async with db.execute("SELECT detail FROM actions WHERE key = ?", (key,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                # an outcome without its intent means the write-ahead order was broken
+                raise KeyError(key)
+            # shallow merge, new keys win (as the memory store does); json_patch would recurse
+            merged = {**from_json(row[0]), **from_json(new_detail)}
+            await db.execute(
+                "UPDATE actions SET status = ?, finished_at = ?, error = ?, detail = ?"
+                " WHERE key = ?",
+                (ActionStatus(status).value, finished, error, to_json(merged), key),
+            )
+
+    async def list_actions(
+        self, *, incident: str | None = None, limit: int = 200
+    ) -> list[ActionRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM actions WHERE (? IS NULL OR incident = ?)"
+            " ORDER BY created_at DESC, seq DESC LIMIT ?",
+            (incident, incident, max(limit, 0)),
+        )
+        return [_action(r) for r in reversed(rows)]
+
+    async def save_rollback(self, rollback: RollbackRecord) -> None:
+        async with self._write(durable=True) as db:
+            await db.execute(
+                "INSERT INTO rollbacks (id, incident, target, project, requested_at, state,"
+                " from_deployment, to_deployment, automatic, finished_at, verified_at, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET incident = excluded.incident,"
+                " target = excluded.target, project = excluded.project,"
+                " requested_at = excluded.requested_at, state = excluded.state,"
+                " from_deployment = excluded.from_deployment,"
+                " to_deployment = excluded.to_deployment, automatic = excluded.automatic,"
+                " finished_at = excluded.finished_at, verified_at = excluded.verified_at,"
+                " detail = excluded.detail",
+                (
+                    rollback.id,
+                    rollback.incident,
+                    rollback.target,
+                    rollback.project,
+                    dt_to_text(rollback.requested_at),
+                    RollbackState(rollback.state).value,
+                    rollback.from_deployment,
+                    rollback.to_deployment,
+                    int(rollback.automatic),
+                    dt_to_text_opt(rollback.finished_at),
+                    dt_to_text_opt(rollback.verified_at),
+                    rollback.detail,
+                ),
+            )
+
+    async def list_rollbacks(
+        self, *, target: str | None = None, since: datetime | None = None
+    ) -> list[RollbackRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM rollbacks WHERE (? IS NULL OR target = ?)"
+            " AND (? IS NULL OR requested_at >= ?) ORDER BY requested_at, seq",
+            (target, target, dt_to_text_opt(since), dt_to_text_opt(since)),
+        )
+        return [_rollback(r) for r in rows]
+
+    async def mark_known_bad(self, project: str, deployment: str, at: datetime) -> None:
+        async with self._write(durable=True) as db:
+            await db.execute(
+                "INSERT INTO known_bad (project, deployment, marked_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (project, deployment) DO NOTHING",
+                (project, deployment, dt_to_text(at)),
+            )
+
+    async def known_bad(self, project: str) -> frozenset[str]:
+        rows = await self._fetch("SELECT deployment FROM known_bad WHERE project = ?", (project,))
+        return frozenset(str(r["deployment"]) for r in rows)
+
+    # -- human events ------------------------------------------------------------------------
+
+    async def append_event(self, event: HumanEvent) -> None:
+        # durable: a hold lost on power loss could let through a rollback a human suppressed
+        async with self._write(durable=True) as db:
+            await db.execute(
+                "INSERT INTO events (kind, target, at, by, reason, until, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.kind,
+                    event.target,
+                    dt_to_text(event.at),
+                    event.by,
+                    event.reason,
+                    dt_to_text_opt(event.until),
+                    to_json(event.data),
+                ),
+            )
+
+    async def list_events(
+        self, *, since: datetime | None = None, target: str | None = None
+    ) -> list[HumanEvent]:
+        rows = await self._fetch(
+            "SELECT * FROM events WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR target = ?)"
+            " ORDER BY seq",
+            (dt_to_text_opt(since), dt_to_text_opt(since), target, target),
+        )
+        return [_event(r) for r in rows]
+
+    # -- drills ------------------------------------------------------------------------------
+
+    async def save_drill(self, drill: DrillRecord) -> None:
+        async with self._write(durable=False) as db:
+            await db.execute(
+                "INSERT INTO drills (id, target, started_at, finished_at, succeeded, duration_s,"
+                " report) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET target = excluded.target,"
+                " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+                " succeeded = excluded.succeeded, duration_s = excluded.duration_s,"
+                " report = excluded.report",
+                (
+                    drill.id,
+                    drill.target,
+                    dt_to_text(drill.started_at),
+                    dt_to_text_opt(drill.finished_at),
+                    int(drill.succeeded),
+                    drill.duration_s,
+                    to_json(drill.report),
+                ),
+            )
+
+    async def list_drills(self, *, limit: int = 20) -> list[DrillRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM drills ORDER BY started_at DESC, seq ASC LIMIT ?", (max(limit, 0),)
+        )
+        return [_drill(r) for r in rows]
+
+    # -- leadership (trivial) ----------------------------------------------------------------
+
+    async def acquire(self, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
+        """Always granted: one process owns the file, so there is no one to fence."""
+        return Lease(holder, 1, require_aware(now) + ttl)
+
+    async def release(self, holder: str) -> None:
+        return None
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete history older than the cutoff, keeping what the daemon still needs.
+
+        Never deleted: open incidents and everything attached to them, rollbacks in flight
+        (reconciliation needs them), action intents without an outcome (same), human events
+        whose ``until`` is still ahead of the cutoff, known-bad deployments and drills.
+        """
+        cutoff = dt_to_text(older_than)
+        flying = to_json(list(_IN_FLIGHT))
+        deleted = 0
+        async with self._write(durable=True) as db:
+            statements: list[tuple[str, tuple[Any, ...]]] = [
+                (_PRUNE_DECISIONS, (cutoff, flying)),
+                (_PRUNE_ACTIONS, (cutoff, ActionStatus.INTENT.value, flying)),
+                (_PRUNE_ROLLBACKS, (cutoff, flying, flying)),
+                (_PRUNE_INCIDENTS, (cutoff, flying)),
+                (_PRUNE_EVENTS, (cutoff, cutoff)),
+            ]
+            for sql, params in statements:
+                cursor = await db.execute(sql, params)
+                deleted += max(cursor.rowcount, 0)
+                await cursor.close()
+        if deleted:
+            self._log.info("store.pruned", older_than=cutoff, rows=deleted)
+        return deleted
+
+
+async def _enable_wal(db: aiosqlite.Connection, path: Path) -> None:
+    """Switch the file to WAL (persistent, so usually a no-op read).
+
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection holds the file while we change the journal mode (several processes opening a
+    brand-new file together): retry for as long as the busy timeout would have waited.
+    """
+    attempts = BUSY_TIMEOUT_MS // _WAL_RETRY_MS
+    for attempt in range(attempts + 1):
+        try:
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts:
+                raise
+            await asyncio.sleep(_WAL_RETRY_MS / 1000)
+    if row is None or str(row[0]).lower() != "wal":
+        raise RuntimeError(f"SQLite refused WAL mode for {path} (got {row!r})")
+
+
+def _decision(r: sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        target=r["target"],
+        at=text_to_dt(r["at"]),
+        action=r["action"],
+        severity=r["severity"],
+        rule=r["rule"],
+        reason=r["reason"],
+        path=tuple(from_json(r["path"])),
+        incident=r["incident"],
+        data=from_json(r["data"]),
+    )
+
+
+def _incident(r: sqlite3.Row) -> IncidentRecord:
+    return IncidentRecord(
+        id=r["id"],
+        target=r["target"],
+        opened_at=text_to_dt(r["opened_at"]),
+        severity=r["severity"],
+        rule=r["rule"],
+        reason=r["reason"],
+        dedup_key=r["dedup_key"],
+        deployment=r["deployment"],
+        resolved_at=text_to_dt_opt(r["resolved_at"]),
+        declared=bool(r["declared"]),
+        first_detected_at=text_to_dt_opt(r["first_detected_at"]),
+    )
+
+
+def _action(r: sqlite3.Row) -> ActionRecord:
+    return ActionRecord(
+        key=r["key"],
+        kind=r["kind"],
+        target=r["target"],
+        created_at=text_to_dt(r["created_at"]),
+        status=ActionStatus(r["status"]),
+        incident=r["incident"],
+        detail=from_json(r["detail"]),
+        finished_at=text_to_dt_opt(r["finished_at"]),
+        error=r["error"],
+    )
+
+
+def _rollback(r: sqlite3.Row) -> RollbackRecord:
+    return RollbackRecord(
+        id=r["id"],
+        incident=r["incident"],
+        target=r["target"],
+        project=r["project"],
+        requested_at=text_to_dt(r["requested_at"]),
+        state=RollbackState(r["state"]),
+        from_deployment=r["from_deployment"],
+        to_deployment=r["to_deployment"],
+        automatic=bool(r["automatic"]),
+        finished_at=text_to_dt_opt(r["finished_at"]),
+        verified_at=text_to_dt_opt(r["verified_at"]),
+        detail=r["detail"],
+    )
+
+
+def _event(r: sqlite3.Row) -> HumanEvent:
+    return HumanEvent(
+        kind=r["kind"],
+        target=r["target"],
+        at=text_to_dt(r["at"]),
+        by=r["by"],
+        reason=r["reason"],
+        until=text_to_dt_opt(r["until"]),
+        data=from_json(r["data"]),
+    )
+
+
+def _drill(r: sqlite3.Row) -> DrillRecord:
+    return DrillRecord(
+        id=r["id"],
+        target=r["target"],
+        started_at=text_to_dt(r["started_at"]),
+        finished_at=text_to_dt_opt(r["finished_at"]),
+        succeeded=bool(r["succeeded"]),
+        duration_s=r["duration_s"],
+        report=from_json(r["report"]),
+    )
