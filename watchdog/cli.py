@@ -160,9 +160,12 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, objec
 
     async def call() -> tuple[int, object]:
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
-            method, args.url.rstrip("/") + path, json=body, headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(
+                method, args.url.rstrip("/") + path, json=body, headers=headers
+            ) as resp,
+        ):
             try:
                 data = await resp.json(content_type=None)
             except (json.JSONDecodeError, aiohttp.ContentTypeError):

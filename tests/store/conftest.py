@@ -107,14 +107,3 @@ def store_factory(backend: str, request: pytest.FixtureRequest) -> StoreFactory:
 @pytest.fixture
 async def store(store_factory: StoreFactory) -> Any:
     return await store_factory()
-
-
-def memory_gap(request: pytest.FixtureRequest, backend: str, why: str) -> None:
-    """Strict xfail for a contract MemoryStore (owned by the lead) is known to break.
-
-    Strict: once MemoryStore is fixed the test XPASSes, fails, and this marker must go.
-    """
-    if backend == "memory":
-        request.node.add_marker(
-            pytest.mark.xfail(strict=True, reason=f"MemoryStore gap (reported to lead): {why}")
-        )

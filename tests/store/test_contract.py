@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.conftest import T0, StoreFactory, memory_gap
+from tests.store.conftest import T0, StoreFactory
 from watchdog.store.base import (
     ActionRecord,
     ActionStatus,
@@ -349,7 +349,6 @@ class TestPrune:
         self, store: Any, backend: str, request: pytest.FixtureRequest
     ) -> None:
         """Open incidents, in-flight rollbacks, bare intents and live holds survive prune."""
-        memory_gap(request, backend, "prune() only deletes decisions, and all old ones")
         await store.save_incident(incident("open-old", opened_at=OLD))
         await store.save_incident(incident("done-old", opened_at=OLD, resolved_at=OLD))
         await store.save_incident(incident("done-new", opened_at=OLD, resolved_at=NEW))
@@ -396,7 +395,6 @@ class TestPrune:
         self, store: Any, state: RollbackState, backend: str, request: pytest.FixtureRequest
     ) -> None:
         """An old rollback still in flight keeps itself, its incident and its history."""
-        memory_gap(request, backend, "prune() deletes decisions of incidents still in flight")
         await store.save_incident(incident("inc-1", opened_at=OLD, resolved_at=OLD))
         await store.append_decision(decision(at=OLD, incident="inc-1"))
         await store.save_rollback(rollback(state=state, requested_at=OLD))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -87,7 +88,7 @@ async def serve(
     settings: Settings,
     pack: RulePack,
     *,
-    until: Callable[[], Awaitable[None]] | None = None,
+    until: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``until`` returns); exit code 0 on a clean stop."""
     init_sentry(settings)

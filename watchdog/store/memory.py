@@ -7,7 +7,7 @@ forgets everything when the process ends, so ``watchdog run`` never uses it.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.store.base import (
@@ -19,6 +19,7 @@ from watchdog.store.base import (
     IncidentRecord,
     Lease,
     RollbackRecord,
+    RollbackState,
 )
 
 
@@ -151,9 +152,50 @@ class MemoryStore:
 
     async def release(self, holder: str) -> None:
         if self.lease is not None and self.lease.holder == holder:
-            self.lease = None
+            # expire, but keep the epoch: an epoch is never handed out twice
+            self.lease = Lease(holder, self.lease.epoch, datetime.min.replace(tzinfo=UTC))
 
     async def prune(self, older_than: datetime) -> int:
-        before = len(self.decisions)
-        self.decisions = [d for d in self.decisions if d.at >= older_than]
-        return before - len(self.decisions)
+        """Same rules as the durable stores: history goes, live state stays."""
+        flying = {r.incident for r in self.rollbacks.values() if RollbackState(r.state).in_flight}
+        live = {i.id for i in self.incidents.values() if i.open} | flying
+
+        def keep(incident: str | None) -> bool:
+            return incident is not None and incident in live
+
+        before = (
+            len(self.decisions)
+            + len(self.actions)
+            + len(self.rollbacks)
+            + len(self.incidents)
+            + len(self.events)
+        )
+        self.decisions = [d for d in self.decisions if d.at >= older_than or keep(d.incident)]
+        self.actions = {
+            k: a
+            for k, a in self.actions.items()
+            if a.created_at >= older_than or a.status is ActionStatus.INTENT or keep(a.incident)
+        }
+        self.rollbacks = {
+            k: r
+            for k, r in self.rollbacks.items()
+            if r.requested_at >= older_than or RollbackState(r.state).in_flight or keep(r.incident)
+        }
+        self.incidents = {
+            k: i
+            for k, i in self.incidents.items()
+            if i.open or i.resolved_at is None or i.resolved_at >= older_than or i.id in flying
+        }
+        self.events = [
+            e
+            for e in self.events
+            if e.at >= older_than or (e.until is not None and e.until >= older_than)
+        ]
+        after = (
+            len(self.decisions)
+            + len(self.actions)
+            + len(self.rollbacks)
+            + len(self.incidents)
+            + len(self.events)
+        )
+        return before - after
