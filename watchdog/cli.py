@@ -217,6 +217,18 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
     return _api(args, "POST", "/api/kill-switch", {"on": args.state == "on", "reason": args.reason})
 
 
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the real daemon against a simulated production, on loopback."""
+    import asyncio
+
+    from watchdog import logging as wlog
+    from watchdog.demo import run_demo
+
+    wlog.configure("error" if not args.verbose else "info", "console")
+    return asyncio.run(run_demo(args.scenario, speed=args.speed))
+
+
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url", default="http://127.0.0.1:8080", help="the running watchdog (default: %(default)s)"
@@ -244,6 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--explain", action="store_true", help="also print the flowchart path and incident"
     )
+
+    from watchdog.demo import SCENARIOS
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the daemon against a simulated production (no accounts needed)",
+        description="Scenarios: "
+        + "; ".join(f"{name}: {text}" for name, text in SCENARIOS.items()),
+    )
+    demo.add_argument("--scenario", choices=sorted(SCENARIOS), default="bad-deploy")
+    demo.add_argument(
+        "--speed", type=float, default=12.0, help="divide every rule duration by this"
+    )
+    demo.add_argument("--verbose", action="store_true", help="also show the daemon's logs")
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="daemon config YAML")

@@ -97,6 +97,8 @@ class SchedulerSettings(_Strict):
     jitter: float = Field(default=0.5, ge=0.0, le=1.0)
     #: how often time-based decisions (fix-forward windows, resolve periods) are re-checked
     tick: Duration = timedelta(seconds=5)
+    #: how often the deployer is asked what production serves (also on any version change)
+    deploy_poll: Duration = timedelta(seconds=30)
     #: in-flight actions get this long to finish on SIGTERM
     shutdown_grace: Duration = timedelta(seconds=20)
 

@@ -112,6 +112,7 @@ class Daemon:
         self.sources: dict[str, SourceState] = {}
         self.deployers: dict[str, VercelDeployer] = {}
         self.dispatcher: Dispatcher | None = None
+        self._pager: Pager | None = None
         self.leader = False
         self.epoch = 0
         self.polled_once = False
@@ -124,6 +125,9 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._restored = False
+        self._versions: dict[str, str] = {}
+        #: called with every decision that changed (the demo's timeline, tests)
+        self.listeners: list[Callable[[Decision], None]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -159,13 +163,14 @@ class Daemon:
                 error_rate=self._error_rate_probe(target.name),
                 flags=flags,
             )
+        self._pager = self._build_pager()
         self.dispatcher = Dispatcher(
             store=self.store,
             clock=self.clock,
             config=self.settings.dispatcher.model_copy(update={"shadow": self.settings.shadow})
             if self.settings.shadow
             else self.settings.dispatcher,
-            pager=self._build_pager(),
+            pager=self._pager,
             notifier=SlackNotifier(self.settings.chat, self._session, self.clock)
             if self.settings.chat
             else None,
@@ -297,10 +302,10 @@ class Daemon:
             elif event.kind == "kill_switch":
                 self.engine.kill_switch = bool(event.data.get("on"))
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
-        await self._refresh_deployments(force=True)
+        await self._refresh_deployments()
         self._restored = True
 
-    async def _refresh_deployments(self, *, force: bool = False) -> None:
+    async def _refresh_deployments(self) -> None:
         """Learn what production serves, so deploy correlation has a go-live time."""
         for target, deployer in self.deployers.items():
             try:
@@ -309,12 +314,14 @@ class Daemon:
                 log.warning("deployment_lookup_failed", target=target, error=str(exc))
                 continue
             ts = self.engine.targets.get(target)
-            if not force and ts is not None and ts.deployment == current.id:
-                continue
             if ts is not None and ts.deployment == current.id:
                 continue
-            live = current.created_at if (ts is None or ts.deployment is None) else None
-            await self.apply(DeployEvent(target, self.clock.now(), current.id, live_since=live))
+            # the deployment's own creation time, not when we noticed: a deploy learnt late
+            # must not make its own errors look as if they predated it
+            now = self.clock.now()
+            live = min(current.created_at, now) if current.created_at else None
+            log.info("deployment_live", target=target, deployment=current.id)
+            await self.apply(DeployEvent(target, now, current.id, live_since=live))
 
     # ----------------------------------------------------------------- loops
 
@@ -395,8 +402,11 @@ class Daemon:
                     await self._handle(self.engine.tick(target.name, now))
                 if self.dispatcher is not None and self.leader:
                     await self.dispatcher.tick()
+                    if isinstance(self._pager, AlertmanagerPager):
+                        # Alertmanager forgets alerts that are not re-sent
+                        await self._pager.repost(now)
                 mono = self.clock.monotonic()
-                if mono - last_deploy_check >= 30:
+                if mono - last_deploy_check >= self.settings.scheduler.deploy_poll.total_seconds():
                     last_deploy_check = mono
                     await self._refresh_deployments()
                 if mono - last_prune >= 3600:
@@ -440,6 +450,12 @@ class Daemon:
     async def ingest(self, samples: Sequence[Sample]) -> None:
         for sample in samples:
             self.metrics.observe_sample(sample)
+            if sample.signal == Signal.VERSION and isinstance(sample.value, str):
+                seen = self._versions.get(sample.target)
+                self._versions[sample.target] = sample.value
+                if seen is not None and seen != sample.value and sample.target in self.deployers:
+                    # the app serves a new version: learn the deployment now, not in 30 s
+                    await self._refresh_deployments()
             await self._handle(self.engine.observe(sample))
 
     async def apply(self, event: Event) -> list[Decision]:
@@ -463,6 +479,8 @@ class Daemon:
         if not (changed or force or decision.execute_rollback or decision.resolved_incident):
             return
         self._export_rules(decision.target)
+        for listener in self.listeners:
+            listener(decision)
         incident = await self._record(decision, changed)
         if self.dispatcher is not None and self.leader:
             try:

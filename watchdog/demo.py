@@ -1,0 +1,483 @@
+"""``watchdog demo``: the real daemon against a simulated production, on loopback.
+
+Everything the daemon talks to is a stand-in speaking the documented API shapes (a Next.js-style
+app, Vercel, Sentry, Supabase metrics, PagerDuty, Slack); the daemon itself is exactly what
+``watchdog run`` starts: scheduler, sources, engine, dispatcher, SQLite store, HTTP server.
+No accounts, no tokens, nothing leaves the machine.
+
+Time is compressed: the demo runs the default rule pack with every duration divided by
+``--speed`` (default 12: "for 2m" becomes 10 s, the 5-minute resolve period 25 s), so a whole
+incident fits in about a minute. Counts ("3 consecutive polls") are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from watchdog.actions.pagerduty import PagerDutyConfig
+from watchdog.actions.slack import SlackConfig
+from watchdog.actions.vercel import VercelConfig
+from watchdog.actions.verify import VerifyConfig
+from watchdog.clock import SystemClock
+from watchdog.config import (
+    SchedulerSettings,
+    ServerSettings,
+    Settings,
+    StoreSettings,
+    TargetConfig,
+)
+from watchdog.core.model import Action, Decision
+from watchdog.core.rules import RulePack
+from watchdog.daemon.main import Running, start
+from watchdog.sources import (
+    DetailedSourceConfig,
+    HealthSourceConfig,
+    SentrySourceConfig,
+    SmokeSourceConfig,
+    SupabaseSourceConfig,
+    VersionSourceConfig,
+)
+from watchdog.store.base import RollbackState
+from watchdog.store.sqlite import SqliteStore
+from watchdog.testing.fake_app import FakeApp, Feature
+from watchdog.testing.fake_pagerduty import FakePagerDuty
+from watchdog.testing.fake_sentry import DEFAULT_TOKEN as SENTRY_TOKEN
+from watchdog.testing.fake_sentry import FakeSentry
+from watchdog.testing.fake_slack import FakeSlack
+from watchdog.testing.fake_supabase import DEFAULT_SECRET as SUPABASE_SECRET
+from watchdog.testing.fake_supabase import FakeSupabase
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.yamlfile import default_rules_path, load_rule_pack
+
+SCENARIOS: dict[str, str] = {
+    "bad-deploy": "a deployment whose error rate climbs past 5%: detect, roll back, verify",
+    "outage": "a deployment whose health endpoint fails: P0, roll back at once",
+    "latency": "a deployment with p95 above 5 s: roll back after the sustain period",
+    "slow-db": "database CPU above 90%: page (warning), never roll back",
+    "feature-down": "a key feature breaks: P1 page, a human acks 'fix forward', a fix ships",
+}
+
+GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
+TARGET = "web"
+
+
+def compress(pack: RulePack, speed: float) -> RulePack:
+    """The same pack with every duration divided by ``speed`` (counts unchanged)."""
+    if speed == 1:
+        return pack
+
+    def scale(value: Any) -> Any:
+        if isinstance(value, timedelta):
+            return value / speed
+        if isinstance(value, dict):
+            return {k: scale(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [scale(v) for v in value]
+        return value
+
+    return RulePack.model_validate(scale(pack.model_dump(by_alias=True)))
+
+
+@dataclass
+class Timeline:
+    """What the demo prints and what its summary measures (seconds since the start)."""
+
+    out: TextIO
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, self.now())
+
+    def say(self, kind: str, text: str) -> None:
+        t = self.now()
+        self.out.write(f"[{int(t) // 60:02d}:{t % 60:04.1f}] {kind:<9} {text}\n")
+        self.out.flush()
+
+
+class Production:
+    """The simulated production: app + Vercel + Sentry + Supabase, changing together."""
+
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+        self.app = FakeApp(version=GOOD, commit="a1b2c3d")
+        self.vercel = FakeVercel(project_name="web", production_domain="www.example.com")
+        self.sentry = FakeSentry()
+        self.supabase = FakeSupabase(cpus=2)
+        self.pagerduty = FakePagerDuty()
+        self.slack = FakeSlack()
+        self.deployed_bad_at: float | None = None
+        self.busy = 0.25
+        now_ms = int(time.time() * 1000)
+        self.vercel.add_deployment(
+            "dpl_old", created_ms=now_ms - 3 * 86_400_000, meta={"githubCommitSha": "0ld0ld0"}
+        )
+        self.vercel.add_deployment(
+            GOOD,
+            created_ms=now_ms - 86_400_000,
+            meta={"githubCommitSha": "a1b2c3d"},
+            production=True,
+        )
+        self.vercel.on_production_change(self._serve)
+        self.app.features["create-opportunity"] = Feature()
+
+    async def start(self) -> None:
+        for fake in (self.app, self.vercel, self.sentry, self.supabase, self.pagerduty, self.slack):
+            await fake.start()
+
+    async def close(self) -> None:
+        for fake in (self.app, self.vercel, self.sentry, self.supabase, self.pagerduty, self.slack):
+            await fake.close()
+
+    def deploy(self, dep_id: str, commit: str) -> None:
+        """A push to main goes live: Vercel builds and promotes it."""
+        self.vercel.add_deployment(
+            dep_id, created_ms=int(time.time() * 1000), meta={"githubCommitSha": commit}
+        )
+        self.vercel.set_serving(dep_id)
+
+    def _serve(self, dep_id: str) -> None:
+        commit = self.vercel.deployments[dep_id]["meta"].get("githubCommitSha", dep_id)
+        self.app.deploy(dep_id, commit)
+        bad = dep_id == BAD
+        self.deployed_bad_at = time.monotonic() if bad else None
+        # good code: back to normal at once
+        self.sentry.error_rate = 0.002
+        self.sentry.p95_ms = 420.0
+        self.app.latency = 0.0
+        self.app.features["create-opportunity"] = Feature()
+        if bad and self.scenario == "outage":
+            self.app.health_status = 500
+        if bad and self.scenario == "latency":
+            self.sentry.p95_ms = 6400.0
+        if bad and self.scenario == "feature-down":
+            self.app.features["create-opportunity"] = Feature(
+                status=500, payload={"error": "TypeError: cannot read 'owner'"}
+            )
+
+    def step(self, dt: float) -> None:
+        """Advance the simulation by ``dt`` seconds of wall time."""
+        if self.deployed_bad_at is not None and self.scenario == "bad-deploy":
+            age = time.monotonic() - self.deployed_bad_at
+            # errors climb: 2% → 12% over ~10 s
+            self.sentry.error_rate = min(0.12, 0.02 + 0.01 * age)
+        self.supabase.run(dt, busy=self.busy)
+
+
+def demo_settings(prod: Production, state_dir: Path, speed: float) -> Settings:
+    fast = timedelta(seconds=1)
+    return Settings(
+        rules=None,
+        store=StoreSettings(url=f"sqlite:///{state_dir / 'watchdog.db'}"),
+        server=ServerSettings(host="127.0.0.1", port=0, api_token=secrets.token_urlsafe(24)),
+        scheduler=SchedulerSettings(
+            tick=fast, deploy_poll=timedelta(seconds=2), jitter=0.5, max_concurrency=8
+        ),
+        pager=PagerDutyConfig(
+            routing_key="demo0routing0key0000000000000000",  # the stand-in's
+            base_url=prod.pagerduty.url,
+            deployment_url="https://vercel.com/acme/web/{deployment}",
+        ),
+        chat=SlackConfig(webhook_url=prod.slack.webhook_url, update_interval=timedelta(seconds=20)),
+        targets=[
+            TargetConfig(
+                name=TARGET,
+                sources=[
+                    HealthSourceConfig(
+                        url=f"{prod.app.url}/api/health",
+                        interval=fast,
+                        timeout=timedelta(seconds=0.8),
+                    ),
+                    VersionSourceConfig(
+                        url=f"{prod.app.url}/api/version",
+                        field="deployment.id",
+                        interval=fast,
+                        timeout=timedelta(seconds=0.8),
+                    ),
+                    SentrySourceConfig(
+                        org="acme",
+                        project=["web"],
+                        base_url=prod.sentry.url,
+                        token=SENTRY_TOKEN,
+                        interval=timedelta(seconds=2),
+                        timeout=timedelta(seconds=1.5),
+                        window=timedelta(minutes=1),
+                    ),
+                    DetailedSourceConfig(
+                        url=f"{prod.app.url}/api/health/detailed",
+                        db_connection={"path": "components.database.status"},
+                        payment_failures="payments.failures_5m",
+                        interval=timedelta(seconds=2),
+                        timeout=timedelta(seconds=1.5),
+                    ),
+                    SmokeSourceConfig(
+                        checks=[
+                            {
+                                "name": "create_opportunity",
+                                "method": "POST",
+                                "url": f"{prod.app.url}/api/features/create-opportunity",
+                                "body": {"name": "watchdog smoke test", "dry_run": True},
+                            }
+                        ],
+                        interval=timedelta(seconds=2),
+                        timeout=timedelta(seconds=1.5),
+                    ),
+                    SupabaseSourceConfig(
+                        base_url=prod.supabase.url,
+                        project_ref=prod.supabase.project_ref,
+                        secret_key=SUPABASE_SECRET,
+                        interval=timedelta(seconds=2),
+                        timeout=timedelta(seconds=1.5),
+                    ),
+                ],
+                deployer=VercelConfig(
+                    token=prod.vercel.token,
+                    project_id=prod.vercel.project_id,
+                    production_domain=prod.vercel.production_domain,
+                    base_url=prod.vercel.url,
+                    poll_interval=timedelta(seconds=0.5),
+                ),
+                verify=VerifyConfig(
+                    health_url=f"{prod.app.url}/api/health",
+                    version_url=f"{prod.app.url}/api/version",
+                    poll_interval=timedelta(seconds=1),
+                    verify_timeout=timedelta(minutes=3) / speed * 4,
+                ),
+            )
+        ],
+    )
+
+
+SIGNALS = ("health_up", "error_rate", "latency_p95_s", "db_cpu", "feature_up.create_opportunity")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+class Narrator:
+    """Prints the live timeline: signals against thresholds, decisions, and every action."""
+
+    def __init__(self, timeline: Timeline, prod: Production, running: Running) -> None:
+        self.t = timeline
+        self.prod = prod
+        self.running = running
+        self.seen_requests = {"vercel": 0, "pagerduty": 0, "slack": 0}
+        self.last_signals = ""
+
+    def on_decision(self, decision: Decision) -> None:
+        if decision.action is not Action.MONITOR or decision.severity is not None:
+            self.t.mark("detected")
+        if decision.action is Action.ROLLBACK:
+            self.t.mark("rollback_decided")
+        severity = decision.severity.value if decision.severity else "-"
+        self.t.say(
+            "DECISION",
+            f"{decision.target}: {decision.action.value.upper()} ({severity}) "
+            f"rule={decision.rule or '-'} — {decision.reason}",
+        )
+        if decision.refused_by:
+            self.t.say("GUARD", f"rollback refused by {decision.refused_by}")
+
+    def signals(self) -> None:
+        engine = self.running.daemon.engine
+        ts = engine.targets.get(TARGET)
+        if ts is None:
+            return
+        parts = []
+        rules = {o.signal: o for o in engine.observations(TARGET)}
+        for name in SIGNALS:
+            state = ts.signals.get(name)
+            if state is None:
+                continue
+            value = None if state.unknown else state.value
+            obs = rules.get(name)
+            against = f" ({obs.op}{obs.threshold:g})" if obs else ""
+            parts.append(f"{name}={_fmt(value)}{against}")
+        version = ts.signals.get("version")
+        parts.append(f"serving={_fmt(version.value if version else None)}")
+        line = "  ".join(parts)
+        if line != self.last_signals:
+            self.last_signals = line
+            self.t.say("SIGNALS", line)
+
+    def actions(self) -> None:
+        vercel = self.prod.vercel.requests
+        for req in vercel[self.seen_requests["vercel"] :]:
+            if req.method == "POST":
+                self.t.mark("rollback_requested")
+                self.t.say("VERCEL", f"{req.method} {req.path} (instant rollback requested)")
+        self.seen_requests["vercel"] = len(vercel)
+        events = self.prod.pagerduty.requests
+        for req in events[self.seen_requests["pagerduty"] :]:
+            try:
+                body = req.json()
+            except ValueError:
+                continue
+            if req.route == "change" or "event_action" not in body:
+                self.t.say(
+                    "PAGERDUTY", f"change event: {body.get('payload', {}).get('summary', '')}"
+                )
+                continue
+            summary = body.get("payload", {}).get("summary", "")
+            self.t.say("PAGERDUTY", f"{body['event_action']} {body.get('dedup_key', '')} {summary}")
+        self.seen_requests["pagerduty"] = len(events)
+        messages = self.prod.slack.messages
+        for text in messages[self.seen_requests["slack"] :]:
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            self.t.say("SLACK", first)
+        self.seen_requests["slack"] = len(messages)
+
+
+async def run_demo(
+    scenario: str = "bad-deploy",
+    *,
+    speed: float = 12.0,
+    out: TextIO = sys.stdout,
+    max_seconds: float = 150.0,
+) -> int:
+    """Run one scenario end to end; exit code 0 when it ended as the scenario expects."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    timeline = Timeline(out)
+    prod = Production(scenario)
+    await prod.start()
+    pack = compress(load_rule_pack(default_rules_path()), speed)
+    with tempfile.TemporaryDirectory(prefix="watchdog-demo-") as tmp:
+        settings = demo_settings(prod, Path(tmp), speed)
+        store = SqliteStore(Path(tmp) / "watchdog.db")
+        running = await start(settings, pack, clock=SystemClock(), store=store, port=0)
+        narrator = Narrator(timeline, prod, running)
+        running.daemon.listeners.append(narrator.on_decision)
+        out.write(
+            f"rollback-watchdog demo — scenario {scenario!r}: {SCENARIOS[scenario]}\n"
+            f"  status page  {running.url}/\n  metrics      {running.url}/metrics\n"
+            f"  rules        the default pack, durations ÷ {speed:g}\n\n"
+        )
+        try:
+            ok = await _script(scenario, prod, running, narrator, timeline, max_seconds)
+            await _epilogue(prod, running, timeline, out, ok)
+        finally:
+            await running.stop()
+            await prod.close()
+    return 0 if ok else 1
+
+
+async def _script(
+    scenario: str,
+    prod: Production,
+    running: Running,
+    narrator: Narrator,
+    t: Timeline,
+    max_seconds: float,
+) -> bool:
+    daemon = running.daemon
+    deployed = acked = fixed = False
+    loop_start = time.monotonic()
+    last = time.monotonic()
+    while time.monotonic() - loop_start < max_seconds:
+        await asyncio.sleep(0.25)
+        now = time.monotonic()
+        prod.step(now - last)
+        last = now
+        narrator.actions()
+        if int(now * 4) % 8 == 0:
+            narrator.signals()
+        if not deployed and t.now() >= 6:
+            deployed = True
+            t.mark("deployed")
+            t.say("DEPLOY", f"{BAD} goes live on production (commit f00dbad)")
+            prod.deploy(BAD, "f00dbad")
+            if scenario == "slow-db":
+                prod.busy = 0.97
+                t.say("DATABASE", "a heavy report query pins the database CPU at 97%")
+        incidents = await daemon.store.list_incidents()
+        incident = incidents[0] if incidents else None
+        for rb in await daemon.store.list_rollbacks(target=TARGET):
+            if rb.state is RollbackState.VERIFIED and "verified" not in t.marks:
+                t.mark("verified")
+                t.say("VERIFIED", f"{rb.to_deployment} serves production, health 200, errors down")
+            if rb.state is RollbackState.VERIFY_FAILED and "verify_failed" not in t.marks:
+                t.mark("verify_failed")
+                t.say("VERIFY", f"rollback to {rb.to_deployment} did not verify: {rb.detail}")
+        if scenario == "feature-down" and incident and not acked and t.now() > 12:
+            acked = True
+            t.say("HUMAN", "on-call acks the page: 'fix forward' (POST /api/ack)")
+            await daemon.ack(TARGET, "fix_forward", "on-call")
+        if scenario == "feature-down" and acked and not fixed and t.now() > 22:
+            fixed = True
+            t.say("DEPLOY", f"{FIX} (the fix) goes live")
+            prod.deploy(FIX, "f1xf1x0")
+        if scenario == "slow-db" and incident and prod.busy > 0.5 and t.now() > 40:
+            prod.busy = 0.3
+            t.say("DATABASE", "the report query is killed; CPU back to 30%")
+        if incident is not None and incident.resolved_at is not None:
+            t.mark("resolved")
+            t.say("RESOLVED", f"incident {incident.id} resolved")
+            return _expected(scenario, prod, await daemon.store.list_rollbacks(target=TARGET))
+    t.say("TIMEOUT", f"the scenario did not finish within {max_seconds:.0f} s")
+    return False
+
+
+def _expected(scenario: str, prod: Production, rollbacks: list[Any]) -> bool:
+    rolled = [r for r in rollbacks if r.state in (RollbackState.SUCCEEDED, RollbackState.VERIFIED)]
+    if scenario in ("slow-db", "feature-down"):
+        return not rollbacks
+    return bool(rolled) and prod.vercel.alias == GOOD
+
+
+async def _epilogue(prod: Production, running: Running, t: Timeline, out: TextIO, ok: bool) -> None:
+    daemon = running.daemon
+    incidents = await daemon.store.list_incidents()
+    out.write("\n")
+    if incidents:
+        incident = incidents[0]
+        rollbacks = [r for r in await daemon.store.list_rollbacks() if r.incident == incident.id]
+        try:
+            from watchdog.postmortem import render_postmortem
+        except ImportError:  # pragma: no cover - the module ships with the package
+            render_postmortem = None
+        if render_postmortem is not None:
+            out.write("=" * 72 + "\nPOST-MORTEM DRAFT\n" + "=" * 72 + "\n")
+            out.write(
+                render_postmortem(
+                    incident,
+                    await daemon.store.list_decisions(incident=incident.id),
+                    await daemon.store.list_actions(incident=incident.id),
+                    rollbacks,
+                )
+            )
+            out.write("\n")
+    out.write("=" * 72 + "\nSUMMARY\n" + "=" * 72 + "\n")
+    base = t.marks.get("deployed")
+
+    def since(mark: str) -> str:
+        if base is None or mark not in t.marks:
+            return "—"
+        return f"{t.marks[mark] - base:.1f} s"
+
+    out.write(f"time to detect (deploy → first non-monitor decision): {since('detected')}\n")
+    out.write(
+        f"time to roll back (deploy → rollback request at Vercel): {since('rollback_requested')}\n"
+    )
+    out.write(f"time to verify (deploy → rollback verified): {since('verified')}\n")
+    out.write(f"time to resolve (deploy → incident resolved): {since('resolved')}\n")
+    out.write(
+        f"pages sent: {len(prod.pagerduty.events)}  slack messages: {len(prod.slack.messages)}\n"
+    )
+    out.write(f"result: {'as expected' if ok else 'NOT as expected'}\n")
