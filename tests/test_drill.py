@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from watchdog.actions.vercel import VercelConfig, VercelDeployer
 from watchdog.actions.verify import Verifier, VerifyConfig
@@ -135,6 +138,7 @@ class TestSuccessfulDrill:
         )
         (note,) = report.notes
         assert "auto-assignment of production domains is off" in note
+        assert "Vercel has stopped auto-assigning" in note
         assert "autoAssignCustomDomains=false" in note
         assert f"{staging.vercel.url}/v10/projects/prj_1/promote/" in note
         assert "teamId=team_s" in note
@@ -318,6 +322,64 @@ class TestRestoreFails:
         (slow,) = report.slow_steps
         assert slow.name == "verify rollback"
         assert slow.note.startswith("failed: health: health returns 500")
+
+
+class TestRobustness:
+    async def test_store_failure_keeps_the_report(self, staging: Staging) -> None:
+        """A store that cannot save the drill costs a note in the report, never the report."""
+
+        class BrokenStore(MemoryStore):
+            async def save_drill(self, drill: DrillRecord) -> None:
+                raise OSError("disk full")
+
+        report = await run_drill(
+            staging.deployer,
+            staging.verifier,
+            staging.clock,
+            target_name="s",
+            store=BrokenStore(),
+            retry=FAST,
+        )
+        assert report.passed
+        assert report.notes[-1] == "The drill could not be recorded in the store: disk full"
+
+    async def test_unexpected_error_becomes_a_failed_step(self, staging: Staging) -> None:
+        """A verifier that crashes fails its step; the drill still restores and reports."""
+
+        class Crashing(Verifier):
+            async def verify(self, *args: object, **kwargs: object) -> Any:
+                raise RuntimeError("boom")
+
+        async with aiohttp.ClientSession() as session:
+            crashing = Crashing(VerifyConfig(), session, staging.clock)
+            report = await run_drill(
+                staging.deployer, crashing, staging.clock, target_name="s", retry=FAST
+            )
+        assert ("verify rollback", False) in step_names(report)
+        assert report.steps[4].detail == "unexpected error: RuntimeError: boom"
+        assert report.restored is True
+        assert staging.vercel.alias == "dpl_c"
+
+    async def test_cancellation_logs_how_to_restore(self, staging: Staging) -> None:
+        """A drill cancelled mid-rollback logs where staging was left and how to restore it."""
+        task: asyncio.Task[DrillReport] | None = None
+
+        def cancel(req: RecordedRequest) -> None:
+            if req.route == "rollback" and task is not None:
+                task.cancel()
+
+        staging.vercel.on_request(cancel)
+        with capture_logs() as logs:
+            task = asyncio.create_task(
+                run_drill(
+                    staging.deployer, staging.verifier, staging.clock, target_name="s", retry=FAST
+                )
+            )
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        (event,) = [e for e in logs if e["event"] == "drill_interrupted"]
+        assert event["original"] == "dpl_c"
+        assert "/v1/projects/prj_1/rollback/dpl_c" in event["fix"]
 
 
 class TestSlowDrill:

@@ -337,7 +337,7 @@ async def _drill(
         lambda r: (
             (False, "the deployer is in shadow mode: a drill needs a real rollback")
             if r.shadow
-            else (True, f"{r.method} to {target.id}: {r.detail}")
+            else (True, r.detail)
         ),
     )
     if request is None:
@@ -385,7 +385,7 @@ async def _drill(
     restore = await steps.run(
         RESTORE,
         lambda: steps.retried(lambda: deployer.request_rollback(original)),
-        lambda r: (not r.shadow, f"{r.method} to {original.id}: {r.detail}"),
+        lambda r: (not r.shadow, r.detail),
     )
     restored = False
     if restore is not None:
@@ -411,7 +411,7 @@ async def _drill(
         )
         notes.append(_manual_restore(deployer, original.id))
     else:
-        notes.append(await _auto_assign_note(deployer))
+        notes.append(await _auto_assign_note(deployer, original.id))
 
 
 async def _serving(deployer: VercelDeployer) -> str | None:
@@ -442,9 +442,9 @@ def _manual_restore(deployer: VercelDeployer, original: str) -> str:
     )
 
 
-async def _auto_assign_note(deployer: VercelDeployer) -> str:
+async def _auto_assign_note(deployer: VercelDeployer, original: str) -> str:
     """After a rollback Vercel stops auto-assigning production; say so and how to undo it."""
-    state = "may be off"
+    state = "may be off (Vercel does not reliably report it)"
     try:
         project = await deployer.get_project()
     except CallError:
@@ -452,9 +452,9 @@ async def _auto_assign_note(deployer: VercelDeployer) -> str:
     if project.get("autoAssignCustomDomains") is False:
         state = "is off (the project reports autoAssignCustomDomains=false)"
     return (
-        f"Staging was restored with a rollback, so Vercel's auto-assignment of production "
-        f"domains {state}: new pushes to staging's production branch will not go live until "
-        f"a deployment is promoted. {deployer.undo_hint()}"
+        f"Staging was restored with a rollback (Vercel promotes only staged builds, and "
+        f"{original} had served production), so auto-assignment of production domains "
+        f"{state}. {deployer.undo_hint()}"
     )
 
 
