@@ -199,8 +199,7 @@ def _firing_signals(decisions: Sequence[DecisionRecord]) -> list[_Signal]:
 def _describe_signal(sig: _Signal, day: str) -> str:
     threshold = f"{sig.op} {_number(sig.threshold)}".strip()
     if sig.first is None:
-        why = f" ({sig.unknown})" if sig.unknown else ""
-        value = f"unknown{why}"
+        value = f"unknown: {sig.unknown}" if sig.unknown else "unknown"
     else:
         value = _number(sig.first)
     text = f"`{sig.signal}` {value} (threshold {threshold}, rule `{sig.rule}`)"
@@ -427,7 +426,9 @@ def _timeline(
         deploy += ": go-live time not recorded"
 
     detected = "First error detected"
-    if incident.rule:
+    if incident.first_detected_at is None:
+        detected += ": not recorded"
+    elif incident.rule:
         detected += f" (rule `{incident.rule}`)"
 
     declared = "Incident declared"
@@ -446,22 +447,21 @@ def _timeline(
             f"`{initiated.to_deployment or '?'}`)"
         )
     elif refusal is not None:
-        started = f"Rollback initiated: not initiated; refused by `{refusal[0]}`"
+        started = f"Rollback initiated: none (automatic rollback refused by `{refusal[0]}`)"
     elif shadow:
-        started = "Rollback initiated: not initiated (shadow mode: recorded only)"
+        started = "Rollback initiated: none (shadow mode: recorded, not executed)"
     else:
-        started = "Rollback initiated: no rollback"
+        started = "Rollback initiated: none"
 
     if completed is not None:
         done = f"Rollback completed (production serves `{completed.to_deployment or '?'}`)"
         if completed.state is RollbackState.VERIFY_FAILED:
             done += "; verification then failed"
     elif failed is not None:
-        done = f"Rollback completed: did not complete; failed: {failed.detail or 'no detail'}"
-        if failed.finished_at is not None:
-            done += f" (at {at(failed.finished_at)})"
+        when = f" at {at(failed.finished_at)}" if failed.finished_at is not None else ""
+        done = f"Rollback completed: none (the rollback failed{when}: {failed.detail or '?'})"
     else:
-        done = "Rollback completed: no rollback completed"
+        done = "Rollback completed: none"
 
     stable_at: datetime | None = None
     stable = "System verified stable"
@@ -506,10 +506,7 @@ def _resolution(
             f"({took})."
         )
         if completed.verified_at is not None:
-            line += (
-                f" Verified stable at {_hhmm(completed.verified_at, day)} UTC (health, version "
-                "and error rate)."
-            )
+            line += f" Verification passed at {_hhmm(completed.verified_at, day)} UTC."
         elif completed.state is RollbackState.VERIFY_FAILED:
             line += f" Verification failed: {completed.detail or 'no detail recorded'}."
         lines.append(line)
