@@ -120,7 +120,7 @@ class TestSuccessfulDrill:
         assert staging.app.version == "dpl_c"
         assert report.passed
         assert report.verdict == "PASSED"
-        assert (report.original, report.rolled_back_to, report.restored) == (
+        assert (report.original, report.rollback_target, report.restored) == (
             "dpl_c",
             "dpl_b",
             True,
@@ -239,6 +239,7 @@ class TestRollbackFails:
         assert step_names(report)[-1] == ("choose target", False)
         assert jobs(staging.vercel) == []
         assert "Nothing was changed" in report.notes[0]
+        assert report.verdict == "FAILED: the drill could not start (nothing was changed)"
 
     async def test_shadow_deployer_is_refused(self, staging: Staging) -> None:
         """A deployer in shadow mode cannot drill: the step fails instead of pretending."""
@@ -322,6 +323,20 @@ class TestRestoreFails:
         (slow,) = report.slow_steps
         assert slow.name == "verify rollback"
         assert slow.note.startswith("failed: health: health returns 500")
+
+
+class TestCannotStart:
+    async def test_production_unreadable(self, staging: Staging) -> None:
+        """When Vercel cannot say what is live, the drill stops before touching anything."""
+        staging.vercel.fail("project", 500, times=10)
+        report = await run_drill(
+            staging.deployer, staging.verifier, staging.clock, target_name="s", retry=FAST
+        )
+        assert step_names(report) == [("find production", False)]
+        assert "500" in report.steps[0].detail
+        assert jobs(staging.vercel) == []
+        assert report.verdict == "FAILED: the drill could not start (nothing was changed)"
+        assert not report.staging_left_changed
 
 
 class TestRobustness:
@@ -435,7 +450,7 @@ SLOW_REPORT = DrillReport(
     total_s=215.0,
     rollback_s=192.0,
     original="dpl_c",
-    rolled_back_to="dpl_b",
+    rollback_target="dpl_b",
     restored=True,
     serving_at_end="dpl_c",
     notes=("Auto-assignment may be off.",),
@@ -449,7 +464,7 @@ SLOW_MARKDOWN = """\
 - **Started**: 2026-08-20T10:00:00Z
 - **Finished**: 2026-08-20T10:03:35Z
 - **Original production deployment**: `dpl_c`
-- **Rolled back to**: `dpl_b`
+- **Rollback target**: `dpl_b`
 - **Rollback + verify**: 192.0 s (target < 180 s)
 - **Restored**: yes
 - **Serving at the end**: `dpl_c`

@@ -94,6 +94,7 @@ class SlowStep:
 class DrillReport:
     """What the drill did, how long each step took, and where it left staging.
 
+    ``rollback_target`` is the deployment chosen (whether or not the rollback took);
     ``restored`` is None when no restore was attempted (the rollback never took).
     ``rollback_s`` is the procedure's timer: from reading production to a verified rollback.
     """
@@ -106,7 +107,7 @@ class DrillReport:
     total_s: float
     rollback_s: float
     original: str | None = None
-    rolled_back_to: str | None = None
+    rollback_target: str | None = None
     restored: bool | None = None
     serving_at_end: str | None = None
     notes: tuple[str, ...] = ()
@@ -158,6 +159,8 @@ class DrillReport:
             return "FAILED: STAGING NOT RESTORED"
         if self.passed:
             return "PASSED"
+        if not any(s.name == REQUEST for s in self.steps):
+            return "FAILED: the drill could not start (nothing was changed)"
         if not self.rolled_back:
             return "FAILED: the rollback did not take"
         if not self.all_ok:
@@ -173,7 +176,7 @@ class _Progress:
     """Where the drill has got to; read by the report and by the cancellation log."""
 
     original: str | None = None
-    rolled_back_to: str | None = None
+    rollback_target: str | None = None
     restored: bool | None = None
     serving_at_end: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -257,7 +260,7 @@ async def run_drill(
         bound.error(
             "drill_interrupted",
             original=progress.original,
-            rolled_back_to=progress.rolled_back_to,
+            rollback_target=progress.rollback_target,
             fix=_manual_restore(deployer, progress.original) if progress.original else "",
         )
         raise
@@ -270,7 +273,7 @@ async def run_drill(
         total_s=clock.monotonic() - steps.origin,
         rollback_s=steps.timed_until - steps.origin,
         original=progress.original,
-        rolled_back_to=progress.rolled_back_to,
+        rollback_target=progress.rollback_target,
         restored=progress.restored,
         serving_at_end=progress.serving_at_end,
         notes=tuple(progress.notes),
@@ -330,6 +333,7 @@ async def _drill(
         progress.serving_at_end = original.id
         return
     target: Deployment = choice.target
+    progress.rollback_target = target.id
 
     request = await steps.run(
         REQUEST,
@@ -350,7 +354,6 @@ async def _drill(
             notes.append(_manual_restore(deployer, original.id))
         progress.serving_at_end = serving
         return
-    progress.rolled_back_to = target.id
 
     job = await steps.run(
         JOB,
@@ -493,7 +496,7 @@ def report_json(report: DrillReport) -> dict[str, Any]:
         "target_s": report.target_s,
         "total_s": round(report.total_s, 3),
         "original": report.original,
-        "rolled_back_to": report.rolled_back_to,
+        "rollback_target": report.rollback_target,
         "restored": report.restored,
         "serving_at_end": report.serving_at_end,
         "staging_left_changed": report.staging_left_changed,
@@ -541,7 +544,7 @@ def report_markdown(report: DrillReport) -> str:
         f"- **Started**: {_iso(report.started_at)}",
         f"- **Finished**: {_iso(report.finished_at)}",
         f"- **Original production deployment**: `{report.original or 'unknown'}`",
-        f"- **Rolled back to**: `{report.rolled_back_to or 'none'}`",
+        f"- **Rollback target**: `{report.rollback_target or 'none'}`",
         f"- **Rollback + verify**: {timer}",
         f"- **Restored**: {restored}",
         f"- **Serving at the end**: `{report.serving_at_end or 'unknown'}`",
