@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="also print the flowchart path and incident"
     )
 
-    from watchdog.demo import SCENARIOS
+    from watchdog.scenarios import SCENARIOS
 
     demo = sub.add_parser(
         "demo",

@@ -37,6 +37,7 @@ from watchdog.config import (
 from watchdog.core.model import Action, Decision
 from watchdog.core.rules import RulePack
 from watchdog.daemon.main import Running, start
+from watchdog.scenarios import SCENARIOS
 from watchdog.sources import (
     DetailedSourceConfig,
     HealthSourceConfig,
@@ -56,14 +57,6 @@ from watchdog.testing.fake_supabase import DEFAULT_SECRET as SUPABASE_SECRET
 from watchdog.testing.fake_supabase import FakeSupabase
 from watchdog.testing.fake_vercel import FakeVercel
 from watchdog.yamlfile import default_rules_path, load_rule_pack
-
-SCENARIOS: dict[str, str] = {
-    "bad-deploy": "a deployment whose error rate climbs past 5%: detect, roll back, verify",
-    "outage": "a deployment whose health endpoint fails: P0, roll back at once",
-    "latency": "a deployment with p95 above 5 s: roll back after the sustain period",
-    "slow-db": "database CPU above 90%: page (warning), never roll back",
-    "feature-down": "a key feature breaks: P1 page, a human acks 'fix forward', a fix ships",
-}
 
 GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
 TARGET = "web"
@@ -279,9 +272,13 @@ class Narrator:
         self.running = running
         self.seen_requests = {"vercel": 0, "pagerduty": 0, "slack": 0}
         self.last_signals = ""
+        self.signals_at = 0.0
 
     def on_decision(self, decision: Decision) -> None:
-        if decision.action is not Action.MONITOR or decision.severity is not None:
+        quiet = decision.action is Action.MONITOR and decision.severity is None
+        if quiet and not self.t.marks.get("detected"):
+            return  # steady state before anything happened: nothing to tell
+        if not quiet:
             self.t.mark("detected")
         if decision.action is Action.ROLLBACK:
             self.t.mark("rollback_decided")
@@ -300,14 +297,17 @@ class Narrator:
         if ts is None:
             return
         parts = []
-        rules = {o.signal: o for o in engine.observations(TARGET)}
         for name in SIGNALS:
             state = ts.signals.get(name)
             if state is None:
                 continue
             value = None if state.unknown else state.value
-            obs = rules.get(name)
-            against = f" ({obs.op}{obs.threshold:g})" if obs else ""
+            limits = [
+                f"{r.op}{r.threshold:g} {'rollback' if r.rollback else r.severity.value}"
+                for r in engine.pack.rules
+                if r.matches_signal(name) and r.during != "intensive_watch"
+            ]
+            against = f" ({', '.join(limits)})" if limits else ""
             parts.append(f"{name}={_fmt(value)}{against}")
         version = ts.signals.get("version")
         parts.append(f"serving={_fmt(version.value if version else None)}")
@@ -396,7 +396,8 @@ async def _script(
         prod.step(now - last)
         last = now
         narrator.actions()
-        if int(now * 4) % 8 == 0:
+        if now - narrator.signals_at >= 5:
+            narrator.signals_at = now
             narrator.signals()
         if not deployed and t.now() >= 6:
             deployed = True

@@ -77,6 +77,7 @@ class Track:
 @dataclass(slots=True)
 class SignalState:
     first_seen: datetime
+    last_at: datetime
     last_known: datetime | None = None
     unknown: UnknownReason | None = None
     value: float | str | None = None
@@ -468,16 +469,22 @@ class Engine:
         at = sample.at
         unknown = sample.unknown
         value = sample.value
-        if ts.now is not None and at < ts.now:
-            # out of order (or the clock stepped back): never let it move a streak
-            at = ts.now
-            value = None
-            unknown = UnknownReason.STALE
-        ts.now = at
         signal = sample.signal
         state = ts.signals.get(signal)
         if state is None:
-            state = ts.signals[signal] = SignalState(first_seen=at)
+            state = ts.signals[signal] = SignalState(first_seen=at, last_at=at)
+        elif at < state.last_at:
+            # older than what this signal already showed (the clock stepped back, or a slow
+            # source answered late): never let it move a streak
+            at = state.last_at
+            value = None
+            unknown = UnknownReason.STALE
+        state.last_at = at
+        # sources stamp their own samples, so targets see slightly interleaved times: the
+        # target's clock is the latest time seen on any of its signals
+        if ts.now is not None and at < ts.now:
+            at = ts.now
+        ts.now = at
         kind = type(value)
         if kind is float:
             numeric: float | None = value  # type: ignore[assignment]

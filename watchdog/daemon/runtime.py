@@ -76,6 +76,19 @@ _PHASES = {
 }
 
 
+def jsonable(value: Any) -> Any:
+    """Records hold JSON: datetimes become RFC 3339 strings, enums their values."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
 @dataclass
 class SourceState:
     source: Source
@@ -479,8 +492,9 @@ class Daemon:
         if not (changed or force or decision.execute_rollback or decision.resolved_incident):
             return
         self._export_rules(decision.target)
-        for listener in self.listeners:
-            listener(decision)
+        if changed:
+            for listener in self.listeners:
+                listener(decision)
         incident = await self._record(decision, changed)
         if self.dispatcher is not None and self.leader:
             try:
@@ -515,7 +529,7 @@ class Daemon:
                         path=decision.path,
                         incident=decision.incident,
                         data={
-                            "observations": [asdict(o) for o in decision.observations],
+                            "observations": [jsonable(asdict(o)) for o in decision.observations],
                             "refused_by": decision.refused_by,
                             "deployment": decision.deployment,
                             "execute_rollback": decision.execute_rollback,
