@@ -37,6 +37,7 @@ from watchdog.config import (
 from watchdog.core.model import Action, Decision
 from watchdog.core.rules import RulePack
 from watchdog.daemon.main import Running, start
+from watchdog.postmortem import render_postmortem
 from watchdog.scenarios import SCENARIOS
 from watchdog.sources import (
     DetailedSourceConfig,
@@ -449,21 +450,17 @@ async def _epilogue(prod: Production, running: Running, t: Timeline, out: TextIO
     if incidents:
         incident = incidents[0]
         rollbacks = [r for r in await daemon.store.list_rollbacks() if r.incident == incident.id]
-        try:
-            from watchdog.postmortem import render_postmortem
-        except ImportError:  # pragma: no cover - the module ships with the package
-            render_postmortem = None
-        if render_postmortem is not None:
-            out.write("=" * 72 + "\nPOST-MORTEM DRAFT\n" + "=" * 72 + "\n")
-            out.write(
-                render_postmortem(
-                    incident,
-                    await daemon.store.list_decisions(incident=incident.id),
-                    await daemon.store.list_actions(incident=incident.id),
-                    rollbacks,
-                )
+        out.write("=" * 72 + "\nPOST-MORTEM DRAFT\n" + "=" * 72 + "\n")
+        out.write(
+            render_postmortem(
+                incident,
+                await daemon.store.list_decisions(incident=incident.id),
+                await daemon.store.list_actions(incident=incident.id),
+                rollbacks,
+                deployed_at=await daemon.deployed_at(incident.target, incident.deployment),
             )
-            out.write("\n")
+        )
+        out.write("\n")
     out.write("=" * 72 + "\nSUMMARY\n" + "=" * 72 + "\n")
     base = t.marks.get("deployed")
 

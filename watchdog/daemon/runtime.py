@@ -334,6 +334,12 @@ class Daemon:
             now = self.clock.now()
             live = min(current.created_at, now) if current.created_at else None
             log.info("deployment_live", target=target, deployment=current.id)
+            with contextlib.suppress(Exception):  # the audit line must not block the event
+                await self.store.append_event(
+                    HumanEvent(
+                        "deploy", target, live or now, "vercel", data={"deployment": current.id}
+                    )
+                )
             await self.apply(DeployEvent(target, now, current.id, live_since=live))
 
     # ----------------------------------------------------------------- loops
@@ -576,6 +582,15 @@ class Daemon:
 
     def _open_gauge(self) -> None:
         self.metrics.open_incidents.set(len(self._incidents))
+
+    async def deployed_at(self, target: str, deployment: str | None) -> datetime | None:
+        """When ``deployment`` went live on ``target``, from the recorded deploy events."""
+        if deployment is None:
+            return None
+        for event in reversed(await self.store.list_events(target=target)):
+            if event.kind == "deploy" and event.data.get("deployment") == deployment:
+                return event.at
+        return None
 
     # ----------------------------------------------------------------- control (HTTP / CLI)
 
