@@ -217,6 +217,127 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
     return _api(args, "POST", "/api/kill-switch", {"on": args.state == "on", "reason": args.reason})
 
 
+@command("postmortem")
+def cmd_postmortem(args: argparse.Namespace) -> int:
+    """Render an incident's post-mortem draft (Markdown) from the store's records."""
+    import asyncio
+
+    from watchdog.postmortem import render_postmortem
+    from watchdog.store.factory import store_from_url
+
+    url = args.store
+    if url is None:
+        if args.config is None:
+            return fail("give --config FILE (to find the store) or --store URL")
+        settings = _settings(args.config)
+        if settings is None:
+            return 1
+        url = settings.store.url
+
+    async def render() -> str | None:
+        store = store_from_url(url)
+        await store.open()
+        try:
+            incident = await store.load_incident(args.incident)
+            if incident is None:
+                return None
+            deployed_at = None
+            for event in reversed(await store.list_events(target=incident.target)):
+                if event.kind == "deploy" and event.data.get("deployment") == incident.deployment:
+                    deployed_at = event.at
+                    break
+            return render_postmortem(
+                incident,
+                await store.list_decisions(incident=incident.id, limit=10_000),
+                await store.list_actions(incident=incident.id, limit=10_000),
+                await store.list_rollbacks(target=incident.target),
+                deployed_at=deployed_at,
+            )
+        finally:
+            await store.close()
+
+    try:
+        text = asyncio.run(render())
+    except Exception as exc:  # a store that cannot be opened: say which and why
+        return fail(f"cannot read the store: {type(exc).__name__}: {exc}")
+    if text is None:
+        return fail(f"no incident {args.incident!r} in the store")
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+@command("drill")
+def cmd_drill(args: argparse.Namespace) -> int:
+    """The quarterly rollback drill on a staging target: roll back, verify, time, restore."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from watchdog.actions.vercel import VercelDeployer
+    from watchdog.actions.verify import Verifier
+    from watchdog.clock import SystemClock
+    from watchdog.drill import (
+        DrillReport,
+        drill_record,
+        report_json,
+        report_markdown,
+        run_drill,
+    )
+    from watchdog.store.factory import store_from_url
+
+    settings = _settings(args.config)
+    if settings is None:
+        return 1
+    target = next((t for t in settings.targets if t.name == args.target), None)
+    if target is None:
+        names = ", ".join(t.name for t in settings.targets)
+        return fail(f"no target {args.target!r} in {args.config} (targets: {names})")
+    if target.environment != "staging":
+        return fail(
+            f"target {target.name!r} is not marked 'environment: staging': a drill rolls the "
+            "target back for real, so it only runs against staging"
+        )
+    if target.deployer is None:
+        return fail(f"target {target.name!r} has no deployer configured")
+    deployer_config = target.deployer
+
+    async def drill() -> DrillReport:
+        clock = SystemClock()
+        store = store_from_url(settings.store.url)
+        await store.open()
+        try:
+            async with aiohttp.ClientSession() as session:
+                deployer = VercelDeployer(deployer_config, session, clock)
+                verifier = Verifier(target.verify, session, clock)
+                report = await run_drill(
+                    deployer, verifier, clock, target_name=target.name, store=store
+                )
+        finally:
+            await store.close()
+        return report
+
+    report = asyncio.run(drill())
+    markdown = report_markdown(report)
+    print(markdown)
+    if args.report_dir:
+        out = Path(args.report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"drill-{target.name}-{drill_record(report).id}"
+        (out / f"{stem}.md").write_text(markdown, encoding="utf-8")
+        (out / f"{stem}.json").write_text(
+            json.dumps(report_json(report), indent=2, default=str), encoding="utf-8"
+        )
+        print(f"wrote {out / stem}.md and .json")
+    if report.staging_left_changed:
+        return 2
+    return 0 if report.passed else 1
+
+
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the real daemon against a simulated production, on loopback."""
@@ -270,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=12.0, help="divide every rule duration by this"
     )
     demo.add_argument("--verbose", action="store_true", help="also show the daemon's logs")
+
+    pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft")
+    pm.add_argument("incident", help="incident id (see /api/incidents)")
+    pm.add_argument("--config", help="daemon config (to find the store)")
+    pm.add_argument("--store", help="store URL instead of --config, e.g. sqlite:///w.db")
+    pm.add_argument("--output", help="write the Markdown here instead of stdout")
+
+    drill = sub.add_parser("drill", help="quarterly rollback drill on a staging target")
+    drill.add_argument("--config", required=True, help="daemon config YAML")
+    drill.add_argument("--target", required=True, help="a target marked 'environment: staging'")
+    drill.add_argument("--report-dir", help="also write the report as Markdown and JSON here")
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="daemon config YAML")

@@ -56,6 +56,8 @@ class TargetConfig(_Strict):
     """One watched app: where its signals come from and how to roll it back."""
 
     name: str = Field(pattern=_NAME)
+    #: ``watchdog drill`` only runs against a target marked staging
+    environment: Literal["production", "staging"] = "production"
     sources: list[SourceConfig] = Field(min_length=1)
     deployer: VercelConfig | None = None
     verify: VerifyConfig = VerifyConfig()
@@ -258,7 +260,7 @@ def load_settings(path: Path) -> Settings:
 def _target_name(data: Any, loc: Loc) -> str | None:
     if len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int):
         try:
-            return f"target {data['targets'][loc[1]]['name']}"
+            return f"target {data['targets'][loc[1]]['name']!r}"
         except (KeyError, IndexError, TypeError):
             return None
     return None

@@ -36,7 +36,7 @@ class Problem:
         where = f"{self.file}:{self.line}" if self.line else self.file
         parts = [where]
         if self.rule:
-            parts.append(f"rule {self.rule!r}")
+            parts.append(self.rule if " " in self.rule else f"rule {self.rule!r}")
         if self.field:
             parts.append(f"field {self.field!r}")
         return ": ".join(parts) + f": {self.message}"
@@ -177,6 +177,8 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and node.get("kind") == part:
+            continue  # a discriminated union's tag, not a key of the file
         elif isinstance(node, dict | list):
             # a missing or unknown key: keep it (it names the field), stop descending
             if isinstance(part, str) and not _looks_like_tag(part):
