@@ -417,15 +417,19 @@ async def _script(
             if rb.state is RollbackState.VERIFY_FAILED and "verify_failed" not in t.marks:
                 t.mark("verify_failed")
                 t.say("VERIFY", f"rollback to {rb.to_deployment} did not verify: {rb.detail}")
-        if scenario == "feature-down" and incident and not acked and t.now() > 12:
+        if incident is not None:
+            t.mark("incident")
+        since_incident = t.now() - t.marks["incident"] if "incident" in t.marks else 0.0
+        if scenario == "feature-down" and incident and not acked and since_incident > 3:
             acked = True
             t.say("HUMAN", "on-call acks the page: 'fix forward' (POST /api/ack)")
             await daemon.ack(TARGET, "fix_forward", "on-call")
-        if scenario == "feature-down" and acked and not fixed and t.now() > 22:
+            t.mark("acked")
+        if scenario == "feature-down" and acked and not fixed and t.now() - t.marks["acked"] > 8:
             fixed = True
             t.say("DEPLOY", f"{FIX} (the fix) goes live")
             prod.deploy(FIX, "f1xf1x0")
-        if scenario == "slow-db" and incident and prod.busy > 0.5 and t.now() > 40:
+        if scenario == "slow-db" and incident and prod.busy > 0.5 and since_incident > 6:
             prod.busy = 0.3
             t.say("DATABASE", "the report query is killed; CPU back to 30%")
         if incident is not None and incident.resolved_at is not None:

@@ -327,3 +327,47 @@ class TestGuardRails:
         after = timedelta(hours=2).total_seconds() + 10
         later = feed(eng, series("error_rate", [0.007] * 3, start=after))[-1]
         assert later.action is Action.MONITOR
+
+
+class TestTrendAndVerification:
+    def test_flat_series_is_not_getting_worse(self) -> None:
+        """A constant error rate (slope = rounding noise) is not 'getting worse'."""
+        eng = engine()
+        feed(eng, feature_down(10, 2))
+        flat = [sample(60 + 30 * i, "error_rate", 0.002) for i in range(6)]
+        assert feed(eng, flat)[-1].action is Action.PAGE
+
+    def test_small_wobble_is_not_getting_worse(self) -> None:
+        """A rise of under 10% of the level over the window is noise, not a trend."""
+        eng = engine()
+        feed(eng, feature_down(10, 2))
+        wobble = [sample(60 + 30 * i, "error_rate", 0.002 + 0.00001 * i) for i in range(6)]
+        assert feed(eng, wobble)[-1].action is Action.PAGE
+
+    def test_verified_rollback_gets_the_settle_window(self) -> None:
+        """Lagging signals right after a verified rollback do not page 'did not help'."""
+        eng = engine()
+        feed(eng, series("payment_failures", [1]))
+        eng.apply(DeployEvent("web", from_seconds(12), "dpl_1", rollback=True))
+        eng.apply(RollbackResultEvent("web", from_seconds(14), RollbackOutcome.VERIFIED))
+        lagging = feed(eng, series("payment_failures", [1], start=30))[-1]
+        assert lagging.action is Action.ROLLBACK
+        assert lagging.refused_by is None
+        later = feed(eng, series("payment_failures", [1], start=12 + 180))[-1]
+        assert later.refused_by == "already_rolled_back"
+
+
+class TestStaleSamples:
+    def test_older_sample_of_same_signal_is_stale(self) -> None:
+        """A sample older than the signal's last one is unknown (stale): it cannot fire."""
+        eng = engine()
+        feed(eng, [sample(100, "payment_failures", 0)])
+        d = feed(eng, [sample(50, "payment_failures", 5)])[-1]
+        assert d.action is Action.MONITOR
+
+    def test_interleaved_signals_are_not_stale(self) -> None:
+        """Different signals stamped slightly out of order are all used."""
+        eng = engine()
+        feed(eng, [sample(100.5, "health_up", 1)])
+        d = feed(eng, [sample(100.2, "payment_failures", 2)])[-1]
+        assert d.action is Action.ROLLBACK

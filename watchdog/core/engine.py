@@ -170,7 +170,13 @@ def is_trending_worse(
         ("up" if rule.worse_when_higher else "down") if trend.signal is None else "up"
     )
     signed = rise if direction == "up" else -rise
-    return signed > trend.min_slope
+    if signed <= trend.min_slope:
+        return False
+    # a flat series has a slope of rounding noise: the fitted change over the window must
+    # also be material next to the level it starts from
+    span = points[-1][0] - points[0][0]
+    level = sum(abs(v) for _, v in points) / count
+    return signed * span > max(trend.min_change * level, 1e-12)
 
 
 def _secs(at: datetime) -> float:
@@ -670,6 +676,8 @@ class Engine:
             incident.rollback = RollbackPhase.FAILED
         elif outcome is RollbackOutcome.VERIFIED:
             incident.rollback = RollbackPhase.VERIFIED
+            if incident.rollback_done_at is None:
+                incident.rollback_done_at = at
         elif outcome is RollbackOutcome.VERIFY_FAILED:
             incident.rollback = RollbackPhase.VERIFY_FAILED
 
@@ -813,7 +821,10 @@ class Engine:
                 False,
                 None,
             )
-        if incident.rollback == RollbackPhase.SUCCEEDED and incident.rollback_done_at is not None:
+        if (
+            incident.rollback in (RollbackPhase.SUCCEEDED, RollbackPhase.VERIFIED)
+            and incident.rollback_done_at is not None
+        ):
             settle = incident.rollback_done_at + self.pack.flowchart.verify_timeout
             if now < settle:
                 # signals lag (trailing windows): give the rollback time to show before judging

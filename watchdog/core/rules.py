@@ -113,6 +113,8 @@ class Trend(_Strict):
     min_samples: int = Field(default=3, ge=2)
     #: slope (units per second) beyond which the trend counts; 0 means any rise
     min_slope: float = Field(default=0.0, ge=0.0)
+    #: the fitted change over the window must exceed this share of the mean level (0.1 = 10%)
+    min_change: float = Field(default=0.1, ge=0.0)
     #: which way is worse; defaults to the rule's direction, or "up" for another signal
     direction: Literal["up", "down"] | None = None
 
