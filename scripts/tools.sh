@@ -56,7 +56,8 @@ if [ -x "$PGBIN/initdb" ] && id postgres >/dev/null 2>&1; then
   chmod 755 "$PGDIR"
   chown postgres:postgres "$PGDIR"
   install -d -o postgres -g postgres -m 700 "$PGDIR/data"
-  PGPORT=${WATCHDOG_TEST_PG_PORT:-55432}
+  # a free loopback port (a fixed one may be taken by another run on the same machine)
+  PGPORT=${WATCHDOG_TEST_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')}
   if runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$TOOLS/pg-init.log" 2>&1 \
      && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" \
           -o "-h 127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off" -w -t 30 start >"$TOOLS/pg-start.log" 2>&1; then
