@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -27,6 +28,7 @@ from watchdog.core.model import (
     RollbackResultEvent,
     Severity,
 )
+from watchdog.metrics import Metrics
 from watchdog.store.base import ActionStatus, RollbackRecord, RollbackState
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
@@ -78,6 +80,7 @@ def make_rig(
         verify_timeout: float = 60,
         can_act: object = None,
         store: MemoryStore | None = None,
+        metrics: Metrics | None = None,
         **vercel_overrides: object,
     ) -> Rig:
         store = store or MemoryStore()
@@ -112,6 +115,7 @@ def make_rig(
             },
             on_event=events.append,
             can_act=can_act,  # type: ignore[arg-type]
+            metrics=metrics,
         )
         return Rig(dispatcher, store, events, vercel, pd, slack, clock)
 
@@ -357,6 +361,45 @@ class TestRollback:
         assert rig.vercel.requests_for("rollback") == []
         assert rig.pd.requests == []
         assert rig.store.actions == {}
+
+
+class TestMetrics:
+    async def test_rollback_pages_and_chat_are_counted(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A verified rollback counts succeeded and verified, its page and its chat messages."""
+        registry = CollectorRegistry()
+        metrics = Metrics(registry)
+        rig = make_rig(error_rate=[0.072, 0.004], metrics=metrics)
+        await run(rig, rollback_decision(clock))
+
+        def value(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(name, labels)
+
+        assert value("watchdog_rollbacks_total", target="web", result="succeeded") == 1
+        assert value("watchdog_rollbacks_total", target="web", result="verified") == 1
+        assert value("watchdog_rollbacks_total", target="web", result="failed") is None
+        assert value("watchdog_pages_total", target="web", result="sent") == 1
+        assert value("watchdog_notifications_total", result="sent") == len(rig.slack.messages)
+        assert value("watchdog_rollback_duration_seconds_count") == 1
+        assert value("watchdog_verification_duration_seconds_count") == 1
+
+    async def test_refused_and_failed_are_counted(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A failed rollback job counts 'failed', never 'succeeded'."""
+        registry = CollectorRegistry()
+        rig = make_rig(metrics=Metrics(registry))
+        rig.vercel.job_outcome = "failed"
+        await run(rig, rollback_decision(clock))
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollbacks_total", {"target": "web", "result": "failed"}
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollbacks_total", {"target": "web", "result": "succeeded"}
+            )
+            is None
+        )
 
 
 class TestPaging:

@@ -63,6 +63,7 @@ from watchdog.core.model import (
 )
 from watchdog.core.rules import Duration
 from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.metrics import Metrics
 from watchdog.store.base import (
     ActionJournal,
     ActionRecord,
@@ -216,6 +217,7 @@ class Dispatcher:
         targets: Mapping[str, TargetActions] | None = None,
         on_event: EventSink | None = None,
         can_act: CanAct | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -225,6 +227,7 @@ class Dispatcher:
         self._targets = dict(targets or {})
         self._on_event = on_event
         self._can_act = can_act
+        self._metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight: dict[str, str] = {}
         self._state: dict[str, _TargetState] = {}
@@ -294,6 +297,16 @@ class Dispatcher:
         for task in list(self._chats):
             task.cancel()
         await self.drain()
+
+    def _count_rollback(
+        self, target: str, result: str, *, verified_from: datetime | None = None
+    ) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.rollbacks.labels(target=target, result=result).inc()
+        if verified_from is not None:
+            elapsed = (self._clock.now() - verified_from).total_seconds()
+            self._metrics.verification_duration.observe(max(0.0, elapsed))
 
     def rollback_in_flight(self, project: str) -> bool:
         lock = self._locks.get(project)
@@ -421,6 +434,11 @@ class Dispatcher:
             detail={"severity": str(page.severity), "summary": page.summary},
             retry_failed=True,
         )
+        if self._metrics is not None and outcome is not Outcome.FENCED:
+            result = {Outcome.DONE: "sent", Outcome.DUPLICATE: "deduplicated"}.get(
+                outcome, "failed"
+            )
+            self._metrics.pages.labels(target=page.target, result=result).inc()
         return outcome in (Outcome.DONE, Outcome.DUPLICATE)
 
     async def _resolve(self, decision: Decision, incident: str, state: _TargetState) -> None:
@@ -460,11 +478,15 @@ class Dispatcher:
         async def run() -> None:
             try:
                 async with asyncio.timeout(deadline.total_seconds()):
-                    await self._journaled(
+                    outcome = await self._journaled(
                         key, "chat", target, incident, lambda: notifier.send(text), policy=policy
                     )
             except TimeoutError:
                 log.warning("chat_dropped", key=key, reason="deadline")
+                outcome = Outcome.FAILED
+            if self._metrics is not None and outcome in (Outcome.DONE, Outcome.FAILED):
+                result = "sent" if outcome is Outcome.DONE else "failed"
+                self._metrics.notifications.labels(result=result).inc()
 
         task = asyncio.create_task(run(), name=f"chat:{key}")
         self._chats.add(task)
@@ -517,6 +539,7 @@ class Dispatcher:
     async def _refuse(self, decision: Decision, refused_by: str, reason: str) -> None:
         """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
         assert decision.incident is not None
+        self._count_rollback(decision.target, "refused")
         self._emit(
             RollbackResultEvent(
                 decision.target, self._clock.now(), RollbackOutcome.FAILED, "", reason
@@ -541,6 +564,7 @@ class Dispatcher:
         assert decision.incident is not None
         now = self._clock.now()
         rb = replace(rb, state=RollbackState.FAILED, finished_at=now, detail=what)
+        self._count_rollback(rb.target, "failed")
         await self._store.save_rollback(rb)
         await self._store.record_outcome(key, ActionStatus.FAILED, now, error=what)
         self._emit(
@@ -730,6 +754,9 @@ class Dispatcher:
             return
         now = self._clock.now()
         rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=result.detail)
+        self._count_rollback(rb.target, "succeeded")
+        if self._metrics is not None:
+            self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
         await self._store.save_rollback(rb)
         await self._store.record_outcome(
             key, ActionStatus.SUCCEEDED, now, detail={"from": current.id, "to": target.id}
@@ -768,6 +795,7 @@ class Dispatcher:
             now = self._clock.now()
             if not res.ok:
                 rb = replace(rb, state=RollbackState.VERIFY_FAILED, detail=res.detail)
+                self._count_rollback(rb.target, "verify_failed", verified_from=rb.finished_at)
                 await self._store.save_rollback(rb)
                 self._emit(
                     RollbackResultEvent(
@@ -788,6 +816,7 @@ class Dispatcher:
                 )
                 return
             rb = replace(rb, state=RollbackState.VERIFIED, verified_at=now)
+            self._count_rollback(rb.target, "verified", verified_from=rb.finished_at)
             await self._store.save_rollback(rb)
             self._emit(
                 RollbackResultEvent(
@@ -819,6 +848,7 @@ class Dispatcher:
     async def _shadow(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
         assert decision.incident is not None
         now = self._clock.now()
+        self._count_rollback(rb.target, "shadow")
         await self._store.save_rollback(
             replace(rb, state=RollbackState.SHADOW, finished_at=now, detail=what)
         )
