@@ -347,6 +347,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from watchdog.demo import run_demo
 
     wlog.configure("error" if not args.verbose else "info", "console")
+    if args.serve_standins:
+        from watchdog.demo import serve_standins
+
+        try:
+            asyncio.run(serve_standins(args.host, args.port, scenario=args.scenario))
+        except KeyboardInterrupt:
+            return 0
+        return 0
     return asyncio.run(run_demo(args.scenario, speed=args.speed))
 
 
@@ -391,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=12.0, help="divide every rule duration by this"
     )
     demo.add_argument("--verbose", action="store_true", help="also show the daemon's logs")
+    demo.add_argument(
+        "--serve-standins",
+        action="store_true",
+        help="only serve the simulated production (for deploy/compose.yaml), forever",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="with --serve-standins")
+    demo.add_argument("--port", type=int, default=9000, help="with --serve-standins")
 
     pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft")
     pm.add_argument("incident", help="incident id (see /api/incidents)")

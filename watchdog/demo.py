@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from aiohttp import web
+
 from watchdog.actions.pagerduty import PagerDutyConfig
 from watchdog.actions.slack import SlackConfig
 from watchdog.actions.vercel import VercelConfig
@@ -49,14 +51,14 @@ from watchdog.sources import (
 )
 from watchdog.store.base import RollbackState
 from watchdog.store.sqlite import SqliteStore
-from watchdog.testing.fake_app import FakeApp, Feature
+from watchdog.testing.fake_app import FakeApp, FakeHTTPServer, Feature
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN as SENTRY_TOKEN
 from watchdog.testing.fake_sentry import FakeSentry
 from watchdog.testing.fake_slack import FakeSlack
 from watchdog.testing.fake_supabase import DEFAULT_SECRET as SUPABASE_SECRET
 from watchdog.testing.fake_supabase import FakeSupabase
-from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.fake_vercel import FakeServer, FakeVercel
 from watchdog.yamlfile import default_rules_path, load_rule_pack
 
 GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
@@ -144,7 +146,7 @@ class Production:
     def _serve(self, dep_id: str) -> None:
         commit = self.vercel.deployments[dep_id]["meta"].get("githubCommitSha", dep_id)
         self.app.deploy(dep_id, commit)
-        bad = dep_id == BAD
+        bad = dep_id.startswith(BAD)
         self.deployed_bad_at = time.monotonic() if bad else None
         # good code: back to normal at once
         self.sentry.error_rate = 0.002
@@ -483,3 +485,60 @@ async def _epilogue(prod: Production, running: Running, t: Timeline, out: TextIO
         f"pages sent: {len(prod.pagerduty.events)}  slack messages: {len(prod.slack.messages)}\n"
     )
     out.write(f"result: {'as expected' if ok else 'NOT as expected'}\n")
+
+
+# --------------------------------------------------------------------------- stand-ins only
+
+STANDIN_PREFIXES = ("app", "vercel", "sentry", "supabase", "pagerduty", "slack")
+
+
+def standins_app(prod: Production) -> web.Application:
+    """Every stand-in under one port, by path prefix (``/app``, ``/vercel``, ...), for the
+    compose file: the watchdog container's config points each base URL at one prefix."""
+    root = web.Application()
+    http_fakes: list[tuple[str, FakeHTTPServer]] = [
+        ("app", prod.app),
+        ("sentry", prod.sentry),
+        ("supabase", prod.supabase),
+    ]
+    for prefix, fake in http_fakes:
+        sub = web.Application(middlewares=[fake._middleware])
+        fake.routes(sub)
+        root.add_subapp(f"/{prefix}", sub)
+    servers: list[tuple[str, FakeServer]] = [
+        ("vercel", prod.vercel),
+        ("pagerduty", prod.pagerduty),
+        ("slack", prod.slack),
+    ]
+    for prefix, server in servers:
+        root.add_subapp(f"/{prefix}", server._app())
+    return root
+
+
+async def serve_standins(
+    host: str, port: int, *, scenario: str = "bad-deploy", every: float = 300.0
+) -> None:
+    """Serve the simulated production and replay ``scenario`` every ``every`` seconds:
+    the bad deployment goes live, and the watchdog (another process) must roll it back."""
+    prod = Production(scenario)
+    runner = web.AppRunner(standins_app(prod), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print(f"stand-ins on http://{host}:{port}/{{{','.join(STANDIN_PREFIXES)}}}", flush=True)
+    last = time.monotonic()
+    next_bad = last + 30.0
+    rounds = 0
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            prod.step(now - last)
+            last = now
+            if now >= next_bad:
+                next_bad = now + every
+                if not (prod.vercel.alias or "").startswith(BAD):
+                    rounds += 1
+                    print(f"deploying {BAD}{rounds} (scenario {scenario})", flush=True)
+                    prod.deploy(f"{BAD}{rounds}", "f00dbad")
+    finally:
+        await runner.cleanup()

@@ -18,7 +18,7 @@ class TestCompose:
     def test_runs_the_daemon_against_the_standins(self) -> None:
         """A stand-ins service serves the demo and the watchdog runs `run --config` after it."""
         svc = services()
-        assert svc["standins"]["command"] == ["demo", "--serve-standins"]
+        assert svc["standins"]["command"][:2] == ["demo", "--serve-standins"]
         assert svc["watchdog"]["command"] == ["run", "--config", "/etc/watchdog/config.yaml"]
         assert "standins" in svc["watchdog"]["depends_on"]
 
@@ -53,7 +53,58 @@ class TestCompose:
 
     def test_config_points_only_at_the_standins(self) -> None:
         """Every URL in the compose config targets the stand-ins, never a real provider."""
-        text = (DEPLOY / "compose" / "config.yaml").read_text()
-        urls = [w for w in text.split() if "://" in w and not w.startswith("sqlite")]
+
+        def strings(node: object) -> list[str]:
+            if isinstance(node, dict):
+                return [s for v in node.values() for s in strings(v)]
+            if isinstance(node, list):
+                return [s for v in node for s in strings(v)]
+            return [node] if isinstance(node, str) else []
+
+        urls = [
+            s
+            for s in strings(load_yaml(DEPLOY / "compose" / "config.yaml"))
+            if "://" in s and not s.startswith("sqlite")
+        ]
         assert urls
-        assert all(u.startswith("http://standins:") for u in urls)
+        assert all(u.startswith("http://standins:9000/") for u in urls)
+
+    def test_config_is_valid(self) -> None:
+        """`watchdog check` accepts the compose config."""
+        from watchdog.cli import main
+
+        assert main(["check", "--config", str(DEPLOY / "compose" / "config.yaml")]) == 0
+
+    def test_standins_command_matches_the_config(self) -> None:
+        """The stand-ins service listens where the config points (0.0.0.0:9000)."""
+        command = services()["standins"]["command"]
+        assert command[:2] == ["demo", "--serve-standins"]
+        assert command[command.index("--port") + 1] == "9000"
+        assert command[command.index("--host") + 1] == "0.0.0.0"
+
+
+class TestStandins:
+    async def test_every_prefix_serves_its_standin(self) -> None:
+        """One port serves the app, Vercel, Sentry, Supabase, PagerDuty and Slack stand-ins."""
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from watchdog.demo import Production, standins_app
+
+        prod = Production("bad-deploy")
+        async with TestClient(TestServer(standins_app(prod))) as client:
+            health = await client.get("/app/api/health")
+            assert health.status == 200
+            project = await client.get(
+                "/vercel/v9/projects/prj_1", headers={"Authorization": "Bearer vercel-test-token"}
+            )
+            assert (await project.json())["targets"]["production"]["id"] == "dpl_good"
+            events = await client.get(
+                "/sentry/api/0/organizations/acme/events/",
+                params=[("field", "count()"), ("dataset", "spans")],
+                headers={"Authorization": "Bearer sntrys_fake"},
+            )
+            assert events.status == 200
+            slack = await client.post(
+                "/slack/services/T000/B000/XXXXSECRETXXXX", json={"text": "hello"}
+            )
+            assert await slack.text() == "ok"
