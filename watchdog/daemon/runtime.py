@@ -144,7 +144,15 @@ class Daemon:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, session: aiohttp.ClientSession | None = None) -> None:
+    async def start(
+        self, session: aiohttp.ClientSession | None = None, *, loops: bool = True
+    ) -> None:
+        """Open the store, wire the actions, take leadership, and start the loops.
+
+        ``loops=False`` starts only the event loop (rollback outcomes flowing back to the
+        engine), not the poll and tick loops: tests then drive ``ingest``/``apply`` with a
+        fake clock without background loops moving that clock under them.
+        """
         self._session = session or aiohttp.ClientSession()
         self._own_session = session is None
         await self.store.open()
@@ -192,9 +200,10 @@ class Daemon:
             can_act=self._can_act,
         )
         await self._elect()
-        for state in self.sources.values():
-            self._tasks.append(asyncio.create_task(self._poll_loop(state)))
-        self._tasks.append(asyncio.create_task(self._tick_loop()))
+        if loops:
+            for state in self.sources.values():
+                self._tasks.append(asyncio.create_task(self._poll_loop(state)))
+            self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(asyncio.create_task(self._event_loop()))
         log.info("watchdog_started", targets=len(self.settings.targets), sources=len(self.sources))
 
@@ -450,6 +459,8 @@ class Daemon:
                 raise
             except Exception:
                 log.exception("event_failed", event=type(event).__name__)
+            finally:
+                self._events.task_done()
 
     async def _ping_heartbeat(self) -> None:
         url = self.settings.heartbeat.url
