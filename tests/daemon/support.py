@@ -205,3 +205,27 @@ def build_daemon(
     settings: Settings, store: Store, clock: Clock, pack: RulePack | None = None
 ) -> Daemon:
     return Daemon(settings, pack or default_pack(), store, clock=clock)
+
+
+async def crash(daemon: Daemon) -> None:
+    """Abandon a daemon as a crash would: its tasks die mid-await, nothing is flushed or
+    released, no shutdown code runs. Only the OS-level resources (the HTTP session and the
+    database handle) are closed afterwards so the test process does not leak them."""
+    dispatcher = daemon.dispatcher
+    tasks: list[asyncio.Task[Any]] = list(daemon._tasks)
+    if dispatcher is not None:
+        tasks += [*dispatcher._rollbacks, *dispatcher._chats]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    daemon._tasks.clear()
+    if daemon._session is not None:
+        await daemon._session.close()
+    close = getattr(daemon.store, "_db", None)
+    if close is not None:  # SQLite: drop the handle without any store-level shutdown
+        daemon.store._db = None  # type: ignore[attr-defined]
+        await close.close()
+    pool = getattr(daemon.store, "_pool", None)
+    if pool is not None:  # PostgreSQL: drop the connections, never release the lease
+        daemon.store._pool = None  # type: ignore[attr-defined]
+        pool.terminate()
