@@ -179,7 +179,8 @@ class TestHumanStateSurvives:
         await ingest_each(b, healthy, clock)
         await settle(b)
         resolved = await b.store.load_incident(first)
-        assert resolved is not None and resolved.resolved_at is not None
+        assert resolved is not None
+        assert resolved.resolved_at is not None
         # on-call ships a fix ten minutes after the rollback; it breaks too
         world.vercel.add_deployment("dpl_fix", created_ms=int(clock.now().timestamp() * 1000))
         world.vercel.set_serving("dpl_fix")
