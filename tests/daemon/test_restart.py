@@ -8,8 +8,13 @@ below do the same with a real process and ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +31,7 @@ from tests.daemon.support import (
     outage,
     settings_for,
     settle,
+    wait_for,
 )
 from watchdog.daemon.runtime import Daemon
 from watchdog.store.base import RollbackState
@@ -193,3 +199,131 @@ class TestHumanStateSurvives:
         assert len(second) == 1
         assert "refused by cooldown" in str(triggers(world)[-1]["payload"])
         assert BAD in await b.store.known_bad(world.vercel.project_id)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read the daemon's SQLite file from outside, as an operator's sqlite3 would."""
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            return list(conn.execute(sql))
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+class Child:
+    """One ``crash_child`` process running the real daemon on ``db``."""
+
+    def __init__(self, world: World, db: Path, log: Path) -> None:
+        self.world, self.db, self.log = world, db, log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def spawn(self) -> asyncio.subprocess.Process:
+        w = self.world
+        with self.log.open("ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.daemon.crash_child",
+                str(self.db),
+                w.app.url,
+                w.vercel.url,
+                w.pagerduty.url,
+                w.slack.webhook_url,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )
+        return self.proc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def reap(self) -> int:
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), 10)
+        assert code == -signal.SIGKILL, self.log.read_text()[-3000:]
+        return code
+
+
+@pytest.fixture
+async def live_world() -> AsyncIterator[World]:
+    """Fakes on the real clock (the child process runs the real clock)."""
+    w = World(now=lambda: datetime.now(UTC))
+    w.app.health_status = 500  # dpl_bad is down from the start
+    await w.start()
+    yield w
+    await w.close()
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    await wait_for(predicate, 15.0, what)
+
+
+class TestKillMinus9:
+    @pytest.mark.parametrize("point", ["before_post", "after_post", "after_success"])
+    async def test_sigkill_then_restart_never_rolls_back_twice(
+        self, point: str, live_world: World, tmp_path: Path
+    ) -> None:
+        """``kill -9`` of the real daemon process before the rollback POST, the moment Vercel
+        receives it, or after success, then a restart on the same file: at most the one
+        POST ever reaches Vercel, the incident keeps its id, and a rollback the crash
+        interrupted before Vercel heard of it is reported to on-call, not left "in flight"."""
+        world = live_world
+        db = tmp_path / "wd.db"
+        child = Child(world, db, tmp_path / "child.log")
+
+        if point == "before_post":
+            world.vercel.on_request(lambda r: child.kill() if r.route == "deployments" else None)
+        elif point == "after_post":
+            world.vercel.on_request(lambda r: child.kill() if r.method == "POST" else None)
+        await child.spawn()
+        if point == "after_success":
+            await _until(
+                lambda: bool(
+                    _rows(db, "SELECT 1 FROM rollbacks WHERE state IN ('succeeded','verified')")
+                ),
+                "the rollback to succeed",
+            )
+            child.kill()
+        await child.reap()
+        incidents = _rows(db, "SELECT id FROM incidents")
+        assert len(incidents) == 1
+        posts_before = len(world.rollback_posts())
+        assert posts_before == (0 if point == "before_post" else 1)
+
+        restarted = Child(world, db, tmp_path / "child2.log")
+        await restarted.spawn()
+        try:
+            if point == "before_post":
+                await _until(
+                    lambda: any(
+                        "rollback_failed" in str(e.get("payload", {}).get("summary", ""))
+                        for e in world.pagerduty.events
+                    ),
+                    "a P0 page saying the rollback did not happen",
+                )
+            else:
+                await _until(
+                    lambda: (
+                        not _rows(
+                            db, "SELECT 1 FROM rollbacks WHERE state IN ('intent','requested')"
+                        )
+                    ),
+                    "the interrupted rollback to be reconciled",
+                )
+            await asyncio.sleep(1.0)  # long enough for several polls and ticks to repeat it
+        finally:
+            restarted.kill()
+            await restarted.reap()
+
+        assert len(world.rollback_posts()) == posts_before
+        assert _rows(db, "SELECT id FROM incidents") == incidents
+        dedups = {e["dedup_key"] for e in world.pagerduty.events if "dedup_key" in e}
+        assert dedups == {f"watchdog/{TARGET}/{incidents[0][0]}"}
