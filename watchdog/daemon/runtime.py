@@ -542,6 +542,11 @@ class Daemon:
                 log.warning("fenced", target=decision.target)
                 self.leader = False
                 self.metrics.set_flag(self.metrics.is_leader, False)
+            except Exception:
+                # e.g. the store failing the journal write: an exception escaping here would
+                # end the poll loop that called ingest, and the watchdog would go deaf
+                self.store_ok = False
+                log.exception("dispatch_failed", target=decision.target)
 
     def _export_rules(self, target: str) -> None:
         for obs in self.engine.observations(target):
