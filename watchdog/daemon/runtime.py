@@ -290,7 +290,12 @@ class Daemon:
         """Re-seed the engine from the store: incidents, rollbacks, holds, kill switch."""
         now = self.clock.now()
         window = self.pack.flowchart.budget_window
+        # the store is the truth: an incident this replica opened while following was never
+        # acted on (its engine may even believe a rollback in flight that nobody made)
+        self._incidents.clear()
+        self._last.clear()
         for target in self.settings.targets:
+            self.engine.target(target.name).incident = None
             rollbacks = await self.store.list_rollbacks(target=target.name, since=now - window)
             self.engine.restore_rollbacks(
                 target.name, [r.requested_at for r in rollbacks if r.automatic]
@@ -559,7 +564,13 @@ class Daemon:
 
     async def _record(self, decision: Decision, changed: bool) -> IncidentRecord | None:
         """Audit the decision and keep the incident record current. Store trouble is logged,
-        never allowed to stop a page or a rollback."""
+        never allowed to stop a page or a rollback.
+
+        Only the leader writes: a follower's engine opens its own incident for the same
+        outage (its id is the second it saw it), which would be a duplicate incident record.
+        """
+        if not self.leader:
+            return None
         try:
             if changed:
                 await self.store.append_decision(
