@@ -55,6 +55,7 @@ from watchdog.daemon.scheduling import next_slot, phase
 from watchdog.metrics import Metrics
 from watchdog.sources import Source, build_source
 from watchdog.store.base import (
+    ActionStatus,
     DecisionRecord,
     FencedError,
     HumanEvent,
@@ -144,7 +145,15 @@ class Daemon:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, session: aiohttp.ClientSession | None = None) -> None:
+    async def start(
+        self, session: aiohttp.ClientSession | None = None, *, loops: bool = True
+    ) -> None:
+        """Open the store, wire the actions, take leadership, and start the loops.
+
+        ``loops=False`` starts only the event loop (rollback outcomes flowing back to the
+        engine), not the poll and tick loops: tests then drive ``ingest``/``apply`` with a
+        fake clock without background loops moving that clock under them.
+        """
         self._session = session or aiohttp.ClientSession()
         self._own_session = session is None
         await self.store.open()
@@ -192,9 +201,10 @@ class Daemon:
             can_act=self._can_act,
         )
         await self._elect()
-        for state in self.sources.values():
-            self._tasks.append(asyncio.create_task(self._poll_loop(state)))
-        self._tasks.append(asyncio.create_task(self._tick_loop()))
+        if loops:
+            for state in self.sources.values():
+                self._tasks.append(asyncio.create_task(self._poll_loop(state)))
+            self._tasks.append(asyncio.create_task(self._tick_loop()))
         self._tasks.append(asyncio.create_task(self._event_loop()))
         log.info("watchdog_started", targets=len(self.settings.targets), sources=len(self.sources))
 
@@ -280,7 +290,12 @@ class Daemon:
         """Re-seed the engine from the store: incidents, rollbacks, holds, kill switch."""
         now = self.clock.now()
         window = self.pack.flowchart.budget_window
+        # the store is the truth: an incident this replica opened while following was never
+        # acted on (its engine may even believe a rollback in flight that nobody made)
+        self._incidents.clear()
+        self._last.clear()
         for target in self.settings.targets:
+            self.engine.target(target.name).incident = None
             rollbacks = await self.store.list_rollbacks(target=target.name, since=now - window)
             self.engine.restore_rollbacks(
                 target.name, [r.requested_at for r in rollbacks if r.automatic]
@@ -294,6 +309,8 @@ class Daemon:
             ]
             latest = mine[-1] if mine else None
             phase_ = _PHASES[latest.state] if latest else RollbackPhase.NONE
+            if latest is None and await self._orphaned_intent(incident, now):
+                phase_ = RollbackPhase.FAILED
             self.engine.restore_incident(
                 incident.target,
                 incident.id,
@@ -317,6 +334,23 @@ class Daemon:
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self._refresh_deployments()
         self._restored = True
+
+    async def _orphaned_intent(self, incident: IncidentRecord, now: datetime) -> bool:
+        """A rollback journaled but never recorded: the previous run died before asking Vercel.
+
+        The journal key is taken, so the dispatcher would skip the rollback as a duplicate
+        while the engine believed it in flight: nothing rolled back and nobody told. Settle it
+        as failed instead, so the engine pages P0 "rollback did not take" (never re-issued
+        blindly, as for any rollback a crash interrupted).
+        """
+        key = f"{incident.id}/rollback"
+        for action in await self.store.list_actions(incident=incident.id, limit=1000):
+            if action.key == key and action.status is ActionStatus.INTENT:
+                detail = "the watchdog stopped before asking the deployer; not re-issued"
+                await self.store.record_outcome(key, ActionStatus.FAILED, now, error=detail)
+                log.warning("rollback_orphaned", incident=incident.id, detail=detail)
+                return True
+        return False
 
     async def _refresh_deployments(self) -> None:
         """Learn what production serves, so deploy correlation has a go-live time."""
@@ -450,6 +484,8 @@ class Daemon:
                 raise
             except Exception:
                 log.exception("event_failed", event=type(event).__name__)
+            finally:
+                self._events.task_done()
 
     async def _ping_heartbeat(self) -> None:
         url = self.settings.heartbeat.url
@@ -493,6 +529,8 @@ class Daemon:
             or previous.key != decision.key
             or previous.incident != decision.incident
             or previous.rule != decision.rule
+            # a different guard rail now refuses: the audit trail must say which
+            or previous.refused_by != decision.refused_by
         )
         self.metrics.record_decision(decision)
         if not (changed or force or decision.execute_rollback or decision.resolved_incident):
@@ -509,6 +547,11 @@ class Daemon:
                 log.warning("fenced", target=decision.target)
                 self.leader = False
                 self.metrics.set_flag(self.metrics.is_leader, False)
+            except Exception:
+                # e.g. the store failing the journal write: an exception escaping here would
+                # end the poll loop that called ingest, and the watchdog would go deaf
+                self.store_ok = False
+                log.exception("dispatch_failed", target=decision.target)
 
     def _export_rules(self, target: str) -> None:
         for obs in self.engine.observations(target):
@@ -521,7 +564,13 @@ class Daemon:
 
     async def _record(self, decision: Decision, changed: bool) -> IncidentRecord | None:
         """Audit the decision and keep the incident record current. Store trouble is logged,
-        never allowed to stop a page or a rollback."""
+        never allowed to stop a page or a rollback.
+
+        Only the leader writes: a follower's engine opens its own incident for the same
+        outage (its id is the second it saw it), which would be a duplicate incident record.
+        """
+        if not self.leader:
+            return None
         try:
             if changed:
                 await self.store.append_decision(

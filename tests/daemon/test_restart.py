@@ -1,0 +1,329 @@
+"""Restart safety: a daemon that dies mid-incident is replaced by one that carries on.
+
+Daemon A works on a SQLite file and is abandoned without ``stop()`` (its tasks cancelled
+mid-await, nothing flushed or released); daemon B opens the same file. The SIGKILL tests
+below do the same with a real process and ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.support import (
+    BAD,
+    GOOD,
+    TARGET,
+    World,
+    build_daemon,
+    crash,
+    health,
+    ingest_each,
+    outage,
+    settings_for,
+    settle,
+    wait_for,
+)
+from watchdog.daemon.runtime import Daemon
+from watchdog.store.base import RollbackState
+from watchdog.store.sqlite import SqliteStore
+from watchdog.testing.clock import FakeClock
+from watchdog.testing.fake_vercel import RecordedRequest
+
+Factory = Callable[[], Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def make_daemon(world: World, clock: FakeClock, tmp_path: Path) -> AsyncIterator[Factory]:
+    started: list[Daemon] = []
+
+    async def make() -> Daemon:
+        daemon = build_daemon(
+            settings_for(world, store_url=f"sqlite:///{tmp_path}/wd.db"),
+            SqliteStore(tmp_path / "wd.db"),
+            clock,
+        )
+        await daemon.start(loops=False)
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        if daemon.store._db is not None:  # type: ignore[attr-defined]
+            await daemon.stop()
+
+
+def triggers(world: World) -> list[dict[str, object]]:
+    return [e for e in world.pagerduty.events if e["event_action"] == "trigger"]
+
+
+class TestCrashMidRollback:
+    async def test_restart_keeps_incident_and_reconciles_without_a_second_post(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """A dies while Vercel's rollback job runs; B keeps the incident id and dedup key,
+        follows the job to its end instead of re-posting, and never rolls back twice."""
+        world.vercel.job_polls = 1000  # the job outlives A
+        posted = asyncio.Event()
+        world.vercel.on_request(lambda r: posted.set() if r.method == "POST" else None)
+        a = await make_daemon()
+        await ingest_each(a, outage(clock.now()), clock)
+        await asyncio.wait_for(posted.wait(), 10)
+        for _ in range(200):  # until A has recorded that Vercel accepted the request
+            rbs = await a.store.list_rollbacks()
+            if rbs and rbs[0].state is RollbackState.REQUESTED:
+                break
+            await asyncio.sleep(0.01)
+        incident = (await a.store.list_incidents())[0]
+        await crash(a)
+        assert len(world.rollback_posts()) == 1
+
+        world.vercel.job_polls = 2
+        clock.advance(20)
+        b = await make_daemon()
+        await settle(b)
+        await ingest_each(b, [health(clock.now() + timedelta(seconds=1), False)], clock)
+        await settle(b)
+
+        assert len(world.rollback_posts()) == 1
+        assert world.vercel.alias == GOOD
+        assert b.status()["targets"][0]["incident"] == incident.id
+        assert [i.id for i in await b.store.list_incidents()] == [incident.id]
+        rollbacks = await b.store.list_rollbacks()
+        assert [(r.state, r.to_deployment) for r in rollbacks] == [(RollbackState.SUCCEEDED, GOOD)]
+        assert {e["dedup_key"] for e in triggers(world)} == {f"watchdog/web/{incident.id}"}
+
+    async def test_crash_before_the_post_never_leaves_a_silent_in_flight_rollback(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """A dies after journaling the rollback intent but before asking Vercel; B does not
+        pretend a rollback is in flight: nothing was posted, and on-call gets a P0 page
+        saying the automatic rollback did not happen."""
+        listing = asyncio.Event()
+
+        def hook(req: RecordedRequest) -> None:
+            if req.route == "deployments":
+                listing.set()
+
+        world.vercel.on_request(hook)
+        world.vercel.fail("deployments", 500, "{}", delay=5.0)  # A hangs listing candidates
+        a = await make_daemon()
+        await ingest_each(a, outage(clock.now()), clock)
+        await asyncio.wait_for(listing.wait(), 10)
+        incident = (await a.store.list_incidents())[0]
+        await crash(a)
+
+        clock.advance(20)
+        b = await make_daemon()
+        await settle(b)
+        # a fresh engine needs the rule's three consecutive failures again
+        await ingest_each(b, outage(clock.now())[1:], clock)
+        await settle(b)
+
+        assert world.rollback_posts() == []
+        status = b.status()["targets"][0]
+        assert status["incident"] == incident.id
+        assert "in flight" not in status["reason"]
+        summaries = [str(e["payload"]["summary"]) for e in triggers(world)]  # type: ignore[index]
+        assert summaries[-1].startswith("[P0]")
+        assert "refused by rollback_failed" in summaries[-1]
+
+
+class TestHumanStateSurvives:
+    async def test_hold_and_kill_switch_set_on_a_are_in_force_on_b(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """A hold and the kill switch set through A still refuse B's rollbacks after a crash:
+        first the kill switch, then (switched off on B) the hold."""
+        a = await make_daemon()
+        await a.hold(TARGET, timedelta(hours=2), "db migration", "alice")
+        await a.kill_switch(True, "incident review", "bob")
+        await crash(a)
+
+        clock.advance(60)
+        b = await make_daemon()
+        assert b.status()["kill_switch"] is True
+        assert b.status()["targets"][0]["hold_until"] is not None
+        await ingest_each(b, outage(clock.now()), clock)
+        await settle(b)
+        assert world.rollback_posts() == []
+        assert "refused by kill_switch" in str(triggers(world)[-1]["payload"])
+
+        await b.kill_switch(False, "review done", "bob")
+        await ingest_each(b, [health(clock.now() + timedelta(seconds=15), False)], clock)
+        await settle(b)
+        assert world.rollback_posts() == []
+        refused = {d.data["refused_by"] for d in await b.store.list_decisions(target=TARGET)}
+        refused.discard(None)
+        assert refused == {"kill_switch", "hold"}
+        assert "guard:hold:refused" in b.status()["targets"][0]["path"]
+
+    async def test_cooldown_survives_a_restart(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """After A's rollback and a crash, a fix deployed and broken soon after is refused by
+        the cooldown on B: B remembers A's automatic rollback."""
+        a = await make_daemon()
+        await ingest_each(a, outage(clock.now()), clock)
+        await settle(a)
+        assert len(world.rollback_posts()) == 1
+        first = (await a.store.list_incidents())[0].id
+        await crash(a)
+
+        b = await make_daemon()
+        t = clock.now()
+        healthy = [health(t + timedelta(seconds=15 * i), True) for i in range(1, 30)]
+        await ingest_each(b, healthy, clock)
+        await settle(b)
+        resolved = await b.store.load_incident(first)
+        assert resolved is not None
+        assert resolved.resolved_at is not None
+        # on-call ships a fix ten minutes after the rollback; it breaks too
+        world.vercel.add_deployment("dpl_fix", created_ms=int(clock.now().timestamp() * 1000))
+        world.vercel.set_serving("dpl_fix")
+        await b._refresh_deployments()
+        await ingest_each(b, outage(clock.now() + timedelta(seconds=1)), clock)
+        await settle(b)
+
+        assert len(world.rollback_posts()) == 1
+        second = [i for i in await b.store.list_incidents() if i.id != first]
+        assert len(second) == 1
+        assert "refused by cooldown" in str(triggers(world)[-1]["payload"])
+        assert BAD in await b.store.known_bad(world.vercel.project_id)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read the daemon's SQLite file from outside, as an operator's sqlite3 would."""
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            return list(conn.execute(sql))
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+class Child:
+    """One ``crash_child`` process running the real daemon on ``db``."""
+
+    def __init__(self, world: World, db: Path, log: Path) -> None:
+        self.world, self.db, self.log = world, db, log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def spawn(self) -> asyncio.subprocess.Process:
+        w = self.world
+        with self.log.open("ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.daemon.crash_child",
+                str(self.db),
+                w.app.url,
+                w.vercel.url,
+                w.pagerduty.url,
+                w.slack.webhook_url,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )
+        return self.proc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def reap(self) -> int:
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), 10)
+        assert code == -signal.SIGKILL, self.log.read_text()[-3000:]
+        return code
+
+
+@pytest.fixture
+async def live_world() -> AsyncIterator[World]:
+    """Fakes on the real clock (the child process runs the real clock)."""
+    w = World(now=lambda: datetime.now(UTC))
+    w.app.health_status = 500  # dpl_bad is down from the start
+    await w.start()
+    yield w
+    await w.close()
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    await wait_for(predicate, 15.0, what)
+
+
+class TestKillMinus9:
+    @pytest.mark.parametrize("point", ["before_post", "after_post", "after_success"])
+    async def test_sigkill_then_restart_never_rolls_back_twice(
+        self, point: str, live_world: World, tmp_path: Path
+    ) -> None:
+        """``kill -9`` of the real daemon process before the rollback POST, the moment Vercel
+        receives it, or after success, then a restart on the same file: at most the one
+        POST ever reaches Vercel, the incident keeps its id, and a rollback the crash
+        interrupted before Vercel heard of it is reported to on-call, not left "in flight"."""
+        world = live_world
+        db = tmp_path / "wd.db"
+        child = Child(world, db, tmp_path / "child.log")
+
+        if point == "before_post":
+            world.vercel.on_request(lambda r: child.kill() if r.route == "deployments" else None)
+        elif point == "after_post":
+            world.vercel.on_request(lambda r: child.kill() if r.method == "POST" else None)
+        await child.spawn()
+        if point == "after_success":
+            await _until(
+                lambda: bool(
+                    _rows(db, "SELECT 1 FROM rollbacks WHERE state IN ('succeeded','verified')")
+                ),
+                "the rollback to succeed",
+            )
+            child.kill()
+        await child.reap()
+        incidents = _rows(db, "SELECT id FROM incidents")
+        assert len(incidents) == 1
+        posts_before = len(world.rollback_posts())
+        assert posts_before == (0 if point == "before_post" else 1)
+
+        restarted = Child(world, db, tmp_path / "child2.log")
+        await restarted.spawn()
+        try:
+            if point == "before_post":
+                await _until(
+                    lambda: any(
+                        "rollback_failed" in str(e.get("payload", {}).get("summary", ""))
+                        for e in world.pagerduty.events
+                    ),
+                    "a P0 page saying the rollback did not happen",
+                )
+            else:
+                await _until(
+                    lambda: (
+                        not _rows(
+                            db, "SELECT 1 FROM rollbacks WHERE state IN ('intent','requested')"
+                        )
+                    ),
+                    "the interrupted rollback to be reconciled",
+                )
+            await asyncio.sleep(1.0)  # long enough for several polls and ticks to repeat it
+        finally:
+            restarted.kill()
+            await restarted.reap()
+
+        assert len(world.rollback_posts()) == posts_before
+        assert _rows(db, "SELECT id FROM incidents") == incidents
+        dedups = {e["dedup_key"] for e in world.pagerduty.events if "dedup_key" in e}
+        assert dedups == {f"watchdog/{TARGET}/{incidents[0][0]}"}
