@@ -194,3 +194,32 @@ class TestClockStep:
             assert json.dumps(daemon.status(), default=str)
         finally:
             await daemon.stop()
+
+
+class TestBlindMetric:
+    async def test_blind_gauge_follows_the_source(
+        self, world: World, clock: FakeClock, sentry: FakeSentry
+    ) -> None:
+        """watchdog_blind is 1 while a source has been unknown past blind_after, then 0."""
+        daemon = await make(world, clock, sentry.url)
+        source = next(iter(daemon.sources))
+
+        def blind() -> float | None:
+            return daemon.registry.get_sample_value(
+                "watchdog_blind", {"target": TARGET, "source": source}
+            )
+
+        try:
+            await run_polls(daemon, clock, 1)
+            daemon._export_blindness(clock.now())
+            assert blind() == 0
+            sentry.fail_always(FAULTS["500"])
+            await run_polls(daemon, clock, 6)
+            daemon._export_blindness(clock.now())
+            assert blind() == 1
+            sentry.fail_always(None)
+            await run_polls(daemon, clock, 1)
+            daemon._export_blindness(clock.now())
+            assert blind() == 0
+        finally:
+            await daemon.stop()

@@ -180,3 +180,32 @@ class TestRefusedAndShadow:
         assert [a.status for a in actions] == [ActionStatus.SKIPPED]
         assert any("SHADOW MODE" in m for m in world.slack.messages)
         assert daemon.status()["shadow"] is True
+
+
+class TestWiring:
+    async def test_verification_only_waits_for_a_measured_error_rate(
+        self, world: World, clock: FakeClock
+    ) -> None:
+        """A target watched by health alone verifies without an error-rate check."""
+        daemon = build_daemon(settings_for(world), MemoryStore(), clock)
+        await daemon.start(loops=False)
+        try:
+            assert daemon.dispatcher is not None
+            wiring = daemon.dispatcher._targets[TARGET]
+            assert wiring.error_rate is None
+        finally:
+            await daemon.stop()
+
+    async def test_last_drill_is_exported_at_start(self, world: World, clock: FakeClock) -> None:
+        """The last recorded drill's result and duration are metrics from start-up on."""
+        from watchdog.store.base import DrillRecord
+
+        store = MemoryStore()
+        await store.save_drill(DrillRecord("d1", TARGET, clock.now(), clock.now(), True, 95.0, {}))
+        daemon = build_daemon(settings_for(world), store, clock)
+        await daemon.start(loops=False)
+        try:
+            assert daemon.registry.get_sample_value("watchdog_drill_success") == 1
+            assert daemon.registry.get_sample_value("watchdog_drill_duration_seconds") == 95.0
+        finally:
+            await daemon.stop()

@@ -33,7 +33,7 @@ from watchdog.actions.slack import SlackNotifier
 from watchdog.actions.vercel import VercelDeployer
 from watchdog.actions.verify import Verifier
 from watchdog.clock import Clock
-from watchdog.config import Settings
+from watchdog.config import Settings, TargetConfig
 from watchdog.core.engine import Engine, RollbackPhase
 from watchdog.core.model import (
     AckDecision,
@@ -44,7 +44,6 @@ from watchdog.core.model import (
     Event,
     HoldEvent,
     KillSwitchEvent,
-    RollbackResultEvent,
     Sample,
     Severity,
     Signal,
@@ -88,6 +87,17 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN is not JSON
         return None
     return value
+
+
+def _measures_error_rate(target: TargetConfig) -> bool:
+    for source in target.sources:
+        if source.kind == "sentry":
+            return True
+        if source.kind == "prometheus" and any(
+            q.signal == Signal.ERROR_RATE for q in source.queries
+        ):
+            return True
+    return False
 
 
 @dataclass
@@ -182,7 +192,10 @@ class Daemon:
             targets[target.name] = TargetActions(
                 deployer=deployer,
                 verifier=verifier,
-                error_rate=self._error_rate_probe(target.name),
+                # verification waits for the error rate to fall only where one is measured
+                error_rate=self._error_rate_probe(target.name)
+                if _measures_error_rate(target)
+                else None,
                 flags=flags,
             )
         self._pager = self._build_pager()
@@ -199,8 +212,10 @@ class Daemon:
             targets=targets,
             on_event=self._events.put_nowait,
             can_act=self._can_act,
+            metrics=self.metrics,
         )
         await self._elect()
+        await self._export_last_drill()
         if loops:
             for state in self.sources.values():
                 self._tasks.append(asyncio.create_task(self._poll_loop(state)))
@@ -465,6 +480,7 @@ class Daemon:
                 if mono - last_prune >= 3600:
                     last_prune = mono
                     await self.store.prune(now - self.settings.store.retention)
+                self._export_blindness(now)
                 self.metrics.heartbeat.set(time.time())
                 if mono - last_heartbeat >= heartbeat_every:
                     last_heartbeat = mono
@@ -474,6 +490,36 @@ class Daemon:
                 raise
             except Exception:
                 log.exception("tick_failed")
+
+    def _export_blindness(self, now: datetime) -> None:
+        """watchdog_blind per source: every signal it produced unknown past blind_after."""
+        limit = self.pack.flowchart.blind_after
+        for state in self.sources.values():
+            ts = self.engine.targets.get(state.source.target)
+            if ts is None or not state.signals:
+                continue
+            blind = all(
+                (sig := ts.signals.get(name)) is not None
+                and sig.unknown is not None
+                and now - (sig.last_known or sig.first_seen) >= limit
+                for name in state.signals
+            )
+            self.metrics.blind.labels(target=state.source.target, source=state.source.name).set(
+                1 if blind else 0
+            )
+
+    async def _export_last_drill(self) -> None:
+        try:
+            drills = await self.store.list_drills(limit=1)
+        except Exception:  # metrics must never stop the daemon
+            return
+        if drills:
+            drill = drills[0]
+            self.metrics.drill_success.set(1 if drill.succeeded else 0)
+            if drill.duration_s is not None:
+                self.metrics.drill_duration.set(drill.duration_s)
+            finished = drill.finished_at or drill.started_at
+            self.metrics.last_drill.set(finished.timestamp())
 
     async def _event_loop(self) -> None:
         while True:
@@ -514,8 +560,6 @@ class Daemon:
             await self._handle(self.engine.observe(sample))
 
     async def apply(self, event: Event) -> list[Decision]:
-        if isinstance(event, RollbackResultEvent):
-            self.metrics.rollbacks.labels(target=event.target, result=event.outcome.value).inc()
         decisions = self.engine.apply(event)
         for decision in decisions:
             await self._handle(decision, force=True)
