@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -25,11 +26,37 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """Wall time that never runs backwards.
+
+    Samples, streaks and windows are stamped with wall time, so a wall clock stepping back
+    (a VM resumed, NTP correcting hard) would make fresh samples look older than the last
+    ones. This clock advances at the monotonic clock's pace from an anchor and re-anchors only
+    forward, when the wall clock is ahead by more than ``tolerance`` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        wall: Callable[[], datetime] | None = None,
+        mono: Callable[[], float] = time.monotonic,
+        tolerance: float = 1.0,
+    ) -> None:
+        self._wall = wall or (lambda: datetime.now(UTC))
+        self._mono = mono
+        self._tolerance = tolerance
+        self._anchor_wall = self._wall()
+        self._anchor_mono = self._mono()
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        steady = self._anchor_wall + timedelta(seconds=self._mono() - self._anchor_mono)
+        wall = self._wall()
+        if (wall - steady).total_seconds() > self._tolerance:
+            self._anchor_wall, self._anchor_mono = wall, self._mono()
+            return wall
+        return steady
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return self._mono()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
