@@ -543,6 +543,37 @@ class TestReconcile:
         assert "not re-issued" in settled[0].detail
         assert rig.vercel.requests_for("rollback") == []
 
+    async def test_intent_accepted_by_vercel_is_followed(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A crash after Vercel accepted the POST (record still INTENT): the running job is
+        followed to success, and nothing is sent again."""
+        store = MemoryStore()
+        await store.save_rollback(
+            RollbackRecord(
+                "inc-1/rollback",
+                "inc-1",
+                "web",
+                "prj_1",
+                clock.now(),
+                RollbackState.INTENT,
+                "dpl_c",
+                "dpl_b",
+            )
+        )
+        rig = make_rig(store=store)
+        # the POST that the crashed daemon got through
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{rig.vercel.url}/v1/projects/prj_1/rollback/dpl_b",
+            params={"teamId": "team_1"},
+            headers={"Authorization": f"Bearer {rig.vercel.token}"},
+            json={},
+        ) as resp:
+            assert resp.status == 201
+        posts_before = len(rig.vercel.requests_for("rollback"))
+        settled = await rig.dispatcher.reconcile()
+        assert [r.state for r in settled] == [RollbackState.SUCCEEDED]
+        assert len(rig.vercel.requests_for("rollback")) == posts_before
+        assert rig.vercel.alias == "dpl_b"
+
     async def test_requested_followed(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """A REQUESTED record whose job is still running is followed to its end."""
         store = MemoryStore()

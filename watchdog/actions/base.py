@@ -134,6 +134,10 @@ class Deployer(Protocol):
         """Wait (bounded) for the asynchronous job, then check what production serves."""
         ...
 
+    async def alias_job(self) -> Mapping[str, Any] | None:
+        """The latest rollback/promote job on the project (Vercel: ``lastAliasRequest``)."""
+        ...
+
     async def serving(self) -> str | None:
         """The deployment id the production domain serves right now."""
         ...

@@ -24,7 +24,7 @@ import enum
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -935,7 +935,11 @@ async def reconcile(store: ActionJournal, deployer: Deployer, clock: Clock) -> l
                 finished_at=now,
                 detail=f"reconciled after restart: production serves {serving}",
             )
-        elif rb.state is RollbackState.REQUESTED and rb.to_deployment:
+        elif rb.to_deployment and (
+            rb.state is RollbackState.REQUESTED or await _accepted(deployer, rb)
+        ):
+            # REQUESTED, or a crash right after Vercel accepted the POST but before REQUESTED
+            # was saved: the job runs on Vercel's side, so follow it rather than fail it
             result = await deployer.await_rollback(Deployment(id=rb.to_deployment))
             new = replace(
                 rb,
@@ -965,3 +969,22 @@ async def reconcile(store: ActionJournal, deployer: Deployer, clock: Clock) -> l
         bound.info("rollback_reconciled", state=str(new.state), serving=serving)
         settled.append(new)
     return settled
+
+
+#: our clock and Vercel's may disagree by this much when matching a job to an intent
+_JOB_SKEW = timedelta(minutes=2)
+
+
+async def _accepted(deployer: Deployer, rb: RollbackRecord) -> bool:
+    """Did Vercel start a job to ``rb``'s target after ``rb``'s intent was recorded?"""
+    try:
+        job = await deployer.alias_job()
+    except CallError:
+        return False
+    if not job or job.get("toDeploymentId") != rb.to_deployment:
+        return False
+    requested = job.get("requestedAt")
+    if isinstance(requested, bool) or not isinstance(requested, int | float):
+        return False
+    started = datetime.fromtimestamp(requested / 1000, UTC)
+    return started >= rb.requested_at - _JOB_SKEW

@@ -454,7 +454,7 @@ class VercelDeployer:
                 status=resp.status,
             )
         if resp.status == 409:
-            job = await self._alias_job()
+            job = await self.alias_job()
             if job is not None and job.get("toDeploymentId") == target.id:
                 self._log.info("vercel_rollback_already_running", to=target.id)
                 return RollbackRequest(
@@ -470,7 +470,8 @@ class VercelDeployer:
             )
         raise self._error(resp, method)
 
-    async def _alias_job(self) -> Mapping[str, Any] | None:
+    async def alias_job(self) -> Mapping[str, Any] | None:
+        """The project's ``lastAliasRequest`` (the latest rollback/promote job), if readable."""
         try:
             project = await self.get_project()
         except CallError:
