@@ -561,12 +561,15 @@ class TestReconcile:
         )
         rig = make_rig(store=store)
         # the POST that the crashed daemon got through
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{rig.vercel.url}/v1/projects/prj_1/rollback/dpl_b",
-            params={"teamId": "team_1"},
-            headers={"Authorization": f"Bearer {rig.vercel.token}"},
-            json={},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{rig.vercel.url}/v1/projects/prj_1/rollback/dpl_b",
+                params={"teamId": "team_1"},
+                headers={"Authorization": f"Bearer {rig.vercel.token}"},
+                json={},
+            ) as resp,
+        ):
             assert resp.status == 201
         posts_before = len(rig.vercel.requests_for("rollback"))
         settled = await rig.dispatcher.reconcile()
