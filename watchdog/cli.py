@@ -454,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # logs go to stderr, and only warnings, unless a command sets up its own (run, demo):
+    # stdout is for the command's output (post-mortems, replay decisions, JSON)
+    from watchdog import logging as wlog
+
+    wlog.configure("warning", "console")
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
