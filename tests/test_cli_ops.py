@@ -68,6 +68,7 @@ class TestPostmortem:
         """The post-mortem draft is rendered from the store's records, timeline filled."""
         db = tmp_path / "w.db"
         asyncio.run(seed(db))
+        capsys.readouterr()  # drop what seeding logged
         assert main(["postmortem", "web-20260820T100200", "--store", f"sqlite:///{db}"]) == 0
         out = capsys.readouterr().out
         assert out.startswith("# Incident Post-Mortem:")
