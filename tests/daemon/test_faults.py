@@ -148,6 +148,20 @@ class TestBlindUpstream:
         finally:
             await daemon.stop()
 
+    async def test_dns_failure_is_blindness_not_an_outage(
+        self, world: World, clock: FakeClock
+    ) -> None:
+        """A host name that does not resolve (.invalid never does) is unknown data too."""
+        daemon = await make(world, clock, "http://sentry.watchdog-test.invalid")
+        try:
+            await run_polls(daemon, clock, 8)
+            assert world.rollback_posts() == []
+            assert daemon.status()["targets"][0]["rule"] == "watchdog-blind"
+            reasons = {s["last_error"] for s in daemon.status()["targets"][0]["sources"]}
+            assert reasons == {"provider_error"}
+        finally:
+            await daemon.stop()
+
 
 class TestStoreFailure:
     async def test_failing_store_writes_never_stop_the_pipeline(
