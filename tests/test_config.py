@@ -115,3 +115,15 @@ class TestErrors:
         target = "  - name: web\n    sources:\n      - {kind: health, url: 'https://x.example/h'}\n"
         with pytest.raises(FileError, match="used twice"):
             load_settings(self.write(tmp_path, "targets:\n" + target + target))
+
+
+class TestStoreUrl:
+    def test_unknown_scheme_is_a_config_error(self, tmp_path: Path) -> None:
+        """A store URL with an unsupported scheme is refused at check time, with its line."""
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            "store:\n  url: mysql://db/x\ntargets:\n  - name: web\n    sources:\n"
+            "      - {kind: health, url: 'https://x.example/h'}\n"
+        )
+        with pytest.raises(FileError, match=r"c.yaml:2: field 'store.url': unsupported"):
+            load_settings(path)

@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from watchdog.config import Settings
 
 
-class StoreError(Exception):
-    """Placeholder until the store raises its own error type."""
-
-
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
 
@@ -135,10 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     wlog.configure(settings.log.level, settings.log.format, wlog.secrets_of(settings))
     try:
         return asyncio.run(serve(settings, pack))
-    except OSError as exc:
-        return fail(f"cannot start: {exc.strerror or exc}")
-    except StoreError as exc:
-        return fail(f"cannot open the store: {exc}")
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # start-up failed (port in use, store unreachable or too new)
+        return fail(f"cannot start: {type(exc).__name__}: {exc}")
 
 
 def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None) -> int:

@@ -18,7 +18,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchdog.actions.alertmanager import AlertmanagerConfig
@@ -81,6 +89,14 @@ class StoreSettings(_Strict):
     url: str = "sqlite:////var/lib/watchdog/watchdog.db"
     #: decisions older than this are pruned (open incidents and in-flight rollbacks never are)
     retention: Duration = timedelta(days=90)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        from watchdog.store.factory import store_from_url
+
+        store_from_url(url)  # raises ValueError naming the accepted schemes; no I/O
+        return url
 
 
 class ServerSettings(_Strict):

@@ -59,9 +59,8 @@ def _positions(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            out[(*loc, key)] = key_node.start_mark.line + 1
             _positions(value_node, (*loc, key), out)
-            # the key's own line is more useful than the value's for a scalar
+            # a field's error points at its key's line, not at where its value starts
             out[(*loc, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
