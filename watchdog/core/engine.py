@@ -586,7 +586,7 @@ class Engine:
             track = ts.tracks[key] = Track(rule, sample.signal)
         track.last_at = at
         was_firing = track.firing
-        if not self._active(rule, ts, at):
+        if rule.during != "always" and not self._active(rule, ts, at):
             # a phase-bound rule only counts samples taken in its phase
             track.streak, track.streak_start, track.firing = 0, None, False
             ts.firing_count -= was_firing
