@@ -48,7 +48,7 @@ from aiohttp import web
 
 INTERVAL_S = 5.0
 ORG_PREFIX = "o"
-SENTRY_TOKEN = "sntrys_footprint"  # noqa: S105 - the loopback fake's own credential
+SENTRY_TOKEN = "sntrys_footprint"
 GOALS = {"lag_p99_s": 0.250, "cpu_share": 0.50, "rss_mb": 150.0}
 
 
@@ -76,7 +76,11 @@ def fakes_app() -> web.Application:
         values = {"failure_rate()": 0.002, "count()": 5000}
         row = {f: values.get(f, 420.0) for f in fields}
         types = {
-            f: "percentage" if f == "failure_rate()" else "integer" if f == "count()" else "duration"
+            f: "percentage"
+            if f == "failure_rate()"
+            else "integer"
+            if f == "count()"
+            else "duration"
             for f in fields
         }
         units = {f: "millisecond" for f in fields if f.startswith("p95(")}
@@ -117,8 +121,16 @@ async def serve_fakes(limit_s: float) -> None:
 # --------------------------------------------------------------------------- the daemon
 
 
-def daemon_settings(targets: int, base: str, metric: str, state_dir: Path) -> Any:
-    from watchdog.config import ServerSettings, Settings, StoreSettings, TargetConfig
+def daemon_settings(
+    targets: int, base: str, metric: str, state_dir: Path, scheduler: dict[str, Any]
+) -> Any:
+    from watchdog.config import (
+        SchedulerSettings,
+        ServerSettings,
+        Settings,
+        StoreSettings,
+        TargetConfig,
+    )
     from watchdog.sources import (
         HealthSourceConfig,
         PrometheusSourceConfig,
@@ -158,7 +170,9 @@ def daemon_settings(targets: int, base: str, metric: str, state_dir: Path) -> An
             TargetConfig(
                 name=f"t{i}",
                 sources=[
-                    HealthSourceConfig(url=f"{base}/t/{i}/api/health", interval=every, timeout=timeout),
+                    HealthSourceConfig(
+                        url=f"{base}/t/{i}/api/health", interval=every, timeout=timeout
+                    ),
                     VersionSourceConfig(
                         url=f"{base}/t/{i}/api/version",
                         field="deployment.id",
@@ -173,6 +187,7 @@ def daemon_settings(targets: int, base: str, metric: str, state_dir: Path) -> An
         rules=None,
         store=StoreSettings(url=f"sqlite:///{state_dir / 'watchdog.db'}"),
         server=ServerSettings(host="127.0.0.1", port=0),
+        scheduler=SchedulerSettings(**scheduler),
         targets=configs,
     )
 
@@ -197,7 +212,14 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
-async def run_daemon(targets: int, base: str, metric: str, duration: float, profile: str) -> None:
+async def run_daemon(
+    targets: int,
+    base: str,
+    metric: str,
+    duration: float,
+    profile: str,
+    scheduler: dict[str, Any],
+) -> None:
     """Child process: run the real daemon and print one JSON line of its own figures."""
     from watchdog import logging as wlog
     from watchdog.clock import SystemClock
@@ -207,7 +229,7 @@ async def run_daemon(targets: int, base: str, metric: str, duration: float, prof
 
     wlog.configure("error", "console")
     with tempfile.TemporaryDirectory(prefix="watchdog-footprint-") as tmp:
-        settings = daemon_settings(targets, base, metric, Path(tmp))
+        settings = daemon_settings(targets, base, metric, Path(tmp), scheduler)
         rss_before_start = proc_status_kb("VmRSS")
         t_start = time.monotonic()
         running = await start(
@@ -252,7 +274,10 @@ async def run_daemon(targets: int, base: str, metric: str, duration: float, prof
             measuring = False
             polls = sum(s.polls for s in daemon.sources.values()) - polls0
             skipped = sum(s.skipped for s in daemon.sources.values()) - skipped0
-            errors = sum(1 for s in daemon.sources.values() if s.last_error is not None)
+            errors: dict[str, int] = {}
+            for state in daemon.sources.values():
+                if state.last_error is not None:
+                    errors[state.last_error] = errors.get(state.last_error, 0) + 1
             rss_kb, hwm_kb = proc_status_kb("VmRSS"), proc_status_kb("VmHWM")
             scrape_s = math.nan
             scrape_bytes = 0
@@ -283,7 +308,9 @@ async def run_daemon(targets: int, base: str, metric: str, duration: float, prof
                 "polls": polls,
                 "planned_polls": len(daemon.sources) * measured / INTERVAL_S,
                 "skipped": skipped,
-                "sources_in_error": errors,
+                "sources_in_error": sum(errors.values()),
+                "errors": errors,
+                "scheduler": scheduler,
                 "scrape_s": scrape_s,
                 "scrape_kb": scrape_bytes / 1024,
             }
@@ -297,7 +324,7 @@ async def run_daemon(targets: int, base: str, metric: str, duration: float, prof
 
 def child(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path.cwd()))}
-    return subprocess.Popen(  # noqa: S603 - this same script, fixed arguments
+    return subprocess.Popen(
         [sys.executable, __file__, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -306,7 +333,9 @@ def child(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def measure(targets: int, metric: str, duration: float, profile: str) -> dict[str, Any]:
+def measure(
+    targets: int, metric: str, duration: float, profile: str, scheduler: dict[str, Any]
+) -> dict[str, Any]:
     limit = duration + 120
     fakes = child("--serve-fakes", "--limit", str(limit))
     try:
@@ -322,6 +351,8 @@ def measure(targets: int, metric: str, duration: float, profile: str) -> dict[st
             metric,
             "--duration",
             str(duration),
+            "--scheduler",
+            json.dumps(scheduler),
             *(["--profile", profile] if profile else []),
         )
         try:
@@ -395,6 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per target count")
     parser.add_argument("--metric", choices=("sentry", "prometheus"), default="sentry")
     parser.add_argument("--profile", default="", help="write a cProfile of the daemon here")
+    parser.add_argument(
+        "--jitter", type=float, default=None, help="scheduler.jitter (default: the daemon's)"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="scheduler.max_concurrency (default: the daemon's)",
+    )
+    parser.add_argument("--scheduler", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-daemon", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--fake-url", default="", help=argparse.SUPPRESS)
@@ -405,23 +446,36 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.run_daemon:
         asyncio.run(
-            run_daemon(args.run_daemon, args.fake_url, args.metric, args.duration, args.profile)
+            run_daemon(
+                args.run_daemon,
+                args.fake_url,
+                args.metric,
+                args.duration,
+                args.profile,
+                json.loads(args.scheduler),
+            )
         )
         return 0
     if args.duration < 3 * INTERVAL_S or any(n < 1 for n in args.targets):
         parser.error(f"--duration must be at least {3 * INTERVAL_S:g} s; --targets positive")
+    scheduler: dict[str, Any] = {}
+    if args.jitter is not None:
+        scheduler["jitter"] = args.jitter
+    if args.max_concurrency is not None:
+        scheduler["max_concurrency"] = args.max_concurrency
     results = []
     for n in args.targets:
         print(
             f"{n} target(s) × 3 sources at {INTERVAL_S:g} s ({args.metric}), "
-            f"{args.duration:g} s ...",
+            f"{args.duration:g} s, scheduler {scheduler or 'defaults'} ...",
             flush=True,
         )
         profile = f"{args.profile}.{n}" if args.profile else ""
-        result = measure(n, args.metric, args.duration, profile)
+        result = measure(n, args.metric, args.duration, profile, scheduler)
         results.append(result)
         print(
-            f"  {goals(result)}; fakes process used {result['fakes_cpu_s']:.1f} CPU s (not counted)",
+            f"  {goals(result)}; fakes process used {result['fakes_cpu_s']:.1f} CPU s "
+            f"(not counted); sources whose last poll failed: {result['errors'] or 'none'}",
             flush=True,
         )
     print()
