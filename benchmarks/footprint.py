@@ -219,6 +219,7 @@ async def run_daemon(
     duration: float,
     profile: str,
     scheduler: dict[str, Any],
+    scrape_interval: float = 0.0,
 ) -> None:
     """Child process: run the real daemon and print one JSON line of its own figures."""
     from watchdog import logging as wlog
@@ -266,7 +267,21 @@ async def run_daemon(
 
                 profiler = cProfile.Profile()
                 profiler.enable()
-            await asyncio.sleep(window)
+            scrapes: list[float] = []
+            if scrape_interval > 0:
+                # Prometheus scraping /metrics while the daemon polls
+                async with aiohttp.ClientSession() as session:
+                    end = time.monotonic() + window
+                    while (left := end - time.monotonic()) > 0:
+                        await asyncio.sleep(min(scrape_interval, left))
+                        if time.monotonic() >= end:
+                            break
+                        t0 = time.monotonic()
+                        async with session.get(f"{running.url}/metrics") as resp:
+                            await resp.read()
+                        scrapes.append(time.monotonic() - t0)
+            else:
+                await asyncio.sleep(window)
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(profile)
@@ -287,6 +302,13 @@ async def run_daemon(
                     body = await resp.read()
                 scrape_s = time.monotonic() - t0
                 scrape_bytes = len(body)
+            families: dict[str, int] = {}
+            for line in body.decode().splitlines():
+                if line and not line.startswith("#"):
+                    name = line.split("{", 1)[0].split(" ", 1)[0]
+                    for suffix in ("_bucket", "_count", "_sum", "_created", "_total"):
+                        name = name.removesuffix(suffix)
+                    families[name] = families.get(name, 0) + 1
         finally:
             await running.stop()
     measured = wall1 - wall0
@@ -313,6 +335,10 @@ async def run_daemon(
                 "scheduler": scheduler,
                 "scrape_s": scrape_s,
                 "scrape_kb": scrape_bytes / 1024,
+                "series": sum(families.values()),
+                "top_families": sorted(families.items(), key=lambda kv: -kv[1])[:4],
+                "scrapes_during": len(scrapes),
+                "scrape_during_max_s": max(scrapes) if scrapes else math.nan,
             }
         ),
         flush=True,
@@ -334,7 +360,12 @@ def child(*args: str) -> subprocess.Popen[str]:
 
 
 def measure(
-    targets: int, metric: str, duration: float, profile: str, scheduler: dict[str, Any]
+    targets: int,
+    metric: str,
+    duration: float,
+    profile: str,
+    scheduler: dict[str, Any],
+    scrape_interval: float,
 ) -> dict[str, Any]:
     limit = duration + 120
     fakes = child("--serve-fakes", "--limit", str(limit))
@@ -353,6 +384,8 @@ def measure(
             str(duration),
             "--scheduler",
             json.dumps(scheduler),
+            "--scrape-interval",
+            str(scrape_interval),
             *(["--profile", profile] if profile else []),
         )
         try:
@@ -435,6 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="scheduler.max_concurrency (default: the daemon's)",
     )
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=0.0,
+        help="scrape /metrics every this many seconds while measuring, as Prometheus would "
+        "(default 0: only once, after the measurement)",
+    )
     parser.add_argument("--scheduler", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-daemon", type=int, default=0, help=argparse.SUPPRESS)
@@ -453,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.duration,
                 args.profile,
                 json.loads(args.scheduler),
+                args.scrape_interval,
             )
         )
         return 0
@@ -471,11 +512,21 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         profile = f"{args.profile}.{n}" if args.profile else ""
-        result = measure(n, args.metric, args.duration, profile, scheduler)
+        result = measure(n, args.metric, args.duration, profile, scheduler, args.scrape_interval)
         results.append(result)
         print(
             f"  {goals(result)}; fakes process used {result['fakes_cpu_s']:.1f} CPU s "
             f"(not counted); sources whose last poll failed: {result['errors'] or 'none'}",
+            flush=True,
+        )
+        print(
+            f"  /metrics: {result['series']} series, largest families {result['top_families']}"
+            + (
+                f"; {result['scrapes_during']} scrapes while measuring, slowest "
+                f"{1000 * result['scrape_during_max_s']:.0f} ms"
+                if result["scrapes_during"]
+                else ""
+            ),
             flush=True,
         )
     print()
