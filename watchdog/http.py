@@ -162,12 +162,30 @@ async def call_with_retries(
     """
     started = monotonic()
 
-    def _wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(policy.maximum, policy.initial * 2.0 ** (state.attempt_number - 1))
+    def _backoff(attempt_number: int, exc: BaseException | None) -> float:
+        backoff = min(policy.maximum, policy.initial * 2.0 ** (attempt_number - 1))
         if isinstance(exc, CallError) and exc.retry_after is not None:
             backoff = max(exc.retry_after, 0.0)
         return backoff
+
+    # the common case costs one call and no retry machinery: polls run hundreds of times a
+    # second across many targets, and building a tenacity retrier for each showed up as a
+    # fifth of the daemon's CPU (benchmarks/footprint.py)
+    try:
+        return await attempt()
+    except CallError as exc:
+        first_wait = _backoff(1, exc)
+        remaining = policy.deadline - (monotonic() - started)
+        if not exc.retryable or policy.attempts <= 1 or first_wait > remaining:
+            raise
+        if on_retry is not None:
+            on_retry(exc, first_wait)
+        await sleep(first_wait)
+
+    def _wait(state: RetryCallState) -> float:
+        # tenacity counts from 1 again: this loop's first attempt is the policy's second
+        exc = state.outcome.exception() if state.outcome else None
+        return _backoff(state.attempt_number + 1, exc)
 
     def _past_deadline(state: RetryCallState) -> bool:
         remaining = policy.deadline - (monotonic() - started)
@@ -186,7 +204,7 @@ async def call_with_retries(
         # returning a coroutine would never be awaited, so always hand it a real one
         return await attempt()
 
-    by_attempts = stop_after_attempt(policy.attempts)
+    by_attempts = stop_after_attempt(policy.attempts - 1)
     retrying = AsyncRetrying(
         stop=lambda state: by_attempts(state) or _past_deadline(state),
         wait=_wait,
