@@ -112,7 +112,7 @@ class SchedulerSettings(_Strict):
     #: polls running at once across all sources
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     #: each source starts at a stable offset within this fraction of its interval
-    jitter: float = Field(default=0.5, ge=0.0, le=1.0)
+    jitter: float = Field(default=1.0, ge=0.0, le=1.0)
     #: how often time-based decisions (fix-forward windows, resolve periods) are re-checked
     tick: Duration = timedelta(seconds=5)
     #: how often the deployer is asked what production serves (also on any version change)

@@ -554,8 +554,9 @@ class Daemon:
             if sample.signal == Signal.VERSION and isinstance(sample.value, str):
                 seen = self._versions.get(sample.target)
                 self._versions[sample.target] = sample.value
-                if seen is not None and seen != sample.value and sample.target in self.deployers:
-                    # the app serves a new version: learn the deployment now, not in 30 s
+                if seen != sample.value and sample.target in self.deployers:
+                    # the app serves a new (or a first-seen) version: learn the deployment
+                    # now, not at the next deploy_poll
                     await self._refresh_deployments()
             await self._handle(self.engine.observe(sample))
 

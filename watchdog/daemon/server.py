@@ -8,6 +8,7 @@ token configured the control API is disabled (403) rather than open: an unauthen
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import json
@@ -19,8 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
 from watchdog.core.rules import parse_duration
@@ -173,7 +173,13 @@ def build_app(
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=render_status_page(control.status()), content_type="text/html")
 
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    async def metrics(request: web.Request) -> web.Response:
+        # rendering thousands of series takes long enough to stall polls; prometheus_client
+        # is thread-safe, so render off the event loop
+        body = await asyncio.to_thread(generate_latest, registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/status", status)
