@@ -147,8 +147,6 @@ class Daemon:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._incidents: dict[str, IncidentRecord] = {}
         self._stopping = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._restored = False
         self._versions: dict[str, str] = {}
         #: called with every decision that changed (the demo's timeline, tests)
         self.listeners: list[Callable[[Decision], None]] = []
@@ -348,7 +346,6 @@ class Daemon:
                 self.engine.kill_switch = bool(event.data.get("on"))
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self._refresh_deployments()
-        self._restored = True
 
     async def _orphaned_intent(self, incident: IncidentRecord, now: datetime) -> bool:
         """A rollback journaled but never recorded: the previous run died before asking Vercel.
