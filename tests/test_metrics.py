@@ -299,3 +299,18 @@ class TestDeclareTarget:
         labels = {"target": "web", "source": "sentry"}
         assert registry.get_sample_value("watchdog_polls_total", labels) == 0
         assert registry.get_sample_value("watchdog_blind", labels) == 0
+
+
+class TestCardinality:
+    def test_poll_duration_is_shared_across_targets(self) -> None:
+        """The poll-duration histogram is per source name, not per target and source."""
+        registry = CollectorRegistry()
+        metrics = Metrics(registry)
+        for target in ("web", "api", "admin"):
+            metrics.record_poll(
+                target=target, source=f"{target}/sentry", duration_s=0.1, at_epoch_s=1.7e9
+            )
+        count = registry.get_sample_value(
+            "watchdog_poll_duration_seconds_count", {"source": "sentry"}
+        )
+        assert count == 3
