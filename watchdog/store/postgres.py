@@ -34,6 +34,7 @@ import asyncpg
 import structlog
 from pydantic import SecretStr
 
+from watchdog.store import rows
 from watchdog.store.base import (
     ActionRecord,
     ActionStatus,
@@ -46,6 +47,7 @@ from watchdog.store.base import (
     RollbackRecord,
     RollbackState,
 )
+from watchdog.store.rows import Codec
 from watchdog.store.schema import (
     LEADER_LEASE,
     Migration,
@@ -56,7 +58,6 @@ from watchdog.store.schema import (
     require_aware,
     to_json,
     utc,
-    utc_opt,
 )
 
 log = structlog.get_logger(__name__)
@@ -658,89 +659,31 @@ def _aware_opt(value: datetime | None) -> datetime | None:
     return None if value is None else require_aware(value)
 
 
-def _decision(r: asyncpg.Record) -> DecisionRecord:
-    return DecisionRecord(
-        target=r["target"],
-        at=utc(r["at"]),
-        action=r["action"],
-        severity=r["severity"],
-        rule=r["rule"],
-        reason=r["reason"],
-        path=tuple(r["path"]),
-        incident=r["incident"],
-        data=r["data"],
-    )
+_CODEC = Codec(time=utc, json=lambda value: value)
 
 
-def _incident(r: asyncpg.Record) -> IncidentRecord:
-    return IncidentRecord(
-        id=r["id"],
-        target=r["target"],
-        opened_at=utc(r["opened_at"]),
-        severity=r["severity"],
-        rule=r["rule"],
-        reason=r["reason"],
-        dedup_key=r["dedup_key"],
-        deployment=r["deployment"],
-        resolved_at=utc_opt(r["resolved_at"]),
-        declared=bool(r["declared"]),
-        first_detected_at=utc_opt(r["first_detected_at"]),
-    )
+def _decision(r: Any) -> DecisionRecord:
+    return rows.decision(r, _CODEC)
 
 
-def _action(r: asyncpg.Record) -> ActionRecord:
-    return ActionRecord(
-        key=r["key"],
-        kind=r["kind"],
-        target=r["target"],
-        created_at=utc(r["created_at"]),
-        status=ActionStatus(r["status"]),
-        incident=r["incident"],
-        detail=r["detail"],
-        finished_at=utc_opt(r["finished_at"]),
-        error=r["error"],
-    )
+def _incident(r: Any) -> IncidentRecord:
+    return rows.incident(r, _CODEC)
 
 
-def _rollback(r: asyncpg.Record) -> RollbackRecord:
-    return RollbackRecord(
-        id=r["id"],
-        incident=r["incident"],
-        target=r["target"],
-        project=r["project"],
-        requested_at=utc(r["requested_at"]),
-        state=RollbackState(r["state"]),
-        from_deployment=r["from_deployment"],
-        to_deployment=r["to_deployment"],
-        automatic=bool(r["automatic"]),
-        finished_at=utc_opt(r["finished_at"]),
-        verified_at=utc_opt(r["verified_at"]),
-        detail=r["detail"],
-    )
+def _action(r: Any) -> ActionRecord:
+    return rows.action(r, _CODEC)
 
 
-def _event(r: asyncpg.Record) -> HumanEvent:
-    return HumanEvent(
-        kind=r["kind"],
-        target=r["target"],
-        at=utc(r["at"]),
-        by=r["by"],
-        reason=r["reason"],
-        until=utc_opt(r["until"]),
-        data=r["data"],
-    )
+def _rollback(r: Any) -> RollbackRecord:
+    return rows.rollback(r, _CODEC)
 
 
-def _drill(r: asyncpg.Record) -> DrillRecord:
-    return DrillRecord(
-        id=r["id"],
-        target=r["target"],
-        started_at=utc(r["started_at"]),
-        finished_at=utc_opt(r["finished_at"]),
-        succeeded=bool(r["succeeded"]),
-        duration_s=r["duration_s"],
-        report=r["report"],
-    )
+def _event(r: Any) -> HumanEvent:
+    return rows.event(r, _CODEC)
+
+
+def _drill(r: Any) -> DrillRecord:
+    return rows.drill(r, _CODEC)
 
 
 __all__ = ["MIGRATIONS", "LeaseClock", "PostgresStore"]

@@ -29,6 +29,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
+from watchdog.store import rows
 from watchdog.store.base import (
     ActionRecord,
     ActionStatus,
@@ -40,6 +41,7 @@ from watchdog.store.base import (
     RollbackRecord,
     RollbackState,
 )
+from watchdog.store.rows import Codec
 from watchdog.store.schema import (
     Migration,
     StoreNotOpenError,
@@ -50,7 +52,6 @@ from watchdog.store.schema import (
     pending,
     require_aware,
     text_to_dt,
-    text_to_dt_opt,
     to_json,
 )
 
@@ -590,86 +591,28 @@ async def _enable_wal(db: aiosqlite.Connection, path: Path) -> None:
         raise RuntimeError(f"SQLite refused WAL mode for {path} (got {row!r})")
 
 
-def _decision(r: sqlite3.Row) -> DecisionRecord:
-    return DecisionRecord(
-        target=r["target"],
-        at=text_to_dt(r["at"]),
-        action=r["action"],
-        severity=r["severity"],
-        rule=r["rule"],
-        reason=r["reason"],
-        path=tuple(from_json(r["path"])),
-        incident=r["incident"],
-        data=from_json(r["data"]),
-    )
+_CODEC = Codec(time=text_to_dt, json=from_json)
 
 
-def _incident(r: sqlite3.Row) -> IncidentRecord:
-    return IncidentRecord(
-        id=r["id"],
-        target=r["target"],
-        opened_at=text_to_dt(r["opened_at"]),
-        severity=r["severity"],
-        rule=r["rule"],
-        reason=r["reason"],
-        dedup_key=r["dedup_key"],
-        deployment=r["deployment"],
-        resolved_at=text_to_dt_opt(r["resolved_at"]),
-        declared=bool(r["declared"]),
-        first_detected_at=text_to_dt_opt(r["first_detected_at"]),
-    )
+def _decision(r: Any) -> DecisionRecord:
+    return rows.decision(r, _CODEC)
 
 
-def _action(r: sqlite3.Row) -> ActionRecord:
-    return ActionRecord(
-        key=r["key"],
-        kind=r["kind"],
-        target=r["target"],
-        created_at=text_to_dt(r["created_at"]),
-        status=ActionStatus(r["status"]),
-        incident=r["incident"],
-        detail=from_json(r["detail"]),
-        finished_at=text_to_dt_opt(r["finished_at"]),
-        error=r["error"],
-    )
+def _incident(r: Any) -> IncidentRecord:
+    return rows.incident(r, _CODEC)
 
 
-def _rollback(r: sqlite3.Row) -> RollbackRecord:
-    return RollbackRecord(
-        id=r["id"],
-        incident=r["incident"],
-        target=r["target"],
-        project=r["project"],
-        requested_at=text_to_dt(r["requested_at"]),
-        state=RollbackState(r["state"]),
-        from_deployment=r["from_deployment"],
-        to_deployment=r["to_deployment"],
-        automatic=bool(r["automatic"]),
-        finished_at=text_to_dt_opt(r["finished_at"]),
-        verified_at=text_to_dt_opt(r["verified_at"]),
-        detail=r["detail"],
-    )
+def _action(r: Any) -> ActionRecord:
+    return rows.action(r, _CODEC)
 
 
-def _event(r: sqlite3.Row) -> HumanEvent:
-    return HumanEvent(
-        kind=r["kind"],
-        target=r["target"],
-        at=text_to_dt(r["at"]),
-        by=r["by"],
-        reason=r["reason"],
-        until=text_to_dt_opt(r["until"]),
-        data=from_json(r["data"]),
-    )
+def _rollback(r: Any) -> RollbackRecord:
+    return rows.rollback(r, _CODEC)
 
 
-def _drill(r: sqlite3.Row) -> DrillRecord:
-    return DrillRecord(
-        id=r["id"],
-        target=r["target"],
-        started_at=text_to_dt(r["started_at"]),
-        finished_at=text_to_dt_opt(r["finished_at"]),
-        succeeded=bool(r["succeeded"]),
-        duration_s=r["duration_s"],
-        report=from_json(r["report"]),
-    )
+def _event(r: Any) -> HumanEvent:
+    return rows.event(r, _CODEC)
+
+
+def _drill(r: Any) -> DrillRecord:
+    return rows.drill(r, _CODEC)
