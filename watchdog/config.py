@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,6 +126,12 @@ class LeaderSettings(_Strict):
     #: lease length; a failover completes within two lease periods
     ttl: Duration = timedelta(seconds=15)
     holder: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: several replicas run with this config (the Helm chart's HA mode sets it): refuse any
+    #: store the replicas do not share, where each would lead and act on its own
+    required: bool = False
+
+
+SHARED_STORES = ("postgresql", "postgres")
 
 
 class HeartbeatSettings(_Strict):
@@ -186,6 +193,23 @@ class Settings(BaseSettings):
     freezes: list[FreezeSettings] = Field(default_factory=list)
     #: the daemon's own crashes go to Sentry when set
     sentry_dsn: SecretStr | None = None
+
+    @field_validator("leader")
+    @classmethod
+    def _shared_store_when_required(cls, leader: LeaderSettings, info: ValidationInfo) -> Any:
+        store = info.data.get("store")
+        if not leader.required or not isinstance(store, StoreSettings):
+            return leader
+        scheme = store.url.partition("://")[0].lower()
+        if scheme not in SHARED_STORES:
+            # only the scheme: the rest of a URL may hold credentials
+            raise ValueError(
+                f"leader.required is true but store.url is a {scheme}:// store, which the "
+                "replicas do not share: each would lead, page and roll back on its own. Set "
+                "store.url (or WATCHDOG_STORE__URL) to a postgresql:// DSN, or leader.required "
+                "to false for a single replica"
+            )
+        return leader
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Settings:
