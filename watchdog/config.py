@@ -174,8 +174,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    #: rule pack file; the built-in default pack when unset
-    rules: Path | None = None
+    #: rule pack file, or a list of them merged into one pack (rule names unique across the
+    #: files, ``flowchart:`` set in at most one); the built-in default pack when unset
+    rules: Path | list[Path] | None = None
     targets: list[TargetConfig] = Field(min_length=1)
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
@@ -210,6 +211,19 @@ class Settings(BaseSettings):
                 "to false for a single replica"
             )
         return leader
+
+    @field_validator("rules")
+    @classmethod
+    def _some_rules(cls, rules: Path | list[Path] | None) -> Path | list[Path] | None:
+        if isinstance(rules, list) and not rules:
+            raise ValueError("an empty list: name at least one rule pack, or remove the key")
+        return rules
+
+    def rule_files(self) -> list[Path]:
+        """The configured rule pack files (empty: the built-in default pack)."""
+        if self.rules is None:
+            return []
+        return self.rules if isinstance(self.rules, list) else [self.rules]
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Settings:
