@@ -100,7 +100,7 @@ class TestDefaultMode:
     def test_no_store_url_without_ha(self, render: Render) -> None:
         """The default mode passes no PostgreSQL DSN, so the daemon uses SQLite."""
         env = {e["name"] for e in container(find(render(DEFAULT), "StatefulSet")).get("env", [])}
-        assert "WATCHDOG_STORE_URL" not in env
+        assert not {"WATCHDOG_STORE__URL", "WATCHDOG_STORE_URL"} & env
 
     def test_persistence_off_uses_an_emptydir(self, render: Render) -> None:
         """With persistence disabled the state volume is an emptyDir and no claim is made."""
@@ -224,11 +224,20 @@ class TestHighAvailability:
         assert "emptyDir" in volumes["data"]
 
     def test_dsn_comes_from_the_secret(self, render: Render) -> None:
-        """WATCHDOG_STORE_URL is read from the named Secret key, never inlined."""
+        """WATCHDOG_STORE__URL (store.url, as the settings nest with "__") is read from the
+        named Secret key, never inlined."""
         env = {e["name"]: e for e in container(find(render(HA), "Deployment"))["env"]}
-        ref = env["WATCHDOG_STORE_URL"]
+        assert "WATCHDOG_STORE_URL" not in env
+        ref = env["WATCHDOG_STORE__URL"]
         assert "value" not in ref
-        assert ref["valueFrom"]["secretKeyRef"] == {"name": "watchdog-store", "key": "dsn"}
+        assert ref["valueFrom"]["secretKeyRef"] == {"name": "watchdog-store", "key": "store-url"}
+
+    def test_config_requires_a_leader(self, render: Render, tmp_path: Path) -> None:
+        """HA mode sets leader.required, even over the user's leader settings."""
+        other = values_file(tmp_path, {"config": {"leader": {"required": False}}})
+        for manifests in (render(HA), render(HA, other)):
+            config = yaml.safe_load(find(manifests, "ConfigMap")["data"]["config.yaml"])
+            assert config["leader"]["required"] is True
 
     def test_rollout_keeps_a_standby(self, render: Render) -> None:
         """A rollout never takes a replica down before its replacement is up."""
@@ -247,7 +256,8 @@ class TestHighAvailability:
         """HA mode without ha.store.existingSecret fails to render with a clear error."""
         result = helm("template", "wd", str(CHART), "--set", "ha.enabled=true")
         assert result.returncode != 0
-        assert "existingSecret" in result.stderr
+        assert "ha.enabled needs ha.store.existingSecret" in result.stderr
+        assert "PostgreSQL DSN" in result.stderr
 
 
 @pytest.mark.tool

@@ -42,8 +42,32 @@ app.kubernetes.io/part-of: rollback-watchdog
 {{- end }}
 {{- end }}
 
+{{/* HA mode without the PostgreSQL Secret would be N replicas each leading on its own. */}}
+{{- define "watchdog.haStoreSecret" -}}
+{{- if not .Values.ha.store.existingSecret }}
+{{- fail (printf "ha.enabled needs ha.store.existingSecret: the name of a Secret holding the PostgreSQL DSN (postgresql://...) under the key %q (ha.store.key). Without it every replica would keep its own state and page and roll back on its own." .Values.ha.store.key) }}
+{{- end }}
+{{- .Values.ha.store.existingSecret }}
+{{- end }}
+
 {{- define "watchdog.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The daemon's config file: the `config` value plus the keys the chart owns, because only the
+chart knows how many replicas run:
+- `leader.required: true` in HA mode: a replica refuses to start unless the store is the
+  shared PostgreSQL (WATCHDOG_STORE__URL), instead of leading alone on its own SQLite file.
+*/}}
+{{- define "watchdog.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.ha.enabled }}
+{{- $leader := deepCopy (default dict (get $config "leader")) }}
+{{- $_ := set $leader "required" true }}
+{{- $_ := set $config "leader" $leader }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{/*
@@ -90,10 +114,11 @@ spec:
         - name: HEALTHCHECK_URL
           value: {{ printf "http://127.0.0.1:%v/healthz" .Values.port | quote }}
         {{- if .Values.ha.enabled }}
-        - name: WATCHDOG_STORE_URL
+        # the settings loader nests with "__": store.url
+        - name: WATCHDOG_STORE__URL
           valueFrom:
             secretKeyRef:
-              name: {{ required "ha.store.existingSecret is required when ha.enabled (a Secret holding the PostgreSQL DSN)" .Values.ha.store.existingSecret }}
+              name: {{ include "watchdog.haStoreSecret" . }}
               key: {{ .Values.ha.store.key }}
         {{- end }}
         {{- with .Values.extraEnv }}
