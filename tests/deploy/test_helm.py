@@ -177,7 +177,13 @@ class TestConfig:
         assert paths["rules-team-extra.yaml"] == "rules/team-extra.yaml"
         data = find(manifests, "ConfigMap")["data"]
         assert set(paths) <= set(data)
-        assert yaml.safe_load(data["config.yaml"])["targets"][0]["name"] == "web"
+        config = yaml.safe_load(data["config.yaml"])
+        assert config["targets"][0]["name"] == "web"
+        # every mounted pack is loaded: the config lists them, the default (flowchart) first
+        assert config["rules"] == [
+            "/etc/watchdog/rules/default.yaml",
+            "/etc/watchdog/rules/team-extra.yaml",
+        ]
 
     def test_configmap_ships_the_repo_default_rules(self, render: Render) -> None:
         """The rules in the ConfigMap are exactly the repo's rules/default.yaml."""
@@ -193,7 +199,24 @@ class TestConfig:
     def test_default_rules_can_be_left_out(self, render: Render) -> None:
         """rules.includeDefault=false drops the default pack from the ConfigMap and the mount."""
         manifests = render(DEFAULT, set_=("rules.includeDefault=false",))
-        assert "rules-default.yaml" not in find(manifests, "ConfigMap")["data"]
+        data = find(manifests, "ConfigMap")["data"]
+        assert "rules-default.yaml" not in data
+        assert yaml.safe_load(data["config.yaml"])["rules"] == [
+            "/etc/watchdog/rules/team-extra.yaml"
+        ]
+
+    def test_no_packs_leaves_the_built_in_default(self, render: Render) -> None:
+        """Without default or extra packs the config names none (the built-in pack applies)."""
+        manifests = render(set_=("rules.includeDefault=false",))
+        assert "rules" not in yaml.safe_load(find(manifests, "ConfigMap")["data"]["config.yaml"])
+
+    def test_config_rules_is_refused(self, helm: Helm, tmp_path: Path) -> None:
+        """`config.rules` would point at files the chart does not mount: refused, naming
+        rules.files instead."""
+        other = values_file(tmp_path, {"config": {"rules": "/x/rules.yaml"}})
+        result = helm("template", "wd", str(CHART), "--values", str(other))
+        assert result.returncode != 0
+        assert "remove config.rules and put extra packs in rules.files" in result.stderr
 
     def test_checksum_changes_with_config(self, render: Render, tmp_path: Path) -> None:
         """Changing the config changes the pod's checksum/config annotation (pods restart)."""

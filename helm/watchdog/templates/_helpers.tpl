@@ -55,13 +55,36 @@ app.kubernetes.io/part-of: rollback-watchdog
 {{- end }}
 
 {{/*
+Where the rule packs are mounted: rules.includeDefault's default.yaml first (the pack that
+sets the flowchart parameters), then rules.files in name order.
+*/}}
+{{- define "watchdog.rulePacks" -}}
+{{- $packs := list }}
+{{- if .Values.rules.includeDefault }}
+{{- $packs = append $packs "/etc/watchdog/rules/default.yaml" }}
+{{- end }}
+{{- range $name, $_ := .Values.rules.files }}
+{{- $packs = append $packs (printf "/etc/watchdog/rules/%s" $name) }}
+{{- end }}
+{{- toJson $packs }}
+{{- end }}
+
+{{/*
 The daemon's config file: the `config` value plus the keys the chart owns, because only the
-chart knows how many replicas run:
+chart knows what it mounts and how many replicas run:
+- `rules`: every mounted pack (the daemon merges them; duplicate rule names are an error);
 - `leader.required: true` in HA mode: a replica refuses to start unless the store is the
   shared PostgreSQL (WATCHDOG_STORE__URL), instead of leading alone on its own SQLite file.
 */}}
 {{- define "watchdog.config" -}}
 {{- $config := deepCopy .Values.config }}
+{{- $packs := include "watchdog.rulePacks" . | fromJsonArray }}
+{{- if hasKey $config "rules" }}
+{{- fail "config.rules: the chart sets it to the packs it mounts under /etc/watchdog/rules (rules.includeDefault, rules.files); remove config.rules and put extra packs in rules.files" }}
+{{- end }}
+{{- if $packs }}
+{{- $_ := set $config "rules" $packs }}
+{{- end }}
 {{- if .Values.ha.enabled }}
 {{- $leader := deepCopy (default dict (get $config "leader")) }}
 {{- $_ := set $leader "required" true }}
