@@ -18,7 +18,7 @@ WORKDIR /src
 RUN python -m venv /opt/watchdog
 # .dockerignore keeps tests, caches and the local venv out of this copy
 COPY . .
-# the postgres extra brings asyncpg, for HA mode with WATCHDOG_STORE_URL
+# the postgres extra brings asyncpg, for HA mode with WATCHDOG_STORE__URL
 RUN /opt/watchdog/bin/pip install --no-cache-dir ".[postgres]" \
     && /opt/watchdog/bin/watchdog --version
 

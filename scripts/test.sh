@@ -14,4 +14,8 @@ echo "== ruff check";        .venv/bin/ruff check . || status=1
 echo "== ruff format";       .venv/bin/ruff format --check . || status=1
 echo "== mypy";              .venv/bin/mypy || status=1
 echo "== pytest";            .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
+# the wheel a user installs, outside this venv and tree (skipped for a focused local run)
+if [ $# -eq 0 ] || [ "${CI:-}" = "true" ]; then
+  echo "== install check";   bash scripts/install-check.sh || status=1
+fi
 exit $status

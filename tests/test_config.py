@@ -127,3 +127,54 @@ class TestStoreUrl:
         )
         with pytest.raises(FileError, match=r"c.yaml:2: field 'store.url': unsupported"):
             load_settings(path)
+
+
+class TestLeaderRequired:
+    """``leader.required`` (set by the Helm chart's HA mode) refuses a store replicas do not
+    share: on SQLite or memory every replica would lead and act on its own."""
+
+    def write(self, tmp_path: Path, store_url: str | None) -> Path:
+        store = f"store:\n  url: {store_url}\n" if store_url else ""
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            f"{store}leader:\n  required: true\ntargets:\n  - name: web\n    sources:\n"
+            "      - {kind: health, url: 'https://x.example/h'}\n"
+        )
+        return path
+
+    @pytest.mark.parametrize("url", [None, "sqlite:///var/lib/w.db", "memory://"])
+    def test_unshared_store_is_refused(
+        self, tmp_path: Path, url: str | None, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The default SQLite, an explicit SQLite or memory store fails check, naming the field
+        and the fix."""
+        path = self.write(tmp_path, url)
+        assert main(["check", "--config", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}:{3 if url else 1}: field 'leader': leader.required is true" in err
+        assert "WATCHDOG_STORE__URL" in err
+        assert "postgresql://" in err
+
+    def test_run_refuses_to_start(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`watchdog run` exits 1 with the same one line before starting anything."""
+        assert main(["run", "--config", str(self.write(tmp_path, None))]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert "leader.required is true but store.url is a sqlite:// store" in line
+
+    def test_postgres_from_the_environment_is_accepted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The DSN the chart passes as WATCHDOG_STORE__URL satisfies it (the environment wins
+        over the file's SQLite URL)."""
+        monkeypatch.setenv("WATCHDOG_STORE__URL", "postgresql://w:pw@db.internal/w")
+        settings = load_settings(self.write(tmp_path, "sqlite:///var/lib/w.db"))
+        assert settings.leader.required is True
+        assert settings.store.url.startswith("postgresql://")
+
+    def test_off_by_default(self, tmp_path: Path) -> None:
+        """Without it a single replica runs on SQLite as before."""
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            "targets:\n  - name: web\n    sources:\n      - {kind: health, url: 'https://x.example/h'}\n"
+        )
+        assert load_settings(path).leader.required is False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from watchdog import __version__
 from watchdog.core.rules import RulePack
-from watchdog.yamlfile import FileError, default_rules_path, load_rule_pack
+from watchdog.yamlfile import FileError, default_rules_path, load_rule_packs
 
 if TYPE_CHECKING:
     from watchdog.config import Settings
@@ -37,8 +37,13 @@ def fail(message: str) -> int:
     return 1
 
 
-def load_rules(path: str | None) -> RulePack:
-    return load_rule_pack(Path(path) if path else default_rules_path())
+def load_rules(paths: Sequence[str | Path] | None) -> RulePack:
+    """The named rule packs merged into one, or the built-in default pack."""
+    return load_rule_packs([Path(p) for p in paths] if paths else [default_rules_path()])
+
+
+def _names(paths: Sequence[str | Path]) -> str:
+    return ", ".join(str(p) for p in paths)
 
 
 @command("check")
@@ -46,7 +51,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config and/or a rule pack; exit 1 naming file, line, rule and field."""
     problems: list[str] = []
     checked: list[str] = []
-    rules_path = args.rules
+    rules_paths: list[str | Path] = list(args.rules or [])
     if args.config:
         from watchdog.config import load_settings
 
@@ -56,14 +61,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             problems.extend(str(p) for p in exc.problems)
         else:
             checked.append(f"config {args.config}: {len(settings.targets)} target(s)")
-            rules_path = rules_path or (str(settings.rules) if settings.rules else None)
-    if rules_path or not args.config:
+            rules_paths = rules_paths or list(settings.rule_files())
+    if rules_paths or not args.config:
         try:
-            pack = load_rules(rules_path)
+            pack = load_rules(rules_paths)
         except FileError as exc:
             problems.extend(str(p) for p in exc.problems)
         else:
-            checked.append(f"rules {rules_path or default_rules_path()}: {len(pack.rules)} rule(s)")
+            names = _names(rules_paths or [default_rules_path()])
+            checked.append(f"rules {names}: {len(pack.rules)} rule(s)")
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -123,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings is None:
         return 1
     try:
-        pack = load_rules(args.rules or (str(settings.rules) if settings.rules else None))
+        pack = load_rules(args.rules or settings.rule_files())
     except FileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -363,6 +369,9 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_RULES_HELP = "rule pack YAML, repeat to merge several (default: the built-in pack)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchdog",
@@ -373,11 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config file and/or a rule pack")
     check.add_argument("--config", help="daemon config YAML")
-    check.add_argument("--rules", help="rule pack YAML (default: the built-in pack)")
+    check.add_argument("--rules", action="append", help=_RULES_HELP)
 
     rep = sub.add_parser("replay", help="backtest a JSON Lines trace (never acts)")
     rep.add_argument("trace", help="trace file (JSON Lines), or - for stdin")
-    rep.add_argument("--rules", help="rule pack YAML (default: the built-in pack)")
+    rep.add_argument("--rules", action="append", help=_RULES_HELP)
     rep.add_argument(
         "--explain", action="store_true", help="also print the flowchart path and incident"
     )
@@ -416,7 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="daemon config YAML")
-    run.add_argument("--rules", help="rule pack YAML (default: from config, else built-in)")
+    run.add_argument(
+        "--rules",
+        action="append",
+        help="rule pack YAML, repeat to merge several (default: from config, else built-in)",
+    )
 
     status = sub.add_parser("status", help="show the running daemon's view")
     _add_api_options(status)

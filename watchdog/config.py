@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,6 +126,12 @@ class LeaderSettings(_Strict):
     #: lease length; a failover completes within two lease periods
     ttl: Duration = timedelta(seconds=15)
     holder: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: several replicas run with this config (the Helm chart's HA mode sets it): refuse any
+    #: store the replicas do not share, where each would lead and act on its own
+    required: bool = False
+
+
+SHARED_STORES = ("postgresql", "postgres")
 
 
 class HeartbeatSettings(_Strict):
@@ -167,8 +174,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    #: rule pack file; the built-in default pack when unset
-    rules: Path | None = None
+    #: rule pack file, or a list of them merged into one pack (rule names unique across the
+    #: files, ``flowchart:`` set in at most one); the built-in default pack when unset
+    rules: Path | list[Path] | None = None
     targets: list[TargetConfig] = Field(min_length=1)
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
@@ -186,6 +194,36 @@ class Settings(BaseSettings):
     freezes: list[FreezeSettings] = Field(default_factory=list)
     #: the daemon's own crashes go to Sentry when set
     sentry_dsn: SecretStr | None = None
+
+    @field_validator("leader")
+    @classmethod
+    def _shared_store_when_required(cls, leader: LeaderSettings, info: ValidationInfo) -> Any:
+        store = info.data.get("store")
+        if not leader.required or not isinstance(store, StoreSettings):
+            return leader
+        scheme = store.url.partition("://")[0].lower()
+        if scheme not in SHARED_STORES:
+            # only the scheme: the rest of a URL may hold credentials
+            raise ValueError(
+                f"leader.required is true but store.url is a {scheme}:// store, which the "
+                "replicas do not share: each would lead, page and roll back on its own. Set "
+                "store.url (or WATCHDOG_STORE__URL) to a postgresql:// DSN, or leader.required "
+                "to false for a single replica"
+            )
+        return leader
+
+    @field_validator("rules")
+    @classmethod
+    def _some_rules(cls, rules: Path | list[Path] | None) -> Path | list[Path] | None:
+        if isinstance(rules, list) and not rules:
+            raise ValueError("an empty list: name at least one rule pack, or remove the key")
+        return rules
+
+    def rule_files(self) -> list[Path]:
+        """The configured rule pack files (empty: the built-in default pack)."""
+        if self.rules is None:
+            return []
+        return self.rules if isinstance(self.rules, list) else [self.rules]
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Settings:

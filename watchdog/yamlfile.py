@@ -222,6 +222,70 @@ def validate(path: Path, data: Any, positions: dict[Loc, int], model: type[M]) -
 
 def load_rule_pack(path: Path) -> RulePack:
     """Load and validate a rule pack file."""
+    pack, _, _ = _load_pack(path)
+    return pack
+
+
+def load_rule_packs(paths: Sequence[Path]) -> RulePack:
+    """Load one rule pack, or merge several into one: the rules of every file in order, rule
+    names unique across the files, and the ``flowchart:`` parameters from the one file that
+    sets them (the defaults when none does). Problems of every file are reported together."""
+    if len(paths) == 1:
+        return load_rule_pack(paths[0])
+    if not paths:
+        raise ValueError("no rule pack to load")
+    problems: list[Problem] = []
+    loaded: list[tuple[Path, RulePack, Any, dict[Loc, int]]] = []
+    for path in paths:
+        try:
+            loaded.append((path, *_load_pack(path)))
+        except FileError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise FileError(problems)
+    first: dict[str, str] = {}
+    flowchart: tuple[RulePack, str] | None = None
+    for path, pack, data, positions in loaded:
+        if "flowchart" in data:
+            where = f"{path}:{_line_for(('flowchart',), positions)}"
+            if flowchart is None:
+                flowchart = (pack, where)
+            else:
+                problems.append(
+                    Problem(
+                        str(path),
+                        _line_for(("flowchart",), positions),
+                        "flowchart",
+                        f"flowchart parameters are already set in {flowchart[1]}; "
+                        "set them in one rule pack only",
+                    )
+                )
+        for index, rule in enumerate(pack.rules):
+            loc: Loc = ("rules", index, "name")
+            line = _line_for(loc, positions)
+            if rule.name in first:
+                problems.append(
+                    Problem(
+                        str(path),
+                        line,
+                        _dotted(loc),
+                        f"rule name {rule.name!r} is already defined in {first[rule.name]}; "
+                        "names must be unique across rule packs",
+                        rule.name,
+                    )
+                )
+            else:
+                first[rule.name] = f"{path}:{line}"
+    if problems:
+        raise FileError(problems)
+    rules = tuple(rule for _, pack, _, _ in loaded for rule in pack.rules)
+    description = "; ".join(pack.description for _, pack, _, _ in loaded if pack.description)
+    if flowchart is None:
+        return RulePack(description=description, rules=rules)
+    return RulePack(description=description, flowchart=flowchart[0].flowchart, rules=rules)
+
+
+def _load_pack(path: Path) -> tuple[RulePack, Any, dict[Loc, int]]:
     data, positions = read_yaml(path)
     rules = data.get("rules") if isinstance(data, dict) else None
     if isinstance(rules, list):
@@ -248,7 +312,7 @@ def load_rule_pack(path: Path) -> RulePack:
                 first[name] = _line_for(loc, positions) or 0
         if dupes:
             raise FileError(dupes)
-    return validate(path, data, positions, RulePack)
+    return validate(path, data, positions, RulePack), data, positions
 
 
 def default_rules_path() -> Path:

@@ -171,6 +171,9 @@ class TestBuildContext:
         """Everything the build COPYs from the context survives .dockerignore."""
         files = context_files()
         assert "pyproject.toml" in files
+        # `pip install .` needs the license file pyproject names and the console script's module
+        assert "LICENSE" in files
+        assert "rollback_watchdog_launcher.py" in files
         assert "rules/default.yaml" in files
         assert "watchdog/__init__.py" in files
         assert "watchdog/data/default.yaml" in files

@@ -4,6 +4,7 @@ and the structure an SRE relies on (security context, checksum restarts, HA wiri
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.support import CHART, DEPLOY, ROOT, Manifest, find, run
+from tests.deploy.support import (
+    CHART,
+    DEPLOY,
+    ROOT,
+    Manifest,
+    Pod,
+    clean_env,
+    find,
+    materialize,
+    run,
+)
 from tests.tools import require_tool
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
@@ -20,6 +31,10 @@ Render = Callable[..., list[Manifest]]
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 DEFAULT = CHART / "ci" / "default-values.yaml"
 HA = CHART / "ci" / "ha-values.yaml"
+MINIMAL = CHART / "ci" / "minimal-values.yaml"
+#: what the test cluster's Secrets hold for env variables (the DSN is never contacted)
+SECRET_KEYS = {("watchdog-store", "store-url"): "postgresql://watchdog:dummy@db.invalid/watchdog"}
+ONE_TARGET = {"targets": [{"name": "api", "sources": [{"kind": "health", "url": "https://a/h"}]}]}
 
 
 def values_file(tmp_path: Path, values: dict[str, Any], name: str = "values.yaml") -> Path:
@@ -45,16 +60,35 @@ def checksum(manifests: list[Manifest]) -> str:
 
 
 def test_ci_values_cover_default_and_ha() -> None:
-    """The chart ships ci values for both the default and the HA mode."""
-    assert {p.name for p in CI_VALUES} >= {"default-values.yaml", "ha-values.yaml"}
+    """The chart ships ci values for the default, HA and minimal installs."""
+    assert {p.name for p in CI_VALUES} >= {
+        "default-values.yaml",
+        "ha-values.yaml",
+        "minimal-values.yaml",
+    }
+
+
+def check(pod: Pod) -> subprocess.CompletedProcess[str]:
+    """`watchdog check` on the pod's config, with the pod's env and nothing else."""
+    return subprocess.run(
+        [sys.executable, "-m", "watchdog", "check", "--config", str(pod.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean_env(pod.env),
+        cwd=pod.root,
+    )
 
 
 @pytest.mark.tool
 class TestLint:
-    def test_chart_lints_strictly_with_defaults(self, helm: Helm) -> None:
-        """`helm lint --strict` passes with the chart's own defaults."""
+    def test_chart_defaults_refuse_to_install(self, helm: Helm) -> None:
+        """The bare defaults fail lint (and so `helm install`) saying what to set: the daemon
+        rejects a config without targets, so the chart must not deploy a crash loop."""
         result = helm("lint", "--strict", str(CHART))
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "at '/config': missing property 'targets'" in result.stdout + result.stderr
 
     @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
     def test_chart_lints_strictly_with_ci_values(self, helm: Helm, values: Path) -> None:
@@ -65,15 +99,11 @@ class TestLint:
 
 @pytest.mark.tool
 class TestKubernetesSchemas:
-    @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda p: p.name if p else "none")
-    def test_rendered_manifests_validate(
-        self, helm: Helm, tmp_path: Path, values: Path | None
-    ) -> None:
+    @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+    def test_rendered_manifests_validate(self, helm: Helm, tmp_path: Path, values: Path) -> None:
         """Every rendered manifest validates strictly against Kubernetes 1.30 schemas."""
         validator = require_tool("KUBERNETES_VALIDATE", "kubernetes-validate")
-        args = ["template", "wd", str(CHART), "--namespace", "mon"]
-        if values:
-            args += ["--values", str(values)]
+        args = ["template", "wd", str(CHART), "--namespace", "mon", "--values", str(values)]
         rendered = helm(*args)
         assert rendered.returncode == 0, rendered.stderr
         out = tmp_path / "rendered.yaml"
@@ -100,7 +130,7 @@ class TestDefaultMode:
     def test_no_store_url_without_ha(self, render: Render) -> None:
         """The default mode passes no PostgreSQL DSN, so the daemon uses SQLite."""
         env = {e["name"] for e in container(find(render(DEFAULT), "StatefulSet")).get("env", [])}
-        assert "WATCHDOG_STORE_URL" not in env
+        assert not {"WATCHDOG_STORE__URL", "WATCHDOG_STORE_URL"} & env
 
     def test_persistence_off_uses_an_emptydir(self, render: Render) -> None:
         """With persistence disabled the state volume is an emptyDir and no claim is made."""
@@ -157,7 +187,7 @@ class TestSecurity:
 
     def test_no_secret_volume_without_a_secret(self, render: Render) -> None:
         """Without secrets.existingSecret no secret volume is mounted (the pod can start)."""
-        sts = find(render(), "StatefulSet")
+        sts = find(render(MINIMAL), "StatefulSet")
         assert "secrets" not in {v["name"] for v in pod_spec(sts)["volumes"]}
 
 
@@ -177,7 +207,13 @@ class TestConfig:
         assert paths["rules-team-extra.yaml"] == "rules/team-extra.yaml"
         data = find(manifests, "ConfigMap")["data"]
         assert set(paths) <= set(data)
-        assert yaml.safe_load(data["config.yaml"])["targets"][0]["name"] == "web"
+        config = yaml.safe_load(data["config.yaml"])
+        assert config["targets"][0]["name"] == "web"
+        # every mounted pack is loaded: the config lists them, the default (flowchart) first
+        assert config["rules"] == [
+            "/etc/watchdog/rules/default.yaml",
+            "/etc/watchdog/rules/team-extra.yaml",
+        ]
 
     def test_configmap_ships_the_repo_default_rules(self, render: Render) -> None:
         """The rules in the ConfigMap are exactly the repo's rules/default.yaml."""
@@ -193,11 +229,28 @@ class TestConfig:
     def test_default_rules_can_be_left_out(self, render: Render) -> None:
         """rules.includeDefault=false drops the default pack from the ConfigMap and the mount."""
         manifests = render(DEFAULT, set_=("rules.includeDefault=false",))
-        assert "rules-default.yaml" not in find(manifests, "ConfigMap")["data"]
+        data = find(manifests, "ConfigMap")["data"]
+        assert "rules-default.yaml" not in data
+        assert yaml.safe_load(data["config.yaml"])["rules"] == [
+            "/etc/watchdog/rules/team-extra.yaml"
+        ]
+
+    def test_no_packs_leaves_the_built_in_default(self, render: Render) -> None:
+        """Without default or extra packs the config names none (the built-in pack applies)."""
+        manifests = render(MINIMAL, set_=("rules.includeDefault=false",))
+        assert "rules" not in yaml.safe_load(find(manifests, "ConfigMap")["data"]["config.yaml"])
+
+    def test_config_rules_is_refused(self, helm: Helm, tmp_path: Path) -> None:
+        """`config.rules` would point at files the chart does not mount: refused, naming
+        rules.files instead."""
+        other = values_file(tmp_path, {"config": {**ONE_TARGET, "rules": "/x/rules.yaml"}})
+        result = helm("template", "wd", str(CHART), "--values", str(other))
+        assert result.returncode != 0
+        assert "remove config.rules and put extra packs in rules.files" in result.stderr
 
     def test_checksum_changes_with_config(self, render: Render, tmp_path: Path) -> None:
         """Changing the config changes the pod's checksum/config annotation (pods restart)."""
-        other = values_file(tmp_path, {"config": {"targets": [{"name": "api"}]}})
+        other = values_file(tmp_path, {"config": ONE_TARGET})
         assert checksum(render(DEFAULT)) != checksum(render(DEFAULT, other))
 
     def test_checksum_changes_with_rules(self, render: Render, tmp_path: Path) -> None:
@@ -224,11 +277,20 @@ class TestHighAvailability:
         assert "emptyDir" in volumes["data"]
 
     def test_dsn_comes_from_the_secret(self, render: Render) -> None:
-        """WATCHDOG_STORE_URL is read from the named Secret key, never inlined."""
+        """WATCHDOG_STORE__URL (store.url, as the settings nest with "__") is read from the
+        named Secret key, never inlined."""
         env = {e["name"]: e for e in container(find(render(HA), "Deployment"))["env"]}
-        ref = env["WATCHDOG_STORE_URL"]
+        assert "WATCHDOG_STORE_URL" not in env
+        ref = env["WATCHDOG_STORE__URL"]
         assert "value" not in ref
-        assert ref["valueFrom"]["secretKeyRef"] == {"name": "watchdog-store", "key": "dsn"}
+        assert ref["valueFrom"]["secretKeyRef"] == {"name": "watchdog-store", "key": "store-url"}
+
+    def test_config_requires_a_leader(self, render: Render, tmp_path: Path) -> None:
+        """HA mode sets leader.required, even over the user's leader settings."""
+        other = values_file(tmp_path, {"config": {**ONE_TARGET, "leader": {"required": False}}})
+        for manifests in (render(HA), render(HA, other)):
+            config = yaml.safe_load(find(manifests, "ConfigMap")["data"]["config.yaml"])
+            assert config["leader"]["required"] is True
 
     def test_rollout_keeps_a_standby(self, render: Render) -> None:
         """A rollout never takes a replica down before its replacement is up."""
@@ -245,9 +307,76 @@ class TestHighAvailability:
 
     def test_ha_without_dsn_secret_is_refused(self, helm: Helm) -> None:
         """HA mode without ha.store.existingSecret fails to render with a clear error."""
-        result = helm("template", "wd", str(CHART), "--set", "ha.enabled=true")
+        result = helm(
+            "template", "wd", str(CHART), "--values", str(MINIMAL), "--set", "ha.enabled=true"
+        )
         assert result.returncode != 0
-        assert "existingSecret" in result.stderr
+        assert "ha.enabled needs ha.store.existingSecret" in result.stderr
+        assert "PostgreSQL DSN" in result.stderr
+
+
+@pytest.mark.tool
+class TestRenderedConfigIsAccepted:
+    """The chart renders only configs the daemon accepts: each ci values file rendered, the
+    pod laid out on disk (ConfigMap files, Secret mounts, env), and `watchdog check` run on
+    what the pod would read."""
+
+    @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+    def test_watchdog_check_accepts_the_rendered_config(
+        self, render: Render, tmp_path: Path, values: Path
+    ) -> None:
+        """`watchdog check` exits 0 on each rendered config, with every mounted pack."""
+        pod = materialize(render(values), tmp_path, secret_keys=SECRET_KEYS)
+        result = check(pod)
+        assert result.returncode == 0, result.stderr
+        assert "ok: config" in result.stdout
+        packs = yaml.safe_load(pod.config.read_text()).get("rules", [])
+        assert packs, "the chart mounts packs but the config loads none"
+        assert f"rules {', '.join(packs)}: " in result.stdout
+
+    def test_ha_replica_without_the_shared_store_refuses(
+        self, render: Render, tmp_path: Path
+    ) -> None:
+        """Without the DSN variable an HA replica's config is rejected (leader.required),
+        instead of every replica leading on its own SQLite file."""
+        pod = materialize(render(HA), tmp_path, secret_keys=SECRET_KEYS)
+        del pod.env["WATCHDOG_STORE__URL"]
+        result = check(pod)
+        assert result.returncode == 1
+        assert "leader.required is true but store.url is a sqlite:// store" in result.stderr
+
+    def test_extra_pack_clashing_with_the_default_is_rejected(
+        self, render: Render, tmp_path: Path
+    ) -> None:
+        """A rules.files pack reusing a default rule name fails check, naming both files."""
+        clash = (
+            "version: 1\nrules:\n  - {name: system-down, signal: health_up, op: '==', "
+            "threshold: 0, severity: P0}\n"
+        )
+        other = values_file(tmp_path, {"rules": {"files": {"team-extra.yaml": clash}}})
+        pod = materialize(render(DEFAULT, other), tmp_path / "pod", secret_keys=SECRET_KEYS)
+        result = check(pod)
+        assert result.returncode == 1
+        assert "team-extra.yaml:3: rule 'system-down'" in result.stderr
+        assert "rules/default.yaml:" in result.stderr
+
+    @pytest.mark.parametrize(
+        ("config", "message"),
+        [
+            ({}, "at '/config': missing property 'targets'"),
+            ({"targets": []}, "at '/config/targets': minItems"),
+            ({"targets": [{"name": "web"}]}, "at '/config/targets/0': missing property 'sources'"),
+            ({"targets": [{"name": "web", "sources": []}]}, "'/config/targets/0/sources'"),
+        ],
+    )
+    def test_configs_the_daemon_rejects_do_not_render(
+        self, helm: Helm, tmp_path: Path, config: dict[str, Any], message: str
+    ) -> None:
+        """No targets, or a target without sources, fails at install time naming the field."""
+        values = values_file(tmp_path, {"config": config})
+        result = helm("template", "wd", str(CHART), "--values", str(values))
+        assert result.returncode != 0
+        assert message in result.stderr
 
 
 @pytest.mark.tool
@@ -292,7 +421,7 @@ class TestMonitoring:
 
     def test_monitoring_objects_are_opt_in(self, render: Render) -> None:
         """Without the flags no ServiceMonitor or PrometheusRule is rendered (no CRDs needed)."""
-        kinds = {m["kind"] for m in render()}
+        kinds = {m["kind"] for m in render(MINIMAL)}
         assert not kinds & {"ServiceMonitor", "PrometheusRule"}
 
     def test_prometheusrule_carries_the_required_alerts(self, render: Render) -> None:

@@ -4,7 +4,9 @@
   path, so three slashes give an absolute path (as in ``file:///``) and
   ``sqlite://watchdog.db`` a relative one. SQLAlchemy's four-slash absolute form also works.
 - ``postgresql://user:pass@host:5432/db`` (or ``postgres://``) — passed to asyncpg as is;
-  unknown query parameters become server settings, e.g. ``?search_path=watchdog``.
+  unknown query parameters become server settings, e.g. ``?search_path=watchdog``. The
+  driver is the optional ``postgres`` extra and is imported only for such a URL, so a plain
+  install runs everything else (SQLite, memory, demo, replay).
 - ``memory://`` — forgets everything on exit: for the demo, replay and tests only.
 
 Every backend also implements ``Leadership`` (SQLite and memory trivially), hence the
@@ -19,7 +21,6 @@ from pydantic import SecretStr
 
 from watchdog.store.base import Leadership, Store
 from watchdog.store.memory import MemoryStore
-from watchdog.store.postgres import PostgresStore
 from watchdog.store.sqlite import SqliteStore
 
 
@@ -28,6 +29,12 @@ class LeaderStore(Store, Leadership, Protocol):
 
 
 SCHEMES = ("sqlite://", "postgresql://", "postgres://", "memory://")
+
+POSTGRES_EXTRA = "rollback-watchdog[postgres]"
+
+
+class MissingDriverError(ValueError):
+    """The URL names a backend whose optional driver is not installed (a config error)."""
 
 
 def store_from_url(url: str | SecretStr) -> LeaderStore:
@@ -43,11 +50,24 @@ def store_from_url(url: str | SecretStr) -> LeaderStore:
         # SQLAlchemy's sqlite:////abs form leaves "//abs", which POSIX may treat specially
         return SqliteStore("/" + rest.lstrip("/") if rest.startswith("/") else rest)
     if scheme in ("postgresql", "postgres"):
-        return PostgresStore(SecretStr(raw))
+        return _postgres_store(SecretStr(raw))
     if scheme == "memory":
         return MemoryStore()
     # only the scheme is shown: the rest may hold credentials
     raise ValueError(f"unsupported store URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+
+
+def _postgres_store(dsn: SecretStr) -> LeaderStore:
+    try:
+        from watchdog.store.postgres import PostgresStore
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise MissingDriverError(
+            "a postgresql:// store needs the asyncpg driver, which is not installed in this "
+            f"environment: pip install '{POSTGRES_EXTRA}'"
+        ) from None
+    return PostgresStore(dsn)
 
 
 async def open_store(url: str | SecretStr) -> LeaderStore:

@@ -42,8 +42,55 @@ app.kubernetes.io/part-of: rollback-watchdog
 {{- end }}
 {{- end }}
 
+{{/* HA mode without the PostgreSQL Secret would be N replicas each leading on its own. */}}
+{{- define "watchdog.haStoreSecret" -}}
+{{- if not .Values.ha.store.existingSecret }}
+{{- fail (printf "ha.enabled needs ha.store.existingSecret: the name of a Secret holding the PostgreSQL DSN (postgresql://...) under the key %q (ha.store.key). Without it every replica would keep its own state and page and roll back on its own." .Values.ha.store.key) }}
+{{- end }}
+{{- .Values.ha.store.existingSecret }}
+{{- end }}
+
 {{- define "watchdog.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Where the rule packs are mounted: rules.includeDefault's default.yaml first (the pack that
+sets the flowchart parameters), then rules.files in name order.
+*/}}
+{{- define "watchdog.rulePacks" -}}
+{{- $packs := list }}
+{{- if .Values.rules.includeDefault }}
+{{- $packs = append $packs "/etc/watchdog/rules/default.yaml" }}
+{{- end }}
+{{- range $name, $_ := .Values.rules.files }}
+{{- $packs = append $packs (printf "/etc/watchdog/rules/%s" $name) }}
+{{- end }}
+{{- toJson $packs }}
+{{- end }}
+
+{{/*
+The daemon's config file: the `config` value plus the keys the chart owns, because only the
+chart knows what it mounts and how many replicas run:
+- `rules`: every mounted pack (the daemon merges them; duplicate rule names are an error);
+- `leader.required: true` in HA mode: a replica refuses to start unless the store is the
+  shared PostgreSQL (WATCHDOG_STORE__URL), instead of leading alone on its own SQLite file.
+*/}}
+{{- define "watchdog.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $packs := include "watchdog.rulePacks" . | fromJsonArray }}
+{{- if hasKey $config "rules" }}
+{{- fail "config.rules: the chart sets it to the packs it mounts under /etc/watchdog/rules (rules.includeDefault, rules.files); remove config.rules and put extra packs in rules.files" }}
+{{- end }}
+{{- if $packs }}
+{{- $_ := set $config "rules" $packs }}
+{{- end }}
+{{- if .Values.ha.enabled }}
+{{- $leader := deepCopy (default dict (get $config "leader")) }}
+{{- $_ := set $leader "required" true }}
+{{- $_ := set $config "leader" $leader }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{/*
@@ -90,10 +137,11 @@ spec:
         - name: HEALTHCHECK_URL
           value: {{ printf "http://127.0.0.1:%v/healthz" .Values.port | quote }}
         {{- if .Values.ha.enabled }}
-        - name: WATCHDOG_STORE_URL
+        # the settings loader nests with "__": store.url
+        - name: WATCHDOG_STORE__URL
           valueFrom:
             secretKeyRef:
-              name: {{ required "ha.store.existingSecret is required when ha.enabled (a Secret holding the PostgreSQL DSN)" .Values.ha.store.existingSecret }}
+              name: {{ include "watchdog.haStoreSecret" . }}
               key: {{ .Values.ha.store.key }}
         {{- end }}
         {{- with .Values.extraEnv }}
