@@ -44,7 +44,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from watchdog import logging as wlog
+from watchdog import logs as wlog
 from watchdog.actions.pagerduty import PagerDutyConfig
 from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig

@@ -22,7 +22,7 @@ from watchdog.drill import (
     report_markdown,
     run_drill,
 )
-from watchdog.http import RetryPolicy
+from watchdog.retry import RetryPolicy
 from watchdog.store.base import DrillRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock

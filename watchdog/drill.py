@@ -30,7 +30,7 @@ from watchdog.actions.base import Deployment, TargetChoice
 from watchdog.actions.vercel import VercelDeployer
 from watchdog.actions.verify import Verifier
 from watchdog.clock import Clock
-from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import CallError, RetryPolicy, call_with_retries
 from watchdog.store.base import DrillLog, DrillRecord
 
 log = structlog.get_logger(__name__)

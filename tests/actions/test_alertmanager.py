@@ -17,7 +17,7 @@ from watchdog.actions.alertmanager import (
 )
 from watchdog.actions.base import Change, Page
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_alertmanager import FakeAlertmanager
 

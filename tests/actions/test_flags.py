@@ -15,7 +15,7 @@ from watchdog.actions.flags import (
     launchdarkly_off_body,
     unleash_off_path,
 )
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_flags import FakeLaunchDarkly, FakeUnleash
 

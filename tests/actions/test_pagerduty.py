@@ -19,7 +19,7 @@ from watchdog.actions.pagerduty import (
     trigger_event,
 )
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import CallError, RetryPolicy, call_with_retries
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 

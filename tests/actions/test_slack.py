@@ -20,7 +20,7 @@ from watchdog.actions.slack import (
     render_update,
     webhook_body,
 )
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_slack import FakeSlack
 

@@ -1,7 +1,7 @@
 """One HTTP attempt for the action modules, turned into a response or a :class:`CallError`.
 
 This is the I/O boundary every vendor module goes through. It makes exactly one request and
-never retries (the dispatcher does, through ``watchdog.http.call_with_retries``). Transport
+never retries (the dispatcher does, through ``watchdog.retry.call_with_retries``). Transport
 failures become retryable errors whose messages name the service and the failure kind only:
 an aiohttp exception's text can contain the URL, and a Slack webhook URL *is* the secret.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from watchdog.http import CallError
+from watchdog.retry import CallError
 
 
 @dataclass(frozen=True, slots=True)

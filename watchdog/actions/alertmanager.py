@@ -25,7 +25,7 @@ from watchdog.actions.pagerduty import iso, observation_details, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
-from watchdog.http import classify_status, parse_retry_after
+from watchdog.retry import classify_status, parse_retry_after
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """The small interfaces the dispatcher talks to, and the plain data that crosses them.
 
 Each protocol is one kind of side effect (pager, chat, deployer, feature flag). Every method
-makes *one* attempt and raises ``watchdog.http.CallError`` saying whether retrying can help;
+makes *one* attempt and raises ``watchdog.retry.CallError`` saying whether retrying can help;
 the dispatcher owns retries, ordering and the write-ahead journal. Nothing here does I/O.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError
+from watchdog.retry import CallError
 
 
 class TargetGoneError(CallError):

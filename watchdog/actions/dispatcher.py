@@ -6,7 +6,7 @@ make one call. For every side effect the dispatcher
 1. asks the fencing hook ``can_act()`` (leader election) and skips when it says no;
 2. records the intent in the store's ``ActionJournal`` under a stable idempotency key *before*
    acting (``record_intent`` False means it was done already: skip);
-3. makes the call through ``watchdog.http.call_with_retries`` (injected sleep and clock);
+3. makes the call through ``watchdog.retry.call_with_retries`` (injected sleep and clock);
 4. records the outcome.
 
 Rollbacks run in a background task (one per project, guarded by an asyncio lock and the
@@ -62,8 +62,8 @@ from watchdog.core.model import (
     Signal,
 )
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, RetryPolicy, call_with_retries
 from watchdog.metrics import Metrics
+from watchdog.retry import CallError, RetryPolicy, call_with_retries
 from watchdog.store.base import (
     ActionJournal,
     ActionRecord,

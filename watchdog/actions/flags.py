@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from watchdog.actions._request import Response, send
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import classify_status, parse_retry_after, reset_header_delay
+from watchdog.retry import classify_status, parse_retry_after, reset_header_delay
 
 LD_CONTENT_TYPE: Final = "application/json; domain-model=launchdarkly.semanticpatch"
 LD_API_VERSION: Final = "20240415"

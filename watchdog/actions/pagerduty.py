@@ -23,7 +23,7 @@ from watchdog.actions.base import Change, Page
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after
+from watchdog.retry import CallError, classify_status, parse_retry_after
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,7 @@ from watchdog.actions._request import send
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after
+from watchdog.retry import CallError, classify_status, parse_retry_after
 
 SERVICE: Final = "Slack"
 

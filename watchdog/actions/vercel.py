@@ -30,7 +30,7 @@ from watchdog.actions.base import (
 )
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after, reset_header_delay
+from watchdog.retry import CallError, classify_status, parse_retry_after, reset_header_delay
 
 log = structlog.get_logger(__name__)
 

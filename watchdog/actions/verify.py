@@ -29,7 +29,7 @@ from watchdog.actions._request import send
 from watchdog.actions.base import Deployer, Deployment
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.retry import CallError
 
 log = structlog.get_logger(__name__)
 

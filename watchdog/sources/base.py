@@ -2,8 +2,8 @@
 
 This module is the I/O boundary of ``watchdog.sources``: every request a source makes goes
 through :meth:`HttpSource._request`, which holds the global concurrency slot, applies the
-source's own timeout, turns every transport failure into a :class:`~watchdog.http.CallError`
-and counts it. Retrying is :func:`watchdog.http.call_with_retries`'s job, with a deadline that
+source's own timeout, turns every transport failure into a :class:`~watchdog.retry.CallError`
+and counts it. Retrying is :func:`watchdog.retry.call_with_retries`'s job, with a deadline that
 keeps a poll inside its interval. A source never raises out of :meth:`Source.poll` for an
 upstream problem: it returns samples whose value is unknown, with a reason and a short detail.
 """
@@ -29,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
-from watchdog.http import (
+from watchdog.retry import (
     CallError,
     RetryPolicy,
     call_with_retries,

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
-from watchdog.http import CallError, classify_status
+from watchdog.retry import CallError, classify_status
 from watchdog.sources.base import (
     MISSING,
     HttpResult,

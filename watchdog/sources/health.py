@@ -16,7 +16,7 @@ from pydantic import Field
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.sources.base import HttpResult, HttpSource, HttpURL, SourceConfigBase, SourceContext
 
 HEALTH_LATENCY_S = "health_latency_s"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.sources.base import (
     HttpResult,
     HttpSource,

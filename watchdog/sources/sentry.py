@@ -22,7 +22,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, parse_retry_after, reset_header_delay
+from watchdog.retry import CallError, parse_retry_after, reset_header_delay
 from watchdog.sources.base import (
     MISSING,
     HttpResult,

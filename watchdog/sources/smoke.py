@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.sources.base import (
     MISSING,
     HttpResult,

@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.sources.base import (
     HttpResult,
     HttpSource,

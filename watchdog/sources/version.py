@@ -12,7 +12,7 @@ from typing import Final, Literal
 from pydantic import Field
 
 from watchdog.core.model import Sample, Signal, UnknownReason
-from watchdog.http import CallError
+from watchdog.retry import CallError
 from watchdog.sources.base import (
     MISSING,
     HttpResult,

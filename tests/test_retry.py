@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import CallError, RetryPolicy, call_with_retries
 
 
 class Script:
