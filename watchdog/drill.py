@@ -30,8 +30,9 @@ from watchdog.actions.base import Deployment, TargetChoice
 from watchdog.actions.vercel import VercelDeployer
 from watchdog.actions.verify import Verifier
 from watchdog.clock import Clock
-from watchdog.retry import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import Retrier, RetryPolicy
 from watchdog.store.base import DrillLog, DrillRecord
+from watchdog.transport import CallError
 
 log = structlog.get_logger(__name__)
 
@@ -196,14 +197,8 @@ class _Steps:
     async def retried(self, call: Callable[[], Awaitable[T]]) -> T:
         """The deployer makes one attempt per call; the drill retries what retrying can fix."""
 
-        async def attempt() -> T:
-            return await call()
-
-        return await call_with_retries(
-            attempt,
-            self.policy,
-            sleep=self.clock.sleep,
-            monotonic=self.clock.monotonic,
+        return await Retrier(self.policy, self.clock)(
+            call,
             on_retry=lambda exc, wait: self.log.info("drill_retry", error=str(exc), wait_s=wait),
         )
 

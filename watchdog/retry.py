@@ -1,21 +1,19 @@
-"""The one place that decides whether a failed HTTP call is worth retrying.
+"""The one retry wrapper: whether and when to try a failed call again.
 
-Sources and actions make *one* attempt and raise :class:`CallError`; :func:`call_with_retries`
-owns tenacity. Sleep and clock are injected so retry tests run instantly, and every retry
-loop is bounded by a deadline so a poll never overruns its interval and a page never
-delays a rollback.
+Sources and actions make *one* attempt through :mod:`watchdog.transport` and raise
+:class:`~watchdog.transport.CallError`; :func:`call_with_retries` (and :class:`Retrier`, the
+same bound to a policy and a clock) owns tenacity. No I/O happens here beyond the injected
+sleep, so retry tests run instantly, and every retry loop is bounded by a deadline so a poll
+never overruns its interval and a page never delays a rollback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -24,117 +22,13 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from watchdog.transport import CallError
+
 T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 Monotonic = Callable[[], float]
-
-#: statuses that a later attempt may fix; everything else 4xx is a configuration problem
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class CallError(Exception):
-    """One failed call to an external API.
-
-    ``retryable`` says whether trying again can help; ``retry_after`` (seconds) is the
-    server's own hint (``Retry-After`` or a rate-limit reset header). ``reason`` is a short
-    machine-readable label for metrics (``timeout``, ``http_503``, ``malformed`` ...). The
-    message must never contain a secret: callers build it from status and body only.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        reason: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def reset_header_delay(
-    headers: Mapping[str, str], name: str, now_epoch_s: float, *, millis: bool = False
-) -> float | None:
-    """Seconds until an epoch rate-limit reset header (Vercel/Sentry: s; LaunchDarkly: ms)."""
-    raw = headers.get(name)
-    if raw is None:
-        return None
-    try:
-        reset = float(raw)
-    except ValueError:
-        return None
-    if millis:
-        reset /= 1000.0
-    if not math.isfinite(reset):
-        return None
-    return max(0.0, reset - now_epoch_s)
-
-
-def classify_status(
-    status: int,
-    service: str,
-    body_hint: str = "",
-    *,
-    retry_after: float | None = None,
-    auth_fix: str = "check the token and its scopes",
-) -> CallError:
-    """Build the :class:`CallError` for a non-success status, with a message a human can act on."""
-    hint = f": {body_hint[:200]}" if body_hint else ""
-    if status in (401, 403):
-        return CallError(
-            f"{service} rejected the credentials ({status}){hint}: {auth_fix}",
-            retryable=False,
-            reason=f"http_{status}",
-            status=status,
-        )
-    if status == 429:
-        return CallError(
-            f"{service} rate-limited the request (429)",
-            retryable=True,
-            reason="rate_limited",
-            status=status,
-            retry_after=retry_after,
-        )
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return CallError(
-            f"{service} answered {status}{hint}",
-            retryable=True,
-            reason=f"http_{status}",
-            status=status,
-            retry_after=retry_after,
-        )
-    return CallError(
-        f"{service} refused the request ({status}){hint}: fix the configuration",
-        retryable=False,
-        reason=f"http_{status}",
-        status=status,
-    )
+OnRetry = Callable[[CallError, float], None]
 
 
 @dataclass(frozen=True)
@@ -153,7 +47,7 @@ async def call_with_retries(
     *,
     sleep: Sleep = asyncio.sleep,
     monotonic: Monotonic = time.monotonic,
-    on_retry: Callable[[CallError, float], None] | None = None,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails permanently, or the policy runs out.
 
@@ -214,3 +108,37 @@ async def call_with_retries(
         before_sleep=_before_sleep,
     )
     return await retrying(once)
+
+
+class _Timer(Protocol):
+    """What a retry loop needs of a clock (``watchdog.clock.Clock`` has both)."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Retrier:
+    """:func:`call_with_retries` bound to a policy and a clock, so callers cannot mix them up."""
+
+    policy: RetryPolicy
+    clock: _Timer
+
+    async def __call__(
+        self, attempt: Callable[[], Awaitable[T]], *, on_retry: OnRetry | None = None
+    ) -> T:
+        return await call_with_retries(
+            attempt,
+            self.policy,
+            sleep=self.clock.sleep,
+            monotonic=self.clock.monotonic,
+            on_retry=on_retry,
+        )
+
+    def with_deadline(self, seconds: float) -> Retrier:
+        """The same backoff, capped sooner (chat must never hold up a rollback)."""
+        return Retrier(
+            RetryPolicy(self.policy.attempts, self.policy.initial, self.policy.maximum, seconds),
+            self.clock,
+        )

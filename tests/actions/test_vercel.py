@@ -13,9 +13,10 @@ from structlog.testing import capture_logs
 from tests.actions.conftest import HOUR_MS, MS, TOKEN, vercel_config
 from watchdog.actions.base import Deployment, TargetGoneError
 from watchdog.actions.vercel import VercelConfig, VercelDeployer, choose_target
-from watchdog.retry import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import RetryPolicy, call_with_retries
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_vercel import FakeVercel, rate_limit_body
+from watchdog.transport import CallError
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from watchdog.core.model import Observation, Severity
-from watchdog.retry import CallError
+from watchdog.transport import CallError
 
 
 class TargetGoneError(CallError):

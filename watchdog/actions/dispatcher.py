@@ -63,7 +63,7 @@ from watchdog.core.model import (
 )
 from watchdog.core.rules import Duration
 from watchdog.metrics import Metrics
-from watchdog.retry import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import RetryPolicy, call_with_retries
 from watchdog.store.base import (
     ActionJournal,
     ActionRecord,
@@ -72,6 +72,7 @@ from watchdog.store.base import (
     RollbackRecord,
     RollbackState,
 )
+from watchdog.transport import CallError
 
 log = structlog.get_logger(__name__)
 

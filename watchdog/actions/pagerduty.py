@@ -18,12 +18,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.actions._limiter import TokenBucket
-from watchdog.actions._request import send
 from watchdog.actions.base import Change, Page
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
-from watchdog.retry import CallError, classify_status, parse_retry_after
+from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
 
@@ -257,7 +256,7 @@ class PagerDutyPager:
             "POST",
             f"{self._config.base_url}{path}",
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             json_body=event,
         )

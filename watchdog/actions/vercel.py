@@ -20,7 +20,6 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from watchdog.actions._request import Response, send
 from watchdog.actions.base import (
     Deployment,
     RollbackRequest,
@@ -30,7 +29,14 @@ from watchdog.actions.base import (
 )
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.retry import CallError, classify_status, parse_retry_after, reset_header_delay
+from watchdog.transport import (
+    CallError,
+    Response,
+    classify_status,
+    parse_retry_after,
+    reset_header_delay,
+    send,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -287,7 +293,7 @@ class VercelDeployer:
             method,
             self._url(path),
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={
                 "Authorization": f"Bearer {self._config.token.get_secret_value()}",
                 "Content-Type": "application/json",
@@ -313,7 +319,7 @@ class VercelDeployer:
         resp = await self._call("GET", path, params=params)
         if not resp.ok:
             raise self._error(resp, what)
-        body = resp.json(SERVICE)
+        body = resp.json(SERVICE, retryable=True)
         if not isinstance(body, Mapping):
             raise CallError(
                 f"{SERVICE} {what}: expected a JSON object", retryable=True, reason="malformed"

@@ -25,11 +25,10 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from watchdog.actions._request import send
 from watchdog.actions.base import Deployer, Deployment
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.retry import CallError
+from watchdog.transport import CallError, send
 
 log = structlog.get_logger(__name__)
 
@@ -176,7 +175,7 @@ class Verifier:
                 "GET",
                 url,
                 service="app",
-                timeout_s=self._config.request_timeout.total_seconds(),
+                request_timeout=self._config.request_timeout,
                 headers={"Cache-Control": "no-cache"},
             )
         except CallError as exc:
