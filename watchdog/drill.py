@@ -309,7 +309,7 @@ async def _drill(
     async def choose() -> TargetChoice:
         candidates = await steps.retried(deployer.list_candidates)
         # a drill exercises the plain path: no known-bad list, no "seen healthy" preference
-        return deployer.choose_target(original, candidates, frozenset(), frozenset())
+        return deployer.policy.choose(original, candidates, frozenset(), frozenset())
 
     choice = await steps.run(
         CHOOSE,

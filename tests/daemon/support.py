@@ -172,7 +172,7 @@ async def settle(daemon: Daemon, limit_s: float = 20.0) -> None:
             await daemon._events.join()
             if dispatcher is None:
                 return
-            if not dispatcher._rollbacks and not dispatcher._chats and daemon._events.empty():
+            if not dispatcher.background and daemon._events.empty():
                 return
             await dispatcher.drain()
 
@@ -214,7 +214,7 @@ async def crash(daemon: Daemon) -> None:
     dispatcher = daemon.dispatcher
     tasks: list[asyncio.Task[Any]] = list(daemon._tasks)
     if dispatcher is not None:
-        tasks += [*dispatcher._rollbacks, *dispatcher._chats]
+        tasks += [*dispatcher.background]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -191,7 +191,7 @@ class TestWiring:
         await daemon.start(loops=False)
         try:
             assert daemon.dispatcher is not None
-            wiring = daemon.dispatcher._targets[TARGET]
+            wiring = daemon.dispatcher.targets[TARGET]
             assert wiring.error_rate is None
         finally:
             await daemon.stop()

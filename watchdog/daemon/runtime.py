@@ -54,7 +54,6 @@ from watchdog.daemon.scheduling import next_slot, phase
 from watchdog.metrics import Metrics
 from watchdog.sources import Source, build_source
 from watchdog.store.base import (
-    ActionStatus,
     DecisionRecord,
     FencedError,
     HumanEvent,
@@ -322,7 +321,11 @@ class Daemon:
             ]
             latest = mine[-1] if mine else None
             phase_ = _PHASES[latest.state] if latest else RollbackPhase.NONE
-            if latest is None and await self._orphaned_intent(incident, now):
+            if (
+                latest is None
+                and self.dispatcher is not None
+                and await self.dispatcher.settle_orphan(incident.id)
+            ):
                 phase_ = RollbackPhase.FAILED
             self.engine.restore_incident(
                 incident.target,
@@ -346,23 +349,6 @@ class Daemon:
                 self.engine.kill_switch = bool(event.data.get("on"))
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self._refresh_deployments()
-
-    async def _orphaned_intent(self, incident: IncidentRecord, now: datetime) -> bool:
-        """A rollback journaled but never recorded: the previous run died before asking Vercel.
-
-        The journal key is taken, so the dispatcher would skip the rollback as a duplicate
-        while the engine believed it in flight: nothing rolled back and nobody told. Settle it
-        as failed instead, so the engine pages P0 "rollback did not take" (never re-issued
-        blindly, as for any rollback a crash interrupted).
-        """
-        key = f"{incident.id}/rollback"
-        for action in await self.store.list_actions(incident=incident.id, limit=1000):
-            if action.key == key and action.status is ActionStatus.INTENT:
-                detail = "the watchdog stopped before asking the deployer; not re-issued"
-                await self.store.record_outcome(key, ActionStatus.FAILED, now, error=detail)
-                log.warning("rollback_orphaned", incident=incident.id, detail=detail)
-                return True
-        return False
 
     async def _refresh_deployments(self) -> None:
         """Learn what production serves, so deploy correlation has a go-live time."""
@@ -466,7 +452,7 @@ class Daemon:
                 for target in self.settings.targets:
                     await self._handle(self.engine.tick(target.name, now))
                 if self.dispatcher is not None and self.leader:
-                    await self.dispatcher.tick()
+                    await self.dispatcher.post_updates()
                     if isinstance(self._pager, AlertmanagerPager):
                         # Alertmanager forgets alerts that are not re-sent
                         await self._pager.repost(now)
