@@ -26,13 +26,12 @@ from watchdog.actions.base import Notifier, Pager
 from watchdog.actions.journal import CanAct, Journal, Outcome
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
+from watchdog.actions.reconcile import reconcile
 from watchdog.actions.rollback import (
     EventSink,
     RollbackRunner,
-    RollbackSettings,
     TargetActions,
     error_rate_in,
-    reconcile,
 )
 from watchdog.actions.slack import render_resolved
 from watchdog.actions.updates import ChatSettings, IncidentUpdates
@@ -115,6 +114,9 @@ class Dispatcher:
                 update_interval=self._config.update_interval,
                 chat_deadline=self._config.chat_deadline,
                 incident_commander=self._config.incident_commander,
+                point_of_contact=self._config.point_of_contact,
+                rollback_method=self._config.rollback_method,
+                rollback_eta=self._config.rollback_eta,
             ),
             notes=self._notes,
             metrics=metrics,
@@ -128,13 +130,7 @@ class Dispatcher:
             updates=self._updates,
             production=self._production,
             targets=self.targets,
-            settings=RollbackSettings(
-                shadow=self._config.shadow,
-                method=self._config.rollback_method,
-                eta=self._config.rollback_eta,
-                incident_commander=self._config.incident_commander,
-                point_of_contact=self._config.point_of_contact,
-            ),
+            shadow=self._config.shadow,
             emit=on_event or (lambda _event: None),
             metrics=metrics,
         )

@@ -26,7 +26,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -42,13 +42,7 @@ from watchdog.actions.base import (
 from watchdog.actions.journal import Journal
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
-from watchdog.actions.slack import (
-    describe_impact,
-    human_duration,
-    render_page,
-    render_rollback_complete,
-    render_rollback_in_progress,
-)
+from watchdog.actions.reconcile import PENDING_STATES, reconcile, rollback_key, settle_orphan
 from watchdog.actions.updates import IncidentUpdates
 from watchdog.actions.verify import ErrorRateProbe, Verifier
 from watchdog.clock import Clock
@@ -76,12 +70,6 @@ log = structlog.get_logger(__name__)
 
 EventSink = Callable[[RollbackResultEvent | DeployEvent], None]
 
-#: records in these states mean "a rollback may be running on Vercel right now"
-_PENDING_STATES = (RollbackState.INTENT, RollbackState.REQUESTED)
-
-#: our clock and Vercel's may disagree by this much when matching a job to an intent
-_JOB_SKEW = timedelta(minutes=2)
-
 
 @dataclass(frozen=True)
 class TargetActions:
@@ -94,25 +82,11 @@ class TargetActions:
     flags: Sequence[FeatureFlag] = ()
 
 
-@dataclass(frozen=True)
-class RollbackSettings:
-    shadow: bool
-    method: str
-    eta: timedelta
-    incident_commander: str
-    point_of_contact: str
-
-
 def error_rate_in(decision: Decision) -> float | None:
     for obs in decision.observations:
         if obs.signal == Signal.ERROR_RATE and obs.value is not None:
             return obs.value
     return None
-
-
-def rollback_key(incident: str) -> str:
-    """The journal key of an incident's rollback: one rollback per incident, ever."""
-    return f"{incident}/rollback"
 
 
 class RollbackRunner:
@@ -127,7 +101,7 @@ class RollbackRunner:
         updates: IncidentUpdates,
         production: ProductionView,
         targets: Mapping[str, TargetActions],
-        settings: RollbackSettings,
+        shadow: bool,
         emit: EventSink,
         metrics: Metrics | None,
     ) -> None:
@@ -139,7 +113,7 @@ class RollbackRunner:
         self._updates = updates
         self._production = production
         self._targets = targets
-        self._settings = settings
+        self._shadow_mode = shadow
         self._emit = emit
         self._metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
@@ -210,7 +184,7 @@ class RollbackRunner:
             pending = [
                 r
                 for r in await self._store.list_rollbacks(target=decision.target)
-                if r.project == project and r.state in _PENDING_STATES and r.id != key
+                if r.project == project and r.state in PENDING_STATES and r.id != key
             ]
             if pending:
                 await self._refuse(
@@ -280,7 +254,7 @@ class RollbackRunner:
             to_deployment=target.id,
             detail=choice.reason,
         )
-        if self._settings.shadow:
+        if self._shadow_mode:
             await self._shadow(decision, rb, key, f"would roll back to {target.id}")
             return
         # write-ahead: the record exists before Vercel hears of it
@@ -317,7 +291,7 @@ class RollbackRunner:
         await self._store.save_rollback(rb)
         await self._store.mark_known_bad(deployer.project, current.id, self._clock.now())
         bound.info("rollback_requested", frm=current.id, to=target.id, method=request.method)
-        await self._announce(decision, target, request.method)
+        self._updates.rollback_requested(decision, target, request.method)
         await self._paging.change(
             decision.incident,
             Change(
@@ -354,31 +328,6 @@ class RollbackRunner:
         bound.info("rollback_succeeded", to=target.id)
         self._succeeded(decision.target, target.id, current.id, result.detail)
         await self._verify(decision, incident, wiring, deployer, rb, target, baseline)
-
-    async def _announce(self, decision: Decision, target: Deployment, method: str) -> None:
-        assert decision.incident is not None
-        eta = self._clock.now() + self._settings.eta
-        self._updates.set_status(
-            decision.incident,
-            "In Progress",
-            f"{method} to {target.id} requested",
-            "waiting for Vercel, then verifying",
-            eta.strftime("%H:%M UTC"),
-        )
-        self._updates.chat(
-            f"{decision.incident}/slack/rollback-in-progress",
-            decision.target,
-            decision.incident,
-            render_rollback_in_progress(
-                issue=decision.reason,
-                severity=str(decision.severity or Severity.P0),
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
-                target_deployment=target.id,
-                target_created_at=target.created_at,
-                eta=eta,
-                commander=self._settings.incident_commander,
-            ),
-        )
 
     async def _verify(
         self,
@@ -436,24 +385,8 @@ class RollbackRunner:
             )
         now = self._clock.now()
         opened = incident.opened_at if incident is not None else rb.requested_at
-        self._updates.set_status(
-            decision.incident,
-            "Completed",
-            f"rolled back to {target.id} in {human_duration(now - rb.requested_at)}",
-            "intensive monitoring for 2 hours",
-        )
-        self._updates.chat(
-            f"{decision.incident}/slack/rollback-complete",
-            decision.target,
-            decision.incident,
-            render_rollback_complete(
-                issue=decision.reason,
-                method=self._settings.method,
-                duration=now - opened,
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
-                contact=self._settings.point_of_contact,
-                notes=self.notes(decision.target),
-            ),
+        self._updates.rollback_completed(
+            decision, target, took=now - rb.requested_at, duration=now - opened
         )
 
     # ----------------------------------------------------------------- endings
@@ -511,18 +444,7 @@ class RollbackRunner:
         )
         await self._store.record_outcome(key, ActionStatus.SKIPPED, now, detail={"would": what})
         log.info("rollback_shadowed", target=decision.target, detail=what)
-        self._updates.chat(
-            f"{decision.incident}/slack/shadow",
-            decision.target,
-            decision.incident,
-            render_page(
-                issue=decision.reason,
-                severity=str(decision.severity or Severity.P0),
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
-                action=f"SHADOW MODE: {what} (no change made)",
-                commander=self._settings.incident_commander,
-            ),
-        )
+        self._updates.rollback_shadowed(decision, what)
 
     async def _disable_flags(self, decision: Decision, wiring: TargetActions) -> None:
         assert decision.incident is not None
@@ -562,92 +484,5 @@ class RollbackRunner:
         return settled
 
     async def settle_orphan(self, incident: str) -> bool:
-        """A rollback journaled but never recorded: the previous run died before asking Vercel.
-
-        The journal key is taken, so this runner would skip the rollback as a duplicate while
-        the engine believed it in flight: nothing rolled back and nobody told. Settle it as
-        failed instead, so the engine pages P0 "rollback did not take" (never re-issued
-        blindly, as for any rollback a crash interrupted).
-        """
-        key = rollback_key(incident)
-        for action in await self._store.list_actions(incident=incident, limit=1000):
-            if action.key == key and action.status is ActionStatus.INTENT:
-                detail = "the watchdog stopped before asking the deployer; not re-issued"
-                await self._store.record_outcome(
-                    key, ActionStatus.FAILED, self._clock.now(), error=detail
-                )
-                log.warning("rollback_orphaned", incident=incident, detail=detail)
-                return True
-        return False
-
-
-async def reconcile(store: ActionJournal, deployer: Deployer, clock: Clock) -> list[RollbackRecord]:
-    """Settle this project's rollbacks left in INTENT/REQUESTED by a crash.
-
-    Never re-issues: production serving the target means the rollback happened (SUCCEEDED);
-    a REQUESTED one still running is followed to its end; anything else is FAILED, and the
-    engine decides afresh with current data.
-    """
-    settled: list[RollbackRecord] = []
-    for rb in await store.list_rollbacks():
-        if rb.project != deployer.project or rb.state not in _PENDING_STATES:
-            continue
-        bound = log.bind(target=rb.target, incident=rb.incident, rollback=rb.id)
-        try:
-            serving = await deployer.serving()
-        except CallError as exc:
-            bound.warning("reconcile_unreachable", error=str(exc))
-            continue
-        now = clock.now()
-        if rb.to_deployment and serving == rb.to_deployment:
-            new = replace(
-                rb,
-                state=RollbackState.SUCCEEDED,
-                finished_at=now,
-                detail=f"reconciled after restart: production serves {serving}",
-            )
-        elif rb.to_deployment and (
-            rb.state is RollbackState.REQUESTED or await _accepted(deployer, rb)
-        ):
-            # REQUESTED, or a crash right after Vercel accepted the POST but before REQUESTED
-            # was saved: the job runs on Vercel's side, so follow it rather than fail it
-            result = await deployer.await_rollback(Deployment(id=rb.to_deployment))
-            new = replace(
-                rb,
-                state=RollbackState.SUCCEEDED if result.ok else RollbackState.FAILED,
-                finished_at=clock.now(),
-                detail=f"reconciled after restart: {result.detail}",
-            )
-        else:
-            new = replace(
-                rb,
-                state=RollbackState.FAILED,
-                finished_at=now,
-                detail=(
-                    f"reconciled after restart: production serves {serving}, not "
-                    f"{rb.to_deployment}; not re-issued"
-                ),
-            )
-        await store.save_rollback(new)
-        status = (
-            ActionStatus.SUCCEEDED if new.state is RollbackState.SUCCEEDED else ActionStatus.FAILED
-        )
-        journaled = {a.key for a in await store.list_actions(incident=rb.incident, limit=1000)}
-        if rb.id in journaled:
-            await store.record_outcome(
-                rb.id, status, now, error=None if status is ActionStatus.SUCCEEDED else new.detail
-            )
-        bound.info("rollback_reconciled", state=str(new.state), serving=serving)
-        settled.append(new)
-    return settled
-
-
-async def _accepted(deployer: Deployer, rb: RollbackRecord) -> bool:
-    """Did Vercel start a job to ``rb``'s target after ``rb``'s intent was recorded?"""
-    try:
-        job = await deployer.last_job()
-    except CallError:
-        return False
-    if job is None or job.to_deployment != rb.to_deployment or job.requested_at is None:
-        return False
-    return job.requested_at >= rb.requested_at - _JOB_SKEW
+        """Fail a rollback journaled but never recorded (see :func:`settle_orphan`)."""
+        return await settle_orphan(self._store, self._clock, incident)

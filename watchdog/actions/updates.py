@@ -17,9 +17,16 @@ from typing import Literal
 
 import structlog
 
-from watchdog.actions.base import Notifier
+from watchdog.actions.base import Deployment, Notifier
 from watchdog.actions.journal import Journal, Outcome
-from watchdog.actions.slack import describe_impact, render_page, render_update
+from watchdog.actions.slack import (
+    describe_impact,
+    human_duration,
+    render_page,
+    render_rollback_complete,
+    render_rollback_in_progress,
+    render_update,
+)
 from watchdog.clock import Clock
 from watchdog.core.model import Decision, Severity
 from watchdog.metrics import Metrics
@@ -49,6 +56,10 @@ class ChatSettings:
     update_interval: timedelta
     chat_deadline: timedelta
     incident_commander: str
+    point_of_contact: str
+    rollback_method: str
+    #: ETA quoted in "rollback in progress"
+    rollback_eta: timedelta
 
 
 class IncidentUpdates:
@@ -169,6 +180,73 @@ class IncidentUpdates:
                 action=action,
                 commander=self._settings.incident_commander,
                 notes=self._notes(decision.target),
+            ),
+        )
+
+    def rollback_requested(self, decision: Decision, target: Deployment, method: str) -> None:
+        """The procedure's "rollback in progress" message, and the status line to match."""
+        assert decision.incident is not None
+        eta = self._clock.now() + self._settings.rollback_eta
+        self.set_status(
+            decision.incident,
+            "In Progress",
+            f"{method} to {target.id} requested",
+            "waiting for Vercel, then verifying",
+            eta.strftime("%H:%M UTC"),
+        )
+        self.chat(
+            f"{decision.incident}/slack/rollback-in-progress",
+            decision.target,
+            decision.incident,
+            render_rollback_in_progress(
+                issue=decision.reason,
+                severity=str(decision.severity or Severity.P0),
+                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                target_deployment=target.id,
+                target_created_at=target.created_at,
+                eta=eta,
+                commander=self._settings.incident_commander,
+            ),
+        )
+
+    def rollback_completed(
+        self, decision: Decision, target: Deployment, *, took: timedelta, duration: timedelta
+    ) -> None:
+        """The procedure's "rollback complete" message (with the undo note while pinned)."""
+        assert decision.incident is not None
+        self.set_status(
+            decision.incident,
+            "Completed",
+            f"rolled back to {target.id} in {human_duration(took)}",
+            "intensive monitoring for 2 hours",
+        )
+        self.chat(
+            f"{decision.incident}/slack/rollback-complete",
+            decision.target,
+            decision.incident,
+            render_rollback_complete(
+                issue=decision.reason,
+                method=self._settings.rollback_method,
+                duration=duration,
+                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                contact=self._settings.point_of_contact,
+                notes=self._notes(decision.target),
+            ),
+        )
+
+    def rollback_shadowed(self, decision: Decision, what: str) -> None:
+        """Shadow mode's "would roll back" message: everything ran but the deployer call."""
+        assert decision.incident is not None
+        self.chat(
+            f"{decision.incident}/slack/shadow",
+            decision.target,
+            decision.incident,
+            render_page(
+                issue=decision.reason,
+                severity=str(decision.severity or Severity.P0),
+                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                action=f"SHADOW MODE: {what} (no change made)",
+                commander=self._settings.incident_commander,
             ),
         )
 
