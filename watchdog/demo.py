@@ -296,15 +296,12 @@ class Narrator:
 
     def signals(self) -> None:
         engine = self.running.daemon.engine
-        ts = engine.targets.get(TARGET)
-        if ts is None:
-            return
         parts = []
         for name in SIGNALS:
-            state = ts.signals.get(name)
-            if state is None:
+            reading = engine.reading(TARGET, name)
+            if reading is None:
                 continue
-            value = None if state.unknown else state.value
+            value = None if reading.unknown else reading.value
             limits = [
                 f"{r.op}{r.threshold:g} {'rollback' if r.rollback else r.severity.value}"
                 for r in engine.pack.rules
@@ -312,7 +309,9 @@ class Narrator:
             ]
             against = f" ({', '.join(limits)})" if limits else ""
             parts.append(f"{name}={_fmt(value)}{against}")
-        version = ts.signals.get("version")
+        if not parts and engine.reading(TARGET, "version") is None:
+            return
+        version = engine.reading(TARGET, "version")
         parts.append(f"serving={_fmt(version.value if version else None)}")
         line = "  ".join(parts)
         if line != self.last_signals:

@@ -26,7 +26,7 @@ from tests.daemon.support import (
     settle,
 )
 from watchdog.core.model import Action
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.store.base import ActionStatus, RollbackState
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore

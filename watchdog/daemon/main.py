@@ -15,10 +15,9 @@ from watchdog import __version__
 from watchdog.clock import Clock, SystemClock
 from watchdog.config import Settings
 from watchdog.core.rules import RulePack
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.daemon.server import build_app
-from watchdog.store.base import Store
-from watchdog.store.factory import store_from_url
+from watchdog.store.factory import LeaderStore, store_from_url
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +54,7 @@ async def start(
     pack: RulePack,
     *,
     clock: Clock | None = None,
-    store: Store | None = None,
+    store: LeaderStore | None = None,
     host: str | None = None,
     port: int | None = None,
 ) -> Running:
