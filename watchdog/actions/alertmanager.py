@@ -20,7 +20,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.actions.base import Change, Page
-from watchdog.actions.pagerduty import iso, observation_details, truncate
+from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
