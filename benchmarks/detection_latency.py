@@ -235,18 +235,18 @@ async def one_run(fault: str, interval: float, rng: random.Random, tmp: Path) ->
             port=0,
         )
         daemon = running.daemon
-        applied = daemon.apply
+        # the dispatcher's events reach the engine through the pipeline's apply
+        applied = daemon.pipeline.apply
 
         async def timed_apply(event: Event) -> object:
             if isinstance(event, RollbackResultEvent) and event.outcome is RollbackOutcome.VERIFIED:
                 marks.setdefault("verified", time.monotonic())
             return await applied(event)
 
-        daemon.apply = timed_apply  # type: ignore[method-assign,assignment]
+        daemon.pipeline.apply = timed_apply  # type: ignore[method-assign,assignment]
 
         def knows(dep: str) -> bool:
-            ts = daemon.engine.targets.get(TARGET)
-            return ts is not None and ts.deployment == dep
+            return daemon.engine.deployment_of(TARGET) == dep
 
         def warm() -> bool:
             # the daemon has been watching a while: it has seen the good version served
