@@ -59,7 +59,8 @@ from watchdog.testing.fake_app import FakeApp
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN as SENTRY_TOKEN
 from watchdog.testing.fake_sentry import FakeSentry
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 from watchdog.yamlfile import default_rules_path, load_rule_pack
 
 GOOD, BAD, TARGET = "dpl_good", "dpl_bad", "web"

@@ -27,7 +27,8 @@ from watchdog.store.base import DrillRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_app import FakeApp
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 
 TOKEN = "vercel-drill-canary-7c1e"
 MS = 1_760_000_000_000

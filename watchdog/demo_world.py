@@ -11,12 +11,13 @@ import time
 
 from aiohttp import web
 
-from watchdog.testing.fake_app import FakeApp, FakeHTTPServer, Feature
+from watchdog.testing.fake_app import FakeApp, Feature
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_sentry import FakeSentry
 from watchdog.testing.fake_slack import FakeSlack
 from watchdog.testing.fake_supabase import FakeSupabase
-from watchdog.testing.fake_vercel import FakeServer, FakeVercel
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import FakeServer
 
 GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
 TARGET = "web"
@@ -100,22 +101,16 @@ def standins_app(prod: Production) -> web.Application:
     """Every stand-in under one port, by path prefix (``/app``, ``/vercel``, ...), for the
     compose file: the watchdog container's config points each base URL at one prefix."""
     root = web.Application()
-    http_fakes: list[tuple[str, FakeHTTPServer]] = [
+    fakes: list[tuple[str, FakeServer]] = [
         ("app", prod.app),
         ("sentry", prod.sentry),
         ("supabase", prod.supabase),
-    ]
-    for prefix, fake in http_fakes:
-        sub = web.Application(middlewares=[fake._middleware])
-        fake.routes(sub)
-        root.add_subapp(f"/{prefix}", sub)
-    servers: list[tuple[str, FakeServer]] = [
         ("vercel", prod.vercel),
         ("pagerduty", prod.pagerduty),
         ("slack", prod.slack),
     ]
-    for prefix, server in servers:
-        root.add_subapp(f"/{prefix}", server._app())
+    for prefix, fake in fakes:
+        root.add_subapp(f"/{prefix}", fake.application())
     return root
 
 

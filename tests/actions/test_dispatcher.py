@@ -34,7 +34,8 @@ from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_slack import FakeSlack
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 

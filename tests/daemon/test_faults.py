@@ -22,8 +22,8 @@ from watchdog.sources import SentrySourceConfig
 from watchdog.store.base import ActionRecord, DecisionRecord, IncidentRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN, FakeSentry
+from watchdog.testing.server import Fault, closed_port_url
 
 INTERVAL = 60.0
 

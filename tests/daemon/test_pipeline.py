@@ -31,7 +31,7 @@ from watchdog.store.base import ActionStatus, RollbackState
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_vercel import RecordedRequest
+from watchdog.testing.server import RecordedRequest
 
 
 @pytest.fixture(params=["memory", "sqlite"])

@@ -37,7 +37,7 @@ from watchdog.daemon import Daemon
 from watchdog.store.base import RollbackState
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_vercel import RecordedRequest
+from watchdog.testing.server import RecordedRequest
 
 Factory = Callable[[], Awaitable[Daemon]]
 

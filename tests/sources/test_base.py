@@ -21,7 +21,8 @@ from watchdog.sources.base import (
     json_path,
 )
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import FakeApp, Fault
+from watchdog.testing.fake_app import FakeApp
+from watchdog.testing.server import Fault
 from watchdog.transport import body_hint
 
 

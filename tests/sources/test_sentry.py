@@ -16,8 +16,8 @@ from tests.sources.conftest import CANARY_SECRET, Build, by_signal, parse_config
 from watchdog.core.model import Signal, UnknownReason
 from watchdog.sources.sentry import SentrySource, SentrySourceConfig, stats_period
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_sentry import RATE_LIMIT_MESSAGE, FakeSentry
+from watchdog.testing.server import Fault, closed_port_url
 from watchdog.transport import Response
 
 FIXTURES = Path(__file__).parent / "fixtures"
