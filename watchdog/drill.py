@@ -90,7 +90,9 @@ class _Steps:
 
         return await Retrier(self.policy, self.clock)(
             call,
-            on_retry=lambda exc, wait: self.log.info("drill_retry", error=str(exc), wait_s=wait),
+            on_retry=lambda exc, wait: self.log.info(
+                "drill_step_retried", error=str(exc), wait_s=wait
+            ),
         )
 
     async def run(
@@ -116,7 +118,7 @@ class _Steps:
         if name in TIMED:
             self.timed_until = ended
         self.done.append(DrillStep(name, started_at, ended - started, ok, detail))
-        self.log.info("drill_step", step=name, ok=ok, duration_s=round(ended - started, 3))
+        self.log.info("drill_step_finished", step=name, ok=ok, duration_s=round(ended - started, 3))
         return result if ok else None
 
 
@@ -308,7 +310,7 @@ async def _serving(deployer: VercelDeployer) -> str | None:
     try:
         return await deployer.serving()
     except CallError as exc:
-        log.warning("drill_serving_unknown", error=str(exc))
+        log.warning("drill_serving_lookup_failed", error=str(exc))
         return None
 
 

@@ -46,7 +46,7 @@ async def reconcile(store: ActionJournal, deployer: Deployer, clock: Clock) -> l
         try:
             serving = await deployer.serving()
         except CallError as exc:
-            bound.warning("reconcile_unreachable", error=str(exc))
+            bound.warning("reconcile_postponed", error=str(exc))
             continue
         now = clock.now()
         if rb.to_deployment and serving == rb.to_deployment:

@@ -267,7 +267,7 @@ class RollbackRunner:
                 break
             except TargetGoneError as exc:
                 # the target vanished between listing and request: choose again, once
-                bound.warning("rollback_target_gone", to=target.id, error=str(exc))
+                bound.warning("rollback_target_vanished", to=target.id, error=str(exc))
                 excluded.add(target.id)
                 again = deployer.policy.choose(
                     current, [c for c in candidates if c.id not in excluded], known_bad, healthy

@@ -305,7 +305,7 @@ class VercelDeployer:
             return from_targets
         assert serving is not None
         if from_targets is not None:
-            self._log.warning("vercel_production_mismatch", targets=from_targets.id, alias=serving)
+            self._log.warning("vercel_production_disagreed", targets=from_targets.id, alias=serving)
         return await self.get_deployment(serving)
 
     async def list_candidates(self) -> list[Deployment]:
@@ -376,7 +376,7 @@ class VercelDeployer:
         if resp.status == 409:
             job = await self.last_job()
             if job is not None and job.to_deployment == target.id:
-                self._log.info("vercel_rollback_already_running", to=target.id)
+                self._log.info("vercel_rollback_found_running", to=target.id)
                 return RollbackRequest(
                     target, method, detail=f"{method} to {target.id} already running"
                 )
@@ -423,7 +423,7 @@ class VercelDeployer:
                 raw = job.get("jobStatus")
                 new_status = raw if isinstance(raw, str) else None
                 if new_status != status:
-                    self._log.info("vercel_job_status", to=target.id, status=new_status)
+                    self._log.info("vercel_job_status_changed", to=target.id, status=new_status)
                 status = new_status
                 if status in _TERMINAL:
                     break

@@ -79,7 +79,7 @@ async def start(
         raise
     bound = runner.addresses[0] if runner.addresses else (bind_host, port)
     url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '') else bind_host}:{bound[1]}"  # noqa: S104
-    log.info("http_listening", url=url)
+    log.info("http_server_started", url=url)
     return Running(daemon, runner, url)
 
 
@@ -105,7 +105,7 @@ async def serve(
             await asyncio.wait({waiter, other}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, other):
                 task.cancel()
-        log.info("shutting_down")
+        log.info("shutdown_started")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

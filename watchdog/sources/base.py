@@ -244,7 +244,7 @@ class HttpSource(Generic[C]):
         except Exception as exc:
             # a bug in a parser must not stop the watchdog; it shows as a provider error
             self.errors["internal"] += 1
-            self._log.error("source poll crashed", error_type=type(exc).__name__, exc_info=True)
+            self._log.error("source_poll_crashed", error_type=type(exc).__name__, exc_info=True)
             samples = self._unknown_all(
                 UnknownReason.PROVIDER_ERROR, f"internal error in the source ({type(exc).__name__})"
             )

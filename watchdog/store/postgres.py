@@ -185,7 +185,7 @@ class PostgresStore:
                     migration.description,
                 )
         if todo:
-            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+            self._log.info("store_migrated", from_version=current, to_version=todo[-1].version)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ class PostgresStore:
             )
             if held is None:
                 self._lease = None
-                self._log.warning("store.fenced", holder=lease.holder, epoch=lease.epoch)
+                self._log.warning("store_write_fenced", holder=lease.holder, epoch=lease.epoch)
                 raise FencedError(
                     f"leader lease lost (held epoch {lease.epoch} as {lease.holder!r}):"
                     " another replica took over; this one must not act"
@@ -236,12 +236,12 @@ class PostgresStore:
         if row is None:
             self._lease = None
             if previous is not None:
-                self._log.warning("store.lease_lost", holder=holder, epoch=previous.epoch)
+                self._log.warning("lease_lost", holder=holder, epoch=previous.epoch)
             return None
         lease = Lease(row["holder"], int(row["epoch"]), utc(row["expires_at"]))
         self._lease = lease
         if previous is None or previous.epoch != lease.epoch:
-            self._log.info("store.lease_acquired", holder=holder, epoch=lease.epoch)
+            self._log.info("lease_acquired", holder=holder, epoch=lease.epoch)
         return lease
 
     async def release(self, holder: str) -> None:
@@ -507,7 +507,7 @@ class PostgresStore:
             )
             deleted += _rowcount(await conn.execute(PRUNE_EVENTS, cutoff))
         if deleted:
-            self._log.info("store.pruned", older_than=cutoff.isoformat(), rows=deleted)
+            self._log.info("store_pruned", older_than=cutoff.isoformat(), rows=deleted)
         return deleted
 
 

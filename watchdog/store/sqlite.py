@@ -142,7 +142,7 @@ class SqliteStore:
                     (migration.version, migration.description),
                 )
         if todo:
-            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+            self._log.info("store_migrated", from_version=current, to_version=todo[-1].version)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -453,7 +453,7 @@ class SqliteStore:
                 deleted += max(cursor.rowcount, 0)
                 await cursor.close()
         if deleted:
-            self._log.info("store.pruned", older_than=cutoff, rows=deleted)
+            self._log.info("store_pruned", older_than=cutoff, rows=deleted)
         return deleted
 
 
