@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from watchdog.testing.server import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 
 class FakeAlertmanager(FakeServer):
@@ -29,7 +29,7 @@ class FakeAlertmanager(FakeServer):
         app.router.add_get("/api/v2/alerts", self._list)
 
     async def _post(self, request: web.Request) -> web.Response:
-        rec = request["recorded"]
+        rec = request[RECORDED]
         try:
             body = rec.json()
         except ValueError:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.testing.server import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 LD_CONTENT_TYPE = "application/json; domain-model=launchdarkly.semanticpatch"
 
@@ -66,7 +66,7 @@ class FakeLaunchDarkly(FakeServer):
         app.router.add_patch("/api/v2/flags/{project}/{flag}", self._patch)
 
     async def _patch(self, request: web.Request) -> web.Response:
-        rec = request["recorded"]
+        rec = request[RECORDED]
         if request.headers.get("Authorization") != self.token:
             return _ld_error(401, "unauthorized", "Invalid access token")
         if request.headers.get("Content-Type") != LD_CONTENT_TYPE:

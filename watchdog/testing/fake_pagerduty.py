@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.testing.server import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 _SEVERITIES = ("critical", "error", "warning", "info")
 
@@ -38,7 +38,7 @@ class FakePagerDuty(FakeServer):
 
     async def _body(self, request: web.Request) -> tuple[Any, web.Response | None]:
         try:
-            return request["recorded"].json(), None
+            return request[RECORDED].json(), None
         except ValueError:
             return None, _invalid(["Event object must be valid JSON"])
 

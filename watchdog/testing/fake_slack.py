@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from watchdog.testing.server import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 
 class FakeSlack(FakeServer):
@@ -29,7 +29,7 @@ class FakeSlack(FakeServer):
         app.router.add_post(self.path, self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
-        rec = request["recorded"]
+        rec = request[RECORDED]
         if not request.content_type.startswith("application/json"):
             return web.Response(status=400, text="invalid_payload")
         try:

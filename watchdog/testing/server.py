@@ -17,7 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 from aiohttp import web
 
@@ -110,6 +110,10 @@ class Fault:
             headers=dict(headers),
             path=path,
         )
+
+
+#: where the middleware leaves each request's record for the fake's handler
+RECORDED: Final = web.RequestKey("recorded", RecordedRequest)
 
 
 def closed_port_url() -> str:
@@ -257,7 +261,7 @@ class FakeServer:
 
     async def faulted(self, request: web.Request) -> web.StreamResponse | None:
         """The scripted answer for this request, if one is due (after its delay)."""
-        fault = self._take_fault(request["recorded"])
+        fault = self._take_fault(request[RECORDED])
         if fault is None:
             return None
         await self.pause(fault.delay)
@@ -283,7 +287,7 @@ class FakeServer:
             pairs=tuple(request.query.items()),
         )
         self.requests.append(recorded)
-        request["recorded"] = recorded
+        request[RECORDED] = recorded
         for hook in self._hooks:
             hook(recorded)
         return await self.answer(request, handler)
