@@ -152,6 +152,19 @@ class RollbackRunner:
         self._emit(DeployEvent(target, now, to, rollback=True))
         self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
 
+    async def _page_p0(
+        self, decision: Decision, kind: str, summary: str, refused_by: str | None = None
+    ) -> None:
+        """The P0 page a rollback that did not happen, or did not take, sends."""
+        page = replace(
+            page_from_decision(decision, self.notes(decision.target)),
+            severity=Severity.P0,
+            summary=summary,
+        )
+        if refused_by is not None:
+            page = replace(page, refused_by=refused_by)
+        await self._paging.page(page, kind)
+
     def _count(self, target: str, result: str, *, verified_from: datetime | None = None) -> None:
         if self._metrics is None:
             return
@@ -363,16 +376,11 @@ class RollbackRunner:
                 self._updates.set_status(
                     decision.incident, "Blocked", res.detail, "on-call takes over"
                 )
-                await self._paging.page(
-                    replace(
-                        page_from_decision(decision, self.notes(decision.target)),
-                        severity=Severity.P0,
-                        summary=(
-                            f"[P0] {decision.target}: rollback did not take "
-                            f"(failed: {', '.join(res.failed)}): {res.detail}"
-                        ),
-                    ),
+                await self._page_p0(
+                    decision,
                     "verify-failed",
+                    f"[P0] {decision.target}: rollback did not take "
+                    f"(failed: {', '.join(res.failed)}): {res.detail}",
                 )
                 return
             rb = replace(rb, state=RollbackState.VERIFIED, verified_at=now)
@@ -401,16 +409,11 @@ class RollbackRunner:
             )
         )
         self._updates.set_status(decision.incident, "Blocked", reason, "on-call decides what to do")
-        await self._paging.page(
-            replace(
-                page_from_decision(decision, self.notes(decision.target)),
-                severity=Severity.P0,
-                summary=(
-                    f"[P0] {decision.target}: automatic rollback refused by {refused_by}: {reason}"
-                ),
-                refused_by=refused_by,
-            ),
+        await self._page_p0(
+            decision,
             "refused",
+            f"[P0] {decision.target}: automatic rollback refused by {refused_by}: {reason}",
+            refused_by=refused_by,
         )
 
     async def _failed(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
@@ -426,13 +429,8 @@ class RollbackRunner:
             )
         )
         self._updates.set_status(decision.incident, "Blocked", what, "on-call rolls back by hand")
-        await self._paging.page(
-            replace(
-                page_from_decision(decision, self.notes(decision.target)),
-                severity=Severity.P0,
-                summary=f"[P0] {decision.target}: rollback did not take: {what}",
-            ),
-            "rollback-failed",
+        await self._page_p0(
+            decision, "rollback-failed", f"[P0] {decision.target}: rollback did not take: {what}"
         )
 
     async def _shadow(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:

@@ -38,6 +38,10 @@ Status = Literal["In Progress", "Completed", "Blocked"]
 Notes = Callable[[str], tuple[str, ...]]
 
 
+def _impact(decision: Decision) -> str:
+    return describe_impact(decision.observations, decision.rule or "see the page")
+
+
 @dataclass
 class OpenIncident:
     target: str
@@ -169,14 +173,13 @@ class IncidentUpdates:
                 if decision.refused_by
                 else "Paged on-call; no automatic rollback"
             )
-        self.chat(
-            f"{decision.incident}/slack/page/{decision.action}/{severity}",
-            decision.target,
-            decision.incident,
+        self._about(
+            decision,
+            f"page/{decision.action}/{severity}",
             render_page(
                 issue=decision.reason,
                 severity=severity,
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                impact=_impact(decision),
                 action=action,
                 commander=self._settings.incident_commander,
                 notes=self._notes(decision.target),
@@ -194,14 +197,13 @@ class IncidentUpdates:
             "waiting for Vercel, then verifying",
             eta.strftime("%H:%M UTC"),
         )
-        self.chat(
-            f"{decision.incident}/slack/rollback-in-progress",
-            decision.target,
-            decision.incident,
+        self._about(
+            decision,
+            "rollback-in-progress",
             render_rollback_in_progress(
                 issue=decision.reason,
                 severity=str(decision.severity or Severity.P0),
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                impact=_impact(decision),
                 target_deployment=target.id,
                 target_created_at=target.created_at,
                 eta=eta,
@@ -220,15 +222,14 @@ class IncidentUpdates:
             f"rolled back to {target.id} in {human_duration(took)}",
             "intensive monitoring for 2 hours",
         )
-        self.chat(
-            f"{decision.incident}/slack/rollback-complete",
-            decision.target,
-            decision.incident,
+        self._about(
+            decision,
+            "rollback-complete",
             render_rollback_complete(
                 issue=decision.reason,
                 method=self._settings.rollback_method,
                 duration=duration,
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                impact=_impact(decision),
                 contact=self._settings.point_of_contact,
                 notes=self._notes(decision.target),
             ),
@@ -237,18 +238,22 @@ class IncidentUpdates:
     def rollback_shadowed(self, decision: Decision, what: str) -> None:
         """Shadow mode's "would roll back" message: everything ran but the deployer call."""
         assert decision.incident is not None
-        self.chat(
-            f"{decision.incident}/slack/shadow",
-            decision.target,
-            decision.incident,
+        self._about(
+            decision,
+            "shadow",
             render_page(
                 issue=decision.reason,
                 severity=str(decision.severity or Severity.P0),
-                impact=describe_impact(decision.observations, decision.rule or "see the page"),
+                impact=_impact(decision),
                 action=f"SHADOW MODE: {what} (no change made)",
                 commander=self._settings.incident_commander,
             ),
         )
+
+    def _about(self, decision: Decision, kind: str, text: str) -> None:
+        """Chat about the decision's incident, journaled as ``<incident>/slack/<kind>``."""
+        assert decision.incident is not None
+        self.chat(f"{decision.incident}/slack/{kind}", decision.target, decision.incident, text)
 
     def cancel(self) -> None:
         """Drop pending chat (shutdown: a rollback matters, a late Slack message does not)."""
