@@ -67,12 +67,19 @@ class Leadership:
         return self.leader and not self._stopping.is_set()
 
     async def elect(self) -> None:
-        """Take or renew the lease; a new leader restores state and reconciles rollbacks."""
+        """Take or renew the lease; a new leader restores state and reconciles rollbacks.
+
+        Only the lease request is bounded (by half the TTL). Restoring runs to its end: it
+        may follow a Vercel job a crash left running, and a half-restored engine would act on
+        state the store contradicts.
+        """
         was = self.leader
         try:
-            lease = await self._store.acquire(self._holder, self._ttl, self._clock.now())
+            # a renewal that hangs past half the lease is a lost lease: stop acting in time
+            async with asyncio.timeout(self._ttl.total_seconds() / 2):
+                lease = await self._store.acquire(self._holder, self._ttl, self._clock.now())
         except Exception as exc:  # the store is down: not leader until proven otherwise
-            log.error("leader_election_failed", error=str(exc))
+            log.error("leader_election_failed", error=str(exc) or type(exc).__name__)
             lease = None
         self.leader = lease is not None
         if lease is not None:

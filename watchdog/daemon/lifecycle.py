@@ -225,21 +225,16 @@ class Daemon:
     def _chores(self) -> list[Chore]:
         every = self.settings.scheduler.tick
         chores = [
-            # a lease renewal that hangs is a lost lease: stop acting before the TTL runs out
-            Chore(
-                "leadership",
-                every,
-                timeout=self.settings.leader.ttl / 2,
-                run=self.leadership.elect,
-                on_timeout=self.leadership.fenced,
-            ),
+            # the lease request bounds itself; restoring on becoming leader may follow a
+            # Vercel job for minutes (the job timeout), so this chore's own bound is loose
+            Chore("leadership", every, timeout=timedelta(minutes=10), run=self.leadership.elect),
             # generous: a page sent from here may retry for the dispatcher's whole deadline
             Chore("redecide", every, timeout=timedelta(minutes=5), run=self._redecide),
             Chore("status_updates", every, timeout=timedelta(minutes=1), run=self._post_updates),
             Chore(
                 "deployments",
                 self.settings.scheduler.deploy_poll,
-                timeout=timedelta(minutes=1),
+                timeout=max(timedelta(minutes=1), self.settings.scheduler.deploy_poll),
                 run=self.production.refresh,
             ),
             Chore("prune", PRUNE_EVERY, timeout=timedelta(minutes=5), run=self._prune),

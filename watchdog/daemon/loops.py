@@ -138,6 +138,8 @@ async def run_chore(chore: Chore, clock: Clock, stopping: asyncio.Event) -> None
         except TimeoutError:
             if chore.on_timeout is not None:
                 chore.on_timeout()
-            log.warning("chore_timed_out", chore=chore.name, timeout_s=chore.timeout.seconds)
+            log.warning(
+                "chore_timed_out", chore=chore.name, timeout_s=chore.timeout.total_seconds()
+            )
         except Exception:
             log.exception("chore_failed", chore=chore.name)

@@ -55,6 +55,7 @@ from watchdog.store.postgres_sql import (
     PRUNE_EVENTS,
     PRUNE_INCIDENTS,
     PRUNE_ROLLBACKS,
+    migrate,
 )
 from watchdog.store.rows import Codec
 from watchdog.store.schema import (
@@ -63,7 +64,6 @@ from watchdog.store.schema import (
     StoreNotOpenError,
     check_migrations,
     from_json,
-    pending,
     require_aware,
     to_json,
     utc,
@@ -159,31 +159,7 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._get_pool().acquire() as conn, conn.transaction():
-            # replicas starting together: the first creates and migrates, the others wait for
-            # its commit and find nothing to do (IF NOT EXISTS alone still races on catalogs)
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('rollback-watchdog.migrate'),"
-                " hashtext(COALESCE($1::text, current_schema(), '')))",
-                self.schema,
-            )
-            if self.schema:
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-                " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            current = int(
-                await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            )
-            todo = pending(self._migrations, current)
-            for migration in todo:
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
-                    migration.version,
-                    migration.description,
-                )
+            current, todo = await migrate(conn, self.schema, self._migrations)
         if todo:
             self._log.info("store_migrated", from_version=current, to_version=todo[-1].version)
 

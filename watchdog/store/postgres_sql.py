@@ -1,12 +1,16 @@
-"""The PostgreSQL store's SQL: its schema migrations and its fixed statements (no I/O here).
+"""The PostgreSQL store's SQL: its schema migrations, how they are applied, its fixed statements.
 
-Kept apart from :mod:`watchdog.store.postgres` so the store's code reads as what it does with the
-database, and a migration is reviewed as SQL.
+Kept apart from :mod:`watchdog.store.postgres` so the store's code reads as what it does with
+the database, and a migration is reviewed as SQL. I/O boundary: :func:`migrate` runs on the
+connection (inside the transaction) the store hands it; nothing else here touches a database.
 """
 
 from __future__ import annotations
 
-from watchdog.store.schema import Migration
+from collections.abc import Sequence
+from typing import Any
+
+from watchdog.store.schema import Migration, pending
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -147,3 +151,33 @@ DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < $1 AND id 
     SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
 """
 PRUNE_EVENTS = "DELETE FROM events WHERE at < $1 AND (until IS NULL OR until < $1)"
+
+
+async def migrate(
+    conn: Any, schema: str | None, migrations: Sequence[Migration]
+) -> tuple[int, list[Migration]]:
+    """Bring the schema to the newest migration; returns the version found and what ran."""
+    # replicas starting together: the first creates and migrates, the others wait for its
+    # commit and find nothing to do (IF NOT EXISTS alone still races on catalogs)
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('rollback-watchdog.migrate'),"
+        " hashtext(COALESCE($1::text, current_schema(), '')))",
+        schema,
+    )
+    if schema:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+        " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+    todo = list(pending(migrations, current))
+    for migration in todo:
+        for statement in migration.statements:
+            await conn.execute(statement)
+        await conn.execute(
+            "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
+            migration.version,
+            migration.description,
+        )
+    return current, todo
