@@ -44,7 +44,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from watchdog import logging as wlog
+from watchdog import logs as wlog
 from watchdog.actions.pagerduty import PagerDutyConfig
 from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig
@@ -59,7 +59,8 @@ from watchdog.testing.fake_app import FakeApp
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN as SENTRY_TOKEN
 from watchdog.testing.fake_sentry import FakeSentry
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 from watchdog.yamlfile import default_rules_path, load_rule_pack
 
 GOOD, BAD, TARGET = "dpl_good", "dpl_bad", "web"
@@ -235,18 +236,18 @@ async def one_run(fault: str, interval: float, rng: random.Random, tmp: Path) ->
             port=0,
         )
         daemon = running.daemon
-        applied = daemon.apply
+        # the dispatcher's events reach the engine through the pipeline's apply
+        applied = daemon.pipeline.apply
 
         async def timed_apply(event: Event) -> object:
             if isinstance(event, RollbackResultEvent) and event.outcome is RollbackOutcome.VERIFIED:
                 marks.setdefault("verified", time.monotonic())
             return await applied(event)
 
-        daemon.apply = timed_apply  # type: ignore[method-assign,assignment]
+        daemon.pipeline.apply = timed_apply  # type: ignore[method-assign,assignment]
 
         def knows(dep: str) -> bool:
-            ts = daemon.engine.targets.get(TARGET)
-            return ts is not None and ts.deployment == dep
+            return daemon.engine.deployment_of(TARGET) == dep
 
         def warm() -> bool:
             # the daemon has been watching a while: it has seen the good version served

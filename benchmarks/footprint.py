@@ -222,7 +222,7 @@ async def run_daemon(
     scrape_interval: float = 0.0,
 ) -> None:
     """Child process: run the real daemon and print one JSON line of its own figures."""
-    from watchdog import logging as wlog
+    from watchdog import logs as wlog
     from watchdog.clock import SystemClock
     from watchdog.daemon.main import start
     from watchdog.store.sqlite import SqliteStore

@@ -13,6 +13,7 @@ status=0
 echo "== ruff check";        .venv/bin/ruff check . || status=1
 echo "== ruff format";       .venv/bin/ruff format --check . || status=1
 echo "== mypy";              .venv/bin/mypy || status=1
+echo "== import contracts";  .venv/bin/lint-imports --no-cache || status=1
 echo "== pytest";            .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
 # the wheel a user installs, outside this venv and tree (skipped for a focused local run)
 if [ $# -eq 0 ] || [ "${CI:-}" = "true" ]; then

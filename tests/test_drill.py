@@ -22,12 +22,13 @@ from watchdog.drill import (
     report_markdown,
     run_drill,
 )
-from watchdog.http import RetryPolicy
+from watchdog.retry import RetryPolicy
 from watchdog.store.base import DrillRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_app import FakeApp
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 
 TOKEN = "vercel-drill-canary-7c1e"
 MS = 1_760_000_000_000

@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT."""
     import asyncio
 
-    from watchdog import logging as wlog
+    from watchdog import logs as wlog
     from watchdog.daemon.main import serve
 
     settings = _settings(args.config)
@@ -345,7 +345,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the real daemon against a simulated production, on loopback."""
     import asyncio
 
-    from watchdog import logging as wlog
+    from watchdog import logs as wlog
     from watchdog.demo import run_demo
 
     wlog.configure("error" if not args.verbose else "info", "console")
@@ -465,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # logs go to stderr, and only warnings, unless a command sets up its own (run, demo):
     # stdout is for the command's output (post-mortems, replay decisions, JSON)
-    from watchdog import logging as wlog
+    from watchdog import logs as wlog
 
     wlog.configure("warning", "console")
     try:

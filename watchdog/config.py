@@ -114,7 +114,8 @@ class SchedulerSettings(_Strict):
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     #: each source starts at a stable offset within this fraction of its interval
     jitter: float = Field(default=1.0, ge=0.0, le=1.0)
-    #: how often time-based decisions (fix-forward windows, resolve periods) are re-checked
+    #: the period of the daemon's chores: time-based decisions (fix-forward windows, resolve
+    #: periods) are re-checked, the lease renewed, updates posted and the store pinged this often
     tick: Duration = timedelta(seconds=5)
     #: how often the deployer is asked what production serves (also on any version change)
     deploy_poll: Duration = timedelta(seconds=30)

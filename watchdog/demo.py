@@ -22,8 +22,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiohttp import web
-
 from watchdog.actions.pagerduty import PagerDutyConfig
 from watchdog.actions.slack import SlackConfig
 from watchdog.actions.vercel import VercelConfig
@@ -39,6 +37,15 @@ from watchdog.config import (
 from watchdog.core.model import Action, Decision
 from watchdog.core.rules import RulePack
 from watchdog.daemon.main import Running, start
+from watchdog.demo_world import (
+    BAD,
+    FIX,
+    GOOD,
+    TARGET,
+    Production,
+    serve_standins,
+    standins_app,
+)
 from watchdog.postmortem import render_postmortem
 from watchdog.scenarios import SCENARIOS
 from watchdog.sources import (
@@ -51,18 +58,11 @@ from watchdog.sources import (
 )
 from watchdog.store.base import RollbackState
 from watchdog.store.sqlite import SqliteStore
-from watchdog.testing.fake_app import FakeApp, FakeHTTPServer, Feature
-from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN as SENTRY_TOKEN
-from watchdog.testing.fake_sentry import FakeSentry
-from watchdog.testing.fake_slack import FakeSlack
 from watchdog.testing.fake_supabase import DEFAULT_SECRET as SUPABASE_SECRET
-from watchdog.testing.fake_supabase import FakeSupabase
-from watchdog.testing.fake_vercel import FakeServer, FakeVercel
 from watchdog.yamlfile import default_rules_path, load_rule_pack
 
-GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
-TARGET = "web"
+__all__ = ["Production", "compress", "run_demo", "serve_standins", "standins_app"]
 
 
 def compress(pack: RulePack, speed: float) -> RulePack:
@@ -100,75 +100,6 @@ class Timeline:
         t = self.now()
         self.out.write(f"[{int(t) // 60:02d}:{t % 60:04.1f}] {kind:<9} {text}\n")
         self.out.flush()
-
-
-class Production:
-    """The simulated production: app + Vercel + Sentry + Supabase, changing together."""
-
-    def __init__(self, scenario: str) -> None:
-        self.scenario = scenario
-        self.app = FakeApp(version=GOOD, commit="a1b2c3d")
-        self.vercel = FakeVercel(project_name="web", production_domain="www.example.com")
-        self.sentry = FakeSentry()
-        self.supabase = FakeSupabase(cpus=2)
-        self.pagerduty = FakePagerDuty()
-        self.slack = FakeSlack()
-        self.deployed_bad_at: float | None = None
-        self.busy = 0.25
-        now_ms = int(time.time() * 1000)
-        self.vercel.add_deployment(
-            "dpl_old", created_ms=now_ms - 3 * 86_400_000, meta={"githubCommitSha": "0ld0ld0"}
-        )
-        self.vercel.add_deployment(
-            GOOD,
-            created_ms=now_ms - 86_400_000,
-            meta={"githubCommitSha": "a1b2c3d"},
-            production=True,
-        )
-        self.vercel.on_production_change(self._serve)
-        self.app.features["create-opportunity"] = Feature()
-
-    async def start(self) -> None:
-        for fake in (self.app, self.vercel, self.sentry, self.supabase, self.pagerduty, self.slack):
-            await fake.start()
-
-    async def close(self) -> None:
-        for fake in (self.app, self.vercel, self.sentry, self.supabase, self.pagerduty, self.slack):
-            await fake.close()
-
-    def deploy(self, dep_id: str, commit: str) -> None:
-        """A push to main goes live: Vercel builds and promotes it."""
-        self.vercel.add_deployment(
-            dep_id, created_ms=int(time.time() * 1000), meta={"githubCommitSha": commit}
-        )
-        self.vercel.set_serving(dep_id)
-
-    def _serve(self, dep_id: str) -> None:
-        commit = self.vercel.deployments[dep_id]["meta"].get("githubCommitSha", dep_id)
-        self.app.deploy(dep_id, commit)
-        bad = dep_id.startswith(BAD)
-        self.deployed_bad_at = time.monotonic() if bad else None
-        # good code: back to normal at once
-        self.sentry.error_rate = 0.002
-        self.sentry.p95_ms = 420.0
-        self.app.latency = 0.0
-        self.app.features["create-opportunity"] = Feature()
-        if bad and self.scenario == "outage":
-            self.app.health_status = 500
-        if bad and self.scenario == "latency":
-            self.sentry.p95_ms = 6400.0
-        if bad and self.scenario == "feature-down":
-            self.app.features["create-opportunity"] = Feature(
-                status=500, payload={"error": "TypeError: cannot read 'owner'"}
-            )
-
-    def step(self, dt: float) -> None:
-        """Advance the simulation by ``dt`` seconds of wall time."""
-        if self.deployed_bad_at is not None and self.scenario == "bad-deploy":
-            age = time.monotonic() - self.deployed_bad_at
-            # errors climb: 2% → 12% over ~10 s
-            self.sentry.error_rate = min(0.12, 0.02 + 0.01 * age)
-        self.supabase.run(dt, busy=self.busy)
 
 
 def demo_settings(prod: Production, state_dir: Path, speed: float) -> Settings:
@@ -296,15 +227,12 @@ class Narrator:
 
     def signals(self) -> None:
         engine = self.running.daemon.engine
-        ts = engine.targets.get(TARGET)
-        if ts is None:
-            return
         parts = []
         for name in SIGNALS:
-            state = ts.signals.get(name)
-            if state is None:
+            reading = engine.reading(TARGET, name)
+            if reading is None:
                 continue
-            value = None if state.unknown else state.value
+            value = None if reading.unknown else reading.value
             limits = [
                 f"{r.op}{r.threshold:g} {'rollback' if r.rollback else r.severity.value}"
                 for r in engine.pack.rules
@@ -312,7 +240,9 @@ class Narrator:
             ]
             against = f" ({', '.join(limits)})" if limits else ""
             parts.append(f"{name}={_fmt(value)}{against}")
-        version = ts.signals.get("version")
+        if not parts and engine.reading(TARGET, "version") is None:
+            return
+        version = engine.reading(TARGET, "version")
         parts.append(f"serving={_fmt(version.value if version else None)}")
         line = "  ".join(parts)
         if line != self.last_signals:
@@ -485,60 +415,3 @@ async def _epilogue(prod: Production, running: Running, t: Timeline, out: TextIO
         f"pages sent: {len(prod.pagerduty.events)}  slack messages: {len(prod.slack.messages)}\n"
     )
     out.write(f"result: {'as expected' if ok else 'NOT as expected'}\n")
-
-
-# --------------------------------------------------------------------------- stand-ins only
-
-STANDIN_PREFIXES = ("app", "vercel", "sentry", "supabase", "pagerduty", "slack")
-
-
-def standins_app(prod: Production) -> web.Application:
-    """Every stand-in under one port, by path prefix (``/app``, ``/vercel``, ...), for the
-    compose file: the watchdog container's config points each base URL at one prefix."""
-    root = web.Application()
-    http_fakes: list[tuple[str, FakeHTTPServer]] = [
-        ("app", prod.app),
-        ("sentry", prod.sentry),
-        ("supabase", prod.supabase),
-    ]
-    for prefix, fake in http_fakes:
-        sub = web.Application(middlewares=[fake._middleware])
-        fake.routes(sub)
-        root.add_subapp(f"/{prefix}", sub)
-    servers: list[tuple[str, FakeServer]] = [
-        ("vercel", prod.vercel),
-        ("pagerduty", prod.pagerduty),
-        ("slack", prod.slack),
-    ]
-    for prefix, server in servers:
-        root.add_subapp(f"/{prefix}", server._app())
-    return root
-
-
-async def serve_standins(
-    host: str, port: int, *, scenario: str = "bad-deploy", every: float = 300.0
-) -> None:
-    """Serve the simulated production and replay ``scenario`` every ``every`` seconds:
-    the bad deployment goes live, and the watchdog (another process) must roll it back."""
-    prod = Production(scenario)
-    runner = web.AppRunner(standins_app(prod), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print(f"stand-ins on http://{host}:{port}/{{{','.join(STANDIN_PREFIXES)}}}", flush=True)
-    last = time.monotonic()
-    next_bad = last + 30.0
-    rounds = 0
-    try:
-        while True:
-            await asyncio.sleep(0.5)
-            now = time.monotonic()
-            prod.step(now - last)
-            last = now
-            if now >= next_bad:
-                next_bad = now + every
-                if not (prod.vercel.alias or "").startswith(BAD):
-                    rounds += 1
-                    print(f"deploying {BAD}{rounds} (scenario {scenario})", flush=True)
-                    prod.deploy(f"{BAD}{rounds}", "f00dbad")
-    finally:
-        await runner.cleanup()

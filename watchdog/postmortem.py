@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from watchdog.postmortem_template import HUMAN_REVIEW, HUMAN_SECTIONS
 from watchdog.store.base import (
     ActionRecord,
     ActionStatus,
@@ -31,55 +32,6 @@ NONE: Final = "—"
 _COMPLETED: Final = frozenset(
     {RollbackState.SUCCEEDED, RollbackState.VERIFIED, RollbackState.VERIFY_FAILED}
 )
-
-_HUMAN_SECTIONS: Final = """\
-## Root Cause
-
-[Detailed technical explanation of what went wrong]
-
-## Contributing Factors
-
-- [Factor 1]
-- [Factor 2]
-- [Factor 3]
-"""
-
-_HUMAN_REVIEW: Final = """\
-## What Went Well
-
-- [Thing 1]
-- [Thing 2]
-
-## What Didn't Go Well
-
-- [Thing 1]
-- [Thing 2]
-
-## Action Items
-
-| Action | Owner | Due Date | Status |
-|--------|-------|----------|--------|
-| [Action 1] | [Name] | [Date] | [ ] |
-| [Action 2] | [Name] | [Date] | [ ] |
-| [Action 3] | [Name] | [Date] | [ ] |
-
-## Lessons Learned
-
-- [Lesson 1]
-- [Lesson 2]
-- [Lesson 3]
-
-## Prevention
-
-How we'll prevent this in the future:
-
-1. [Prevention measure 1]
-2. [Prevention measure 2]
-3. [Prevention measure 3]
-"""
-
-
-# --------------------------------------------------------------------------- formatting
 
 
 def _utc(at: datetime) -> datetime:
@@ -327,12 +279,12 @@ def render_postmortem(
     ]
     out += [
         "",
-        _HUMAN_SECTIONS,
+        HUMAN_SECTIONS,
         "## Resolution",
         "",
         _resolution(incident, refusal, initiated, completed, failed, shadow, day),
         "",
-        _HUMAN_REVIEW,
+        HUMAN_REVIEW,
         "---",
         "",
         f"**Prepared By**: [Name] (draft from rollback-watchdog's records of `{incident.id}`)",

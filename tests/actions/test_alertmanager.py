@@ -17,9 +17,9 @@ from watchdog.actions.alertmanager import (
 )
 from watchdog.actions.base import Change, Page
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_alertmanager import FakeAlertmanager
+from watchdog.transport import CallError
 
 AT = datetime(2026, 8, 20, 10, 0, tzinfo=UTC)
 PAGE = Page(

@@ -34,7 +34,8 @@ from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
 from watchdog.testing.fake_slack import FakeSlack
-from watchdog.testing.fake_vercel import FakeVercel, RecordedRequest
+from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.server import RecordedRequest
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 
@@ -485,11 +486,11 @@ class TestPaging:
         rig = make_rig()
         await run(rig, rollback_decision(clock, action=Action.PAGE, execute_rollback=False))
         clock.advance(299)
-        await rig.dispatcher.tick()
+        await rig.dispatcher.post_updates()
         await rig.dispatcher.drain()
         assert not any(m.startswith("⏱️ UPDATE") for m in rig.slack.messages)
         clock.advance(1)
-        await rig.dispatcher.tick()
+        await rig.dispatcher.post_updates()
         await rig.dispatcher.drain()
         updates = [m for m in rig.slack.messages if m.startswith("⏱️ UPDATE")]
         assert len(updates) == 1
@@ -611,3 +612,44 @@ class TestReconcile:
         again = make_rig(store=rig.store)
         await run(again, rollback_decision(clock))
         assert len(rig.vercel.requests_for("rollback")) == 1
+
+
+class TestUndoNote:
+    async def test_deploy_event_comes_before_the_result(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """The engine hears that production moved before it hears the rollback succeeded."""
+        rig = make_rig(error_rate=[0.072, 0.004])
+        await run(rig, rollback_decision(clock))
+        kinds = [
+            "deploy" if isinstance(e, DeployEvent) else e.outcome.value
+            for e in rig.events
+            if isinstance(e, DeployEvent) or e.outcome is RollbackOutcome.SUCCEEDED
+        ]
+        assert kinds == ["deploy", "succeeded"]
+
+    async def test_a_stale_decision_keeps_the_note(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A decision still naming the rolled-back-from deployment is not read as a promote."""
+        rig = make_rig(error_rate=[0.072, 0.004])
+        await run(rig, rollback_decision(clock))
+        stale = rollback_decision(
+            clock, action=Action.PAGE, execute_rollback=False, severity=Severity.P0
+        )
+        await rig.dispatcher.execute(stale)
+        await rig.dispatcher.drain()
+        assert "stopped auto-assigning" in " ".join(
+            rig.pd.events[-1]["payload"]["custom_details"]["notes"]
+        )
+
+    async def test_a_promote_lifts_the_note(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A third deployment in production means someone promoted: the note goes."""
+        rig = make_rig(error_rate=[0.072, 0.004])
+        await run(rig, rollback_decision(clock))
+        promoted = rollback_decision(
+            clock,
+            action=Action.PAGE,
+            execute_rollback=False,
+            severity=Severity.P0,
+            deployment="dpl_fix",
+        )
+        await rig.dispatcher.execute(promoted)
+        await rig.dispatcher.drain()
+        assert rig.pd.events[-1]["payload"]["custom_details"].get("notes", []) == []

@@ -15,9 +15,9 @@ from watchdog.actions.flags import (
     launchdarkly_off_body,
     unleash_off_path,
 )
-from watchdog.http import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_flags import FakeLaunchDarkly, FakeUnleash
+from watchdog.transport import CallError
 
 
 @pytest.fixture

@@ -19,9 +19,10 @@ from watchdog.actions.pagerduty import (
     trigger_event,
 )
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import RetryPolicy, call_with_retries
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
+from watchdog.transport import CallError
 
 KEY = "R0UTINGKEY0123456789abcdef012345"
 AT = datetime(2026, 8, 20, 10, 0, tzinfo=UTC)

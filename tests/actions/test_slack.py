@@ -20,9 +20,9 @@ from watchdog.actions.slack import (
     render_update,
     webhook_body,
 )
-from watchdog.http import CallError
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_slack import FakeSlack
+from watchdog.transport import CallError
 
 AT = datetime(2026, 8, 20, 10, 5, tzinfo=UTC)
 NOTE = "Vercel has stopped auto-assigning new deployments to production."

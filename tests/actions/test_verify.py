@@ -16,11 +16,11 @@ from watchdog.actions.verify import (
     Check,
     CheckResult,
     CheckState,
-    Verdict,
+    RoundOutcome,
     Verifier,
     VerifyConfig,
-    decide,
     judge_error_rate,
+    judge_round,
     judge_version,
 )
 from watchdog.testing.clock import FakeClock
@@ -66,17 +66,17 @@ class TestJudging:
         """The error rate passes when back to normal or lower than at rollback time."""
         assert judge_error_rate(baseline, latest, 0.005).state is state
 
-    def test_decide(self) -> None:
+    def test_judge_round(self) -> None:
         """All passing verifies; otherwise continue until the timeout, then fail naming checks."""
         t = timedelta(minutes=3)
         both = {Check.HEALTH: PASS, Check.VERSION: PASS}
-        assert decide(both, elapsed=timedelta(0), timeout=t) == (Verdict.VERIFIED, ())
+        assert judge_round(both, elapsed=timedelta(0), timeout=t) == (RoundOutcome.VERIFIED, ())
         mixed = {Check.HEALTH: PASS, Check.VERSION: FAIL}
-        assert decide(mixed, elapsed=timedelta(minutes=1), timeout=t) == (
-            Verdict.CONTINUE,
+        assert judge_round(mixed, elapsed=timedelta(minutes=1), timeout=t) == (
+            RoundOutcome.CONTINUE,
             ("version",),
         )
-        assert decide(mixed, elapsed=t, timeout=t) == (Verdict.FAILED, ("version",))
+        assert judge_round(mixed, elapsed=t, timeout=t) == (RoundOutcome.FAILED, ("version",))
 
 
 class App:

@@ -33,7 +33,7 @@ from watchdog.config import (
 )
 from watchdog.core.model import Sample, Signal
 from watchdog.core.rules import RulePack
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.sources import HealthSourceConfig
 from watchdog.store.base import Store
 from watchdog.testing.fake_app import FakeApp
@@ -169,10 +169,10 @@ async def settle(daemon: Daemon, limit_s: float = 20.0) -> None:
     async def quiet() -> None:
         dispatcher = daemon.dispatcher
         while True:
-            await daemon._events.join()
+            await daemon.pipeline.events.join()
             if dispatcher is None:
                 return
-            if not dispatcher._rollbacks and not dispatcher._chats and daemon._events.empty():
+            if not dispatcher.background and daemon.pipeline.events.empty():
                 return
             await dispatcher.drain()
 
@@ -214,7 +214,7 @@ async def crash(daemon: Daemon) -> None:
     dispatcher = daemon.dispatcher
     tasks: list[asyncio.Task[Any]] = list(daemon._tasks)
     if dispatcher is not None:
-        tasks += [*dispatcher._rollbacks, *dispatcher._chats]
+        tasks += [*dispatcher.background]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.daemon.support import API_TOKEN, TARGET, World, build_daemon, settings_for
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.daemon.server import build_app
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock

@@ -17,13 +17,13 @@ from pydantic import SecretStr
 
 from tests.daemon.support import TARGET, World, build_daemon, settings_for, settle
 from watchdog.config import TargetConfig
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.sources import SentrySourceConfig
 from watchdog.store.base import ActionRecord, DecisionRecord, IncidentRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_sentry import DEFAULT_TOKEN, FakeSentry
+from watchdog.testing.server import Fault, closed_port_url
 
 INTERVAL = 60.0
 
@@ -84,8 +84,8 @@ async def run_polls(daemon: Daemon, clock: FakeClock, count: int) -> None:
     state = next(iter(daemon.sources.values()))
     for _ in range(count):
         clock.advance(INTERVAL)
-        await daemon.ingest(await daemon._poll_once(state, INTERVAL))
-        await daemon._handle(daemon.engine.tick(TARGET, clock.now()))
+        await daemon.ingest(await daemon.poller.poll_once(state))
+        await daemon.pipeline.redecide([TARGET], clock.now())
     await settle(daemon)
 
 
@@ -225,15 +225,15 @@ class TestBlindMetric:
 
         try:
             await run_polls(daemon, clock, 1)
-            daemon._export_blindness(clock.now())
+            daemon.pipeline.export_blindness(daemon.sources.values(), clock.now())
             assert blind() == 0
             sentry.fail_always(FAULTS["500"])
             await run_polls(daemon, clock, 6)
-            daemon._export_blindness(clock.now())
+            daemon.pipeline.export_blindness(daemon.sources.values(), clock.now())
             assert blind() == 1
             sentry.fail_always(None)
             await run_polls(daemon, clock, 1)
-            daemon._export_blindness(clock.now())
+            daemon.pipeline.export_blindness(daemon.sources.values(), clock.now())
             assert blind() == 0
         finally:
             await daemon.stop()

@@ -17,7 +17,7 @@ import pytest
 
 from tests.daemon.support import World, build_daemon, crash, settings_for, wait_for
 from watchdog.clock import SystemClock
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.store.base import RollbackState
 from watchdog.store.postgres import PostgresStore
 

@@ -26,12 +26,12 @@ from tests.daemon.support import (
     settle,
 )
 from watchdog.core.model import Action
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.store.base import ActionStatus, RollbackState
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_vercel import RecordedRequest
+from watchdog.testing.server import RecordedRequest
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -191,7 +191,7 @@ class TestWiring:
         await daemon.start(loops=False)
         try:
             assert daemon.dispatcher is not None
-            wiring = daemon.dispatcher._targets[TARGET]
+            wiring = daemon.dispatcher.targets[TARGET]
             assert wiring.error_rate is None
         finally:
             await daemon.stop()

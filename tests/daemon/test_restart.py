@@ -33,11 +33,11 @@ from tests.daemon.support import (
     settle,
     wait_for,
 )
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.store.base import RollbackState
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_vercel import RecordedRequest
+from watchdog.testing.server import RecordedRequest
 
 Factory = Callable[[], Awaitable[Daemon]]
 
@@ -190,7 +190,7 @@ class TestHumanStateSurvives:
         # on-call ships a fix ten minutes after the rollback; it breaks too
         world.vercel.add_deployment("dpl_fix", created_ms=int(clock.now().timestamp() * 1000))
         world.vercel.set_serving("dpl_fix")
-        await b._refresh_deployments()
+        await b.production.refresh()
         await ingest_each(b, outage(clock.now() + timedelta(seconds=1)), clock)
         await settle(b)
 

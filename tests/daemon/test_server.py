@@ -25,7 +25,7 @@ from tests.daemon.support import (
     settle,
 )
 from tests.tools import require_tool
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.daemon.server import build_app
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
@@ -63,7 +63,7 @@ async def client(daemon: Daemon) -> AsyncIterator[TestClient[Any, Any]]:
 
 async def poll_once(daemon: Daemon) -> None:
     state = next(iter(daemon.sources.values()))
-    await daemon.ingest(await daemon._poll_once(state, 15.0))
+    await daemon.ingest(await daemon.poller.poll_once(state))
 
 
 async def snapshot(daemon: Daemon) -> dict[str, Any]:

@@ -12,17 +12,18 @@ import pytest
 from tests.sources.conftest import Build, parse_config
 from watchdog.clock import SystemClock
 from watchdog.core.model import Sample, Signal, UnknownReason
-from watchdog.sources import build_source
+from watchdog.sources import HealthSourceConfig, build_source
 from watchdog.sources.base import (
     MISSING,
     HttpSource,
     SourceContext,
     basic_auth,
-    body_hint,
     json_path,
 )
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import FakeApp, Fault
+from watchdog.testing.fake_app import FakeApp
+from watchdog.testing.server import Fault
+from watchdog.transport import body_hint
 
 
 class TestJsonPath:
@@ -126,7 +127,7 @@ class TestConcurrencyAndDeadlines:
         assert 2 <= len(app.requests) < 10
 
 
-class _Broken(HttpSource):
+class _Broken(HttpSource[HealthSourceConfig]):
     @property
     def signals(self) -> tuple[str, ...]:
         return ("error_rate",)
@@ -141,13 +142,10 @@ class TestSafetyNet:
     ) -> None:
         """An exception inside a source is a provider_error sample, never a crash."""
         context = SourceContext("web", session, clock, asyncio.Semaphore(1))
-        source = _Broken(
-            name="web/broken",
-            interval=timedelta(seconds=30),
-            timeout=timedelta(seconds=5),
-            attempts=1,
-            context=context,
+        config = HealthSourceConfig(
+            url="http://127.0.0.1:1/", name="broken", interval=timedelta(seconds=30)
         )
+        source = _Broken(config, context)
         [sample] = await source.poll()
         assert sample.unknown is UnknownReason.PROVIDER_ERROR
         assert "KeyError" in sample.detail

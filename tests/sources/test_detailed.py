@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from tests.sources.conftest import Build, by_signal, parse_config
 from watchdog.core.model import Signal, UnknownReason
-from watchdog.testing.fake_app import FakeApp, Fault
+from watchdog.testing.fake_app import FakeApp
+from watchdog.testing.server import Fault
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from watchdog.core.model import Signal, UnknownReason
 from watchdog.sources import Source
 from watchdog.sources.health import HEALTH_LATENCY_S
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import FakeApp, Fault, closed_port_url
+from watchdog.testing.fake_app import FakeApp
+from watchdog.testing.server import Fault, closed_port_url
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 from tests.sources.conftest import CANARY_SECRET, Build, by_signal, parse_config
 from watchdog.core.model import UnknownReason
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_prometheus import FakePrometheus
+from watchdog.testing.server import Fault, closed_port_url
 
 P95 = (
     "histogram_quantile(0.95, sum by (le) "

@@ -14,11 +14,11 @@ from structlog.testing import capture_logs
 
 from tests.sources.conftest import CANARY_SECRET, Build, by_signal, parse_config
 from watchdog.core.model import Signal, UnknownReason
-from watchdog.sources.base import HttpResult
 from watchdog.sources.sentry import SentrySource, SentrySourceConfig, stats_period
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_sentry import RATE_LIMIT_MESSAGE, FakeSentry
+from watchdog.testing.server import Fault, closed_port_url
+from watchdog.transport import Response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -42,9 +42,9 @@ def config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def fixture_result(name: str) -> HttpResult:
+def fixture_result(name: str) -> Response:
     body = (FIXTURES / name).read_bytes()
-    return HttpResult(200, {}, body, "application/json", 0.1)
+    return Response(200, {}, body, "application/json", 0.1)
 
 
 class TestSentryRequest:
@@ -179,13 +179,13 @@ class TestSentryParsing:
     ) -> None:
         """A value of the wrong type or range, or a missing column, is a provider_error."""
         body = json.dumps({"data": [row], "meta": {}}).encode()
-        samples = by_signal(self._source(build)._parse(HttpResult(200, {}, body, "", 0.0)))
+        samples = by_signal(self._source(build)._parse(Response(200, {}, body, "", 0.0)))
         assert samples[bad].unknown is UnknownReason.PROVIDER_ERROR
 
     def test_nan_is_not_a_rate(self, build: Build) -> None:
         """NaN (which Python's json accepts) is not read as a value."""
         body = b'{"data": [{"failure_rate()": NaN, "p95(span.duration)": 1, "count()": 5}]}'
-        samples = by_signal(self._source(build)._parse(HttpResult(200, {}, body, "", 0.0)))
+        samples = by_signal(self._source(build)._parse(Response(200, {}, body, "", 0.0)))
         assert samples[Signal.ERROR_RATE].unknown is UnknownReason.PROVIDER_ERROR
 
     def test_seconds_unit_is_respected(self, build: Build) -> None:
@@ -196,7 +196,7 @@ class TestSentryParsing:
                 "meta": {"units": {"p95(span.duration)": "second"}},
             }
         ).encode()
-        samples = by_signal(self._source(build)._parse(HttpResult(200, {}, body, "", 0.0)))
+        samples = by_signal(self._source(build)._parse(Response(200, {}, body, "", 0.0)))
         assert samples[Signal.LATENCY_P95_S].value == 2.5
 
 

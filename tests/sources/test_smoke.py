@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 
 from tests.sources.conftest import CANARY_SECRET, Build, by_signal
 from watchdog.core.model import UnknownReason
-from watchdog.testing.fake_app import FakeApp, Feature, closed_port_url
+from watchdog.testing.fake_app import FakeApp, Feature
+from watchdog.testing.server import closed_port_url
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from watchdog.sources.supabase import (
     busy_fraction,
     parse_cpu_counters,
 )
-from watchdog.testing.fake_app import Fault, closed_port_url
 from watchdog.testing.fake_supabase import FakeSupabase
+from watchdog.testing.server import Fault, closed_port_url
 
 FIXTURE = Path(__file__).parent / "fixtures" / "supabase_metrics.txt"
 REF = "xyzcompanyref123"

@@ -8,7 +8,8 @@ import pytest
 
 from tests.sources.conftest import Build
 from watchdog.core.model import Signal, UnknownReason
-from watchdog.testing.fake_app import FakeApp, Fault, closed_port_url
+from watchdog.testing.fake_app import FakeApp
+from watchdog.testing.server import Fault, closed_port_url
 
 
 @pytest.fixture

@@ -19,13 +19,12 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from watchdog.actions._request import send
 from watchdog.actions.base import Change, Page
-from watchdog.actions.pagerduty import iso, observation_details, truncate
+from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
-from watchdog.http import classify_status, parse_retry_after
+from watchdog.transport import classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
 
@@ -203,7 +202,7 @@ class AlertmanagerPager:
             "POST",
             f"{self._config.base_url}/api/v2/alerts",
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers=headers,
             json_body=alerts,
         )

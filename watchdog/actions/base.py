@@ -1,8 +1,11 @@
 """The small interfaces the dispatcher talks to, and the plain data that crosses them.
 
 Each protocol is one kind of side effect (pager, chat, deployer, feature flag). Every method
-makes *one* attempt and raises ``watchdog.http.CallError`` saying whether retrying can help;
-the dispatcher owns retries, ordering and the write-ahead journal. Nothing here does I/O.
+makes *one* attempt and raises ``watchdog.transport.CallError`` saying whether retrying can
+help; the dispatcher owns retries, ordering and the write-ahead journal. Nothing here does I/O,
+and nothing here is shaped like a vendor's API: a deployer answers in :class:`Deployment`,
+:class:`DeployJob` and :class:`RollbackResult`, and the choice of target is the core's
+(:mod:`watchdog.core.targeting`).
 """
 
 from __future__ import annotations
@@ -13,39 +16,27 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from watchdog.core.model import Observation, Severity
-from watchdog.http import CallError
+from watchdog.core.targeting import Deployment, TargetChoice, TargetPolicy
+
+__all__ = [
+    "Change",
+    "DeployJob",
+    "Deployer",
+    "Deployment",
+    "FeatureFlag",
+    "Notifier",
+    "Page",
+    "Pager",
+    "RollbackRequest",
+    "RollbackResult",
+    "TargetChoice",
+    "TargetGoneError",
+]
+from watchdog.transport import CallError
 
 
 class TargetGoneError(CallError):
     """The rollback target no longer exists (404/410): choose another target, once."""
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """One deployment as the deployer sees it (Vercel: ``uid`` in lists, ``id`` elsewhere)."""
-
-    id: str
-    created_at: datetime | None = None
-    state: str | None = None
-    substate: str | None = None
-    target: str | None = None
-    url: str | None = None
-    rollback_candidate: bool | None = None
-    meta: Mapping[str, str] = field(default_factory=dict)
-    inspector_url: str | None = None
-
-    @property
-    def commit(self) -> str | None:
-        return self.meta.get("githubCommitSha") or None
-
-
-@dataclass(frozen=True, slots=True)
-class TargetChoice:
-    """The deployment to roll back to, or why there is none (``refused_by`` names the rule)."""
-
-    target: Deployment | None
-    reason: str
-    refused_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +47,15 @@ class RollbackRequest:
     method: str  # "rollback" or "promote"
     shadow: bool = False
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeployJob:
+    """The project's latest rollback or promote job (Vercel: ``lastAliasRequest``)."""
+
+    to_deployment: str | None
+    requested_at: datetime | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +111,19 @@ class Notifier(Protocol):
 
 
 class Deployer(Protocol):
+    """Production for one project: what it serves, what it could serve, and moving it."""
+
     @property
     def project(self) -> str: ...
+
+    @property
+    def policy(self) -> TargetPolicy:
+        """The project's limits on the rollback target (the core makes the choice)."""
+        ...
 
     async def current_production(self) -> Deployment: ...
 
     async def list_candidates(self) -> list[Deployment]: ...
-
-    def choose_target(
-        self,
-        current: Deployment,
-        candidates: Sequence[Deployment],
-        known_bad: frozenset[str],
-        seen_healthy: frozenset[str],
-    ) -> TargetChoice: ...
 
     async def request_rollback(self, target: Deployment) -> RollbackRequest:
         """One attempt; raises ``TargetGoneError`` when the target no longer exists."""
@@ -134,8 +133,8 @@ class Deployer(Protocol):
         """Wait (bounded) for the asynchronous job, then check what production serves."""
         ...
 
-    async def alias_job(self) -> Mapping[str, Any] | None:
-        """The latest rollback/promote job on the project (Vercel: ``lastAliasRequest``)."""
+    async def last_job(self) -> DeployJob | None:
+        """The latest rollback/promote job on the project; None when none or unreadable."""
         ...
 
     async def serving(self) -> str | None:

@@ -16,10 +16,15 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from watchdog.actions._request import Response, send
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import classify_status, parse_retry_after, reset_header_delay
+from watchdog.transport import (
+    Response,
+    classify_status,
+    parse_retry_after,
+    reset_header_delay,
+    send,
+)
 
 LD_CONTENT_TYPE: Final = "application/json; domain-model=launchdarkly.semanticpatch"
 LD_API_VERSION: Final = "20240415"
@@ -121,7 +126,7 @@ class UnleashFlag:
             self._config.base_url
             + unleash_off_path(self._config.project, flag, self._config.environment),
             service="Unleash",
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={
                 "Authorization": self._config.token.get_secret_value(),
                 "Accept": "application/json",
@@ -156,7 +161,7 @@ class LaunchDarklyFlag:
             "PATCH",
             self._config.base_url + launchdarkly_path(self._config.project_key, flag),
             service="LaunchDarkly",
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={
                 "Authorization": self._config.token.get_secret_value(),
                 "Content-Type": LD_CONTENT_TYPE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import aiohttp
@@ -18,12 +18,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.actions._limiter import TokenBucket
-from watchdog.actions._request import send
 from watchdog.actions.base import Change, Page
+from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
-from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after
+from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
 
@@ -60,34 +59,6 @@ class PagerDutyConfig(BaseModel):
 def dedup_key(target: str, incident: str) -> str:
     """Stable per incident, so a restart's re-trigger updates the same alert."""
     return f"watchdog/{target}/{incident}"[:DEDUP_MAX]
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def observation_details(observations: Sequence[Observation]) -> list[dict[str, Any]]:
-    """Each signal against its threshold, as a human reads it in the incident."""
-    rows: list[dict[str, Any]] = []
-    for obs in observations:
-        row: dict[str, Any] = {
-            "rule": obs.rule,
-            "signal": obs.signal,
-            "value": obs.value,
-            "op": obs.op,
-            "threshold": obs.threshold,
-            "firing": obs.firing,
-        }
-        if obs.unknown is not None:
-            row["unknown"] = str(obs.unknown)
-        if obs.since is not None:
-            row["since"] = iso(obs.since)
-        rows.append(row)
-    return rows
 
 
 def build_links(
@@ -257,7 +228,7 @@ class PagerDutyPager:
             "POST",
             f"{self._config.base_url}{path}",
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             json_body=event,
         )

@@ -17,11 +17,10 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from watchdog.actions._limiter import TokenBucket
-from watchdog.actions._request import send
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after
+from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 SERVICE: Final = "Slack"
 
@@ -232,7 +231,7 @@ class SlackNotifier:
             "POST",
             self._config.webhook_url.get_secret_value(),
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json"},
             json_body=webhook_body(text),
         )

@@ -1,6 +1,6 @@
-"""Vercel as the deployer: find production, pick a rollback target, roll back, wait for it.
+"""Vercel as the deployer: find production, list what it could serve, roll back, wait for it.
 
-I/O boundary: every method except :func:`choose_target` calls Vercel's REST API
+I/O boundary: every :class:`VercelDeployer` method calls Vercel's REST API
 (EXTERNAL-APIS §1) through the shared aiohttp session. Each request is one attempt that
 raises ``CallError``; the dispatcher retries ``request_rollback``. Rollbacks finish
 asynchronously, so :meth:`VercelDeployer.await_rollback` polls the project's
@@ -11,7 +11,7 @@ job that "succeeded" proves nothing about traffic.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -20,17 +20,24 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from watchdog.actions._request import Response, send
 from watchdog.actions.base import (
+    DeployJob,
     Deployment,
     RollbackRequest,
     RollbackResult,
-    TargetChoice,
     TargetGoneError,
 )
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, classify_status, parse_retry_after, reset_header_delay
+from watchdog.core.targeting import TargetPolicy
+from watchdog.transport import (
+    CallError,
+    Response,
+    classify_status,
+    parse_retry_after,
+    reset_header_delay,
+    send,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +80,10 @@ class VercelConfig(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    def target_policy(self) -> TargetPolicy:
+        """The project's limits on choosing a rollback target (the choice is the core's)."""
+        return TargetPolicy(self.migration_meta_key, self.only_previous)
 
     @field_validator("production_domain")
     @classmethod
@@ -117,94 +128,17 @@ def parse_deployment(raw: Mapping[str, Any]) -> Deployment | None:
     )
 
 
-_NEVER: Final = datetime.min.replace(tzinfo=UTC)
-
-
-def _served_production(dep: Deployment) -> bool:
-    """``isRollbackCandidate``; a row without the flag counts if its target is production."""
-    if dep.rollback_candidate is None:
-        return dep.target == "production"
-    return dep.rollback_candidate
-
-
-def _carries_migration(dep: Deployment, key: str | None) -> bool:
-    if not key:
-        return False
-    value = dep.meta.get(key)
-    return value is not None and value.strip().lower() not in ("", "false", "0", "no")
-
-
-def choose_target(
-    current: Deployment,
-    candidates: Sequence[Deployment],
-    known_bad: Set[str],
-    seen_healthy: Set[str],
-    *,
-    migration_key: str | None = None,
-    only_previous: bool = False,
-    exclude: Set[str] = frozenset(),
-) -> TargetChoice:
-    """Pick the deployment to roll back to (DESIGN §5 "Target"), or say why there is none.
-
-    Eligible: READY, older than ``current``, and it served production before
-    (``isRollbackCandidate``; a row without the flag counts if its target is production).
-    Known-bad and excluded (gone) deployments are skipped; among the rest a deployment the
-    watchdog saw healthy wins over a newer unproven one.
-    """
-    if current.created_at is None:
-        return TargetChoice(None, "the current deployment's creation time is unknown", "no_target")
-    older = sorted(
-        (
-            c
-            for c in candidates
-            if c.id != current.id
-            and c.created_at is not None
-            and c.created_at < current.created_at
-            and (c.state or "").upper() == "READY"
-            and (
-                c.rollback_candidate is True
-                or (c.rollback_candidate is None and c.target == "production")
-            )
-        ),
-        key=lambda c: c.created_at or _NEVER,
-        reverse=True,
+def parse_job(raw: object) -> DeployJob | None:
+    """``lastAliasRequest`` as a :class:`DeployJob`; anything unreadable is no job."""
+    if not isinstance(raw, Mapping):
+        return None
+    to = raw.get("toDeploymentId")
+    status = raw.get("jobStatus")
+    return DeployJob(
+        to_deployment=to if isinstance(to, str) and to else None,
+        requested_at=_ms(raw.get("requestedAt")),
+        status=status if isinstance(status, str) else None,
     )
-    if not older:
-        return TargetChoice(
-            None, "no older READY deployment has served production", refused_by="no_target"
-        )
-    if only_previous:
-        # Hobby plans can only go back to the immediately previous production deployment
-        older = older[:1]
-    allowed: list[Deployment] = []
-    blocked_by: Deployment | None = current if _carries_migration(current, migration_key) else None
-    if blocked_by is None:
-        for cand in older:
-            allowed.append(cand)
-            if _carries_migration(cand, migration_key):
-                # rolling back past this one would run code older than its schema migration
-                blocked_by = cand
-                break
-    usable = [c for c in allowed if c.id not in known_bad and c.id not in exclude]
-    healthy = [c for c in usable if c.id in seen_healthy]
-    if healthy:
-        return TargetChoice(healthy[0], f"{healthy[0].id} is the newest deployment seen healthy")
-    if usable:
-        return TargetChoice(usable[0], f"{usable[0].id} is the newest eligible deployment")
-    if blocked_by is not None and not allowed:
-        return TargetChoice(
-            None,
-            f"{blocked_by.id} carries a database migration ({migration_key}); rolling back past "
-            "it needs a human (Method 3)",
-            refused_by="migration",
-        )
-    skipped = ", ".join(c.id for c in allowed)
-    why = "known bad or gone"
-    if blocked_by is not None:
-        why += f"; older ones are behind migration {blocked_by.id} ({migration_key})"
-    if only_previous:
-        why += "; this plan can only roll back to the previous production deployment"
-    return TargetChoice(None, f"every eligible deployment ({skipped}) is {why}", "no_target")
 
 
 def _vercel_error(text: str) -> tuple[str, str, Mapping[str, Any]]:
@@ -262,6 +196,10 @@ class VercelDeployer:
     def config(self) -> VercelConfig:
         return self._config
 
+    @property
+    def policy(self) -> TargetPolicy:
+        return self._config.target_policy()
+
     # ----------------------------------------------------------------- HTTP
 
     def _url(self, path: str) -> str:
@@ -287,7 +225,7 @@ class VercelDeployer:
             method,
             self._url(path),
             service=SERVICE,
-            timeout_s=self._config.request_timeout.total_seconds(),
+            request_timeout=self._config.request_timeout,
             headers={
                 "Authorization": f"Bearer {self._config.token.get_secret_value()}",
                 "Content-Type": "application/json",
@@ -313,7 +251,7 @@ class VercelDeployer:
         resp = await self._call("GET", path, params=params)
         if not resp.ok:
             raise self._error(resp, what)
-        body = resp.json(SERVICE)
+        body = resp.json(SERVICE, retryable=True)
         if not isinstance(body, Mapping):
             raise CallError(
                 f"{SERVICE} {what}: expected a JSON object", retryable=True, reason="malformed"
@@ -367,7 +305,7 @@ class VercelDeployer:
             return from_targets
         assert serving is not None
         if from_targets is not None:
-            self._log.warning("vercel_production_mismatch", targets=from_targets.id, alias=serving)
+            self._log.warning("vercel_production_disagreed", targets=from_targets.id, alias=serving)
         return await self.get_deployment(serving)
 
     async def list_candidates(self) -> list[Deployment]:
@@ -400,24 +338,6 @@ class VercelDeployer:
                 break
             until = str(int(nxt))
         return found
-
-    def choose_target(
-        self,
-        current: Deployment,
-        candidates: Sequence[Deployment],
-        known_bad: frozenset[str],
-        seen_healthy: frozenset[str],
-        exclude: frozenset[str] = frozenset(),
-    ) -> TargetChoice:
-        return choose_target(
-            current,
-            candidates,
-            known_bad,
-            seen_healthy,
-            migration_key=self._config.migration_meta_key,
-            only_previous=self._config.only_previous,
-            exclude=exclude,
-        )
 
     # ----------------------------------------------------------------- the rollback
 
@@ -454,9 +374,9 @@ class VercelDeployer:
                 status=resp.status,
             )
         if resp.status == 409:
-            job = await self.alias_job()
-            if job is not None and job.get("toDeploymentId") == target.id:
-                self._log.info("vercel_rollback_already_running", to=target.id)
+            job = await self.last_job()
+            if job is not None and job.to_deployment == target.id:
+                self._log.info("vercel_rollback_found_running", to=target.id)
                 return RollbackRequest(
                     target, method, detail=f"{method} to {target.id} already running"
                 )
@@ -470,14 +390,13 @@ class VercelDeployer:
             )
         raise self._error(resp, method)
 
-    async def alias_job(self) -> Mapping[str, Any] | None:
+    async def last_job(self) -> DeployJob | None:
         """The project's ``lastAliasRequest`` (the latest rollback/promote job), if readable."""
         try:
             project = await self.get_project()
         except CallError:
             return None
-        job = project.get("lastAliasRequest")
-        return job if isinstance(job, Mapping) else None
+        return parse_job(project.get("lastAliasRequest"))
 
     async def await_rollback(self, target: Deployment) -> RollbackResult:
         """Poll ``lastAliasRequest`` until the job for ``target`` ends, then check the alias.
@@ -504,7 +423,7 @@ class VercelDeployer:
                 raw = job.get("jobStatus")
                 new_status = raw if isinstance(raw, str) else None
                 if new_status != status:
-                    self._log.info("vercel_job_status", to=target.id, status=new_status)
+                    self._log.info("vercel_job_status_changed", to=target.id, status=new_status)
                 status = new_status
                 if status in _TERMINAL:
                     break

@@ -25,11 +25,10 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from watchdog.actions._request import send
 from watchdog.actions.base import Deployer, Deployment
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
+from watchdog.transport import CallError, send
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +79,9 @@ class CheckResult:
     detail: str
 
 
-class Verdict(enum.StrEnum):
+class RoundOutcome(enum.StrEnum):
+    """How one round of checks ends (not the engine's flowchart verdict)."""
+
     VERIFIED = "verified"
     FAILED = "failed"
     CONTINUE = "continue"
@@ -148,16 +149,16 @@ def judge_error_rate(baseline: float | None, latest: float | None, ok: float) ->
     return CheckResult(CheckState.FAIL, f"error rate {latest:.2%} is not falling (vs {ref})")
 
 
-def decide(
+def judge_round(
     checks: Mapping[Check, CheckResult], *, elapsed: timedelta, timeout: timedelta
-) -> tuple[Verdict, tuple[str, ...]]:
+) -> tuple[RoundOutcome, tuple[str, ...]]:
     """All checks passing in one round verifies; at the timeout the non-passing ones fail it."""
     failing = tuple(str(name) for name, res in checks.items() if res.state is not CheckState.PASS)
     if not failing:
-        return Verdict.VERIFIED, ()
+        return RoundOutcome.VERIFIED, ()
     if elapsed >= timeout:
-        return Verdict.FAILED, failing
-    return Verdict.CONTINUE, failing
+        return RoundOutcome.FAILED, failing
+    return RoundOutcome.CONTINUE, failing
 
 
 # --------------------------------------------------------------------------- the loop
@@ -176,7 +177,7 @@ class Verifier:
                 "GET",
                 url,
                 service="app",
-                timeout_s=self._config.request_timeout.total_seconds(),
+                request_timeout=self._config.request_timeout,
                 headers={"Cache-Control": "no-cache"},
             )
         except CallError as exc:
@@ -239,12 +240,12 @@ class Verifier:
                 deployer, target, baseline_error_rate=baseline_error_rate, error_rate=error_rate
             )
             elapsed = timedelta(seconds=self._clock.monotonic() - started)
-            verdict, failing = decide(checks, elapsed=elapsed, timeout=timeout)
+            outcome, failing = judge_round(checks, elapsed=elapsed, timeout=timeout)
             named = {str(k): v for k, v in checks.items()}
-            if verdict is Verdict.VERIFIED:
+            if outcome is RoundOutcome.VERIFIED:
                 log.info("rollback_verified", to=target.id, elapsed_s=elapsed.total_seconds())
                 return VerifyResult(True, (), "every check passed", elapsed, named)
-            if verdict is Verdict.FAILED:
+            if outcome is RoundOutcome.FAILED:
                 detail = "; ".join(f"{name}: {named[name].detail}" for name in failing)
                 log.warning("rollback_verify_failed", to=target.id, failed=failing)
                 return VerifyResult(False, failing, detail, elapsed, named)

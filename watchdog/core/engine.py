@@ -28,8 +28,10 @@ from watchdog.core.model import (
     Decision,
     DeclareEvent,
     DeployEvent,
+    EngineSnapshot,
     Event,
     HoldEvent,
+    IncidentView,
     KillSwitchEvent,
     Observation,
     RollbackOutcome,
@@ -37,6 +39,7 @@ from watchdog.core.model import (
     Sample,
     Severity,
     Signal,
+    SignalReading,
     UnknownReason,
     Window,
 )
@@ -920,6 +923,84 @@ class Engine:
         ts = self.target(target)
         ts.hold_until = until
         ts.hold_reason = reason
+
+    # ---- shell-facing API
+    # The async shell never assigns into engine state. It sends events (``observe``, ``apply``
+    # with DeployEvent, HoldEvent, AckEvent, DeclareEvent, KillSwitchEvent,
+    # RollbackResultEvent; ``tick``), restores a stored snapshot with ``restore_snapshot``,
+    # and reads through the frozen views below. Who sends which event: sources' samples and the
+    # chores' re-decisions come from ``daemon/pipeline.py`` and ``daemon/loops.py``; DeployEvent
+    # from ``daemon/production.py`` (what production serves) and, for a rollback,
+    # ``actions/rollback.py``, which alone sends RollbackResultEvent; human events from
+    # ``daemon/control.py``.
+
+    def restore_snapshot(self, snapshot: EngineSnapshot) -> None:
+        """Re-seed from the store after a restart or on becoming leader (see EngineSnapshot)."""
+        for name in snapshot.targets:
+            self.target(name).incident = None
+        for name, times in snapshot.automatic_rollbacks:
+            self.restore_rollbacks(name, times)
+        for inc in snapshot.incidents:
+            self.restore_incident(
+                inc.target,
+                inc.id,
+                opened_at=inc.opened_at,
+                severity=inc.severity,
+                rule=inc.rule,
+                first_detected=inc.first_detected,
+                deployment=inc.deployment,
+                declared=inc.declared,
+                rollback=inc.rollback,
+                rollback_at=inc.rollback_at,
+                rollback_done_at=inc.rollback_done_at,
+            )
+        for hold in snapshot.holds:
+            self.restore_hold(hold.target, hold.until, hold.reason)
+        if snapshot.kill_switch is not None:
+            self.kill_switch = snapshot.kill_switch
+
+    def reading(self, target: str, signal: str) -> SignalReading | None:
+        """The signal's last known value and current unknown reason; None if never seen."""
+        ts = self.targets.get(target)
+        state = ts.signals.get(signal) if ts is not None else None
+        if state is None:
+            return None
+        return SignalReading(state.value, state.unknown)
+
+    def blind_signals(self, target: str, now: datetime) -> frozenset[str]:
+        """Names of the signals :meth:`blind` reports for ``target`` (unknown past blind_after)."""
+        ts = self.targets.get(target)
+        if ts is None:
+            return frozenset()
+        limit = self.pack.flowchart.blind_after
+        return frozenset(
+            name
+            for name, state in ts.signals.items()
+            if state.unknown is not None and now - (state.last_known or state.first_seen) >= limit
+        )
+
+    def deployment_of(self, target: str) -> str | None:
+        """The deployment the engine believes production serves (from DeployEvents)."""
+        ts = self.targets.get(target)
+        return ts.deployment if ts is not None else None
+
+    def hold_until(self, target: str) -> datetime | None:
+        ts = self.targets.get(target)
+        return ts.hold_until if ts is not None else None
+
+    def open_incident(self, target: str) -> IncidentView | None:
+        ts = self.targets.get(target)
+        incident = ts.incident if ts is not None else None
+        if incident is None:
+            return None
+        return IncidentView(
+            id=incident.id,
+            opened_at=incident.opened_at,
+            severity=incident.severity,
+            first_detected=incident.first_detected,
+            deployment=incident.deployment,
+            declared=incident.declared,
+        )
 
 
 def _observe(track: Track) -> Observation:

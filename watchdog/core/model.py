@@ -283,3 +283,68 @@ def from_seconds(t: float) -> datetime:
 
 def to_seconds(at: datetime) -> float:
     return (at - EPOCH).total_seconds()
+
+
+# --------------------------------------------------------------------------- shell-facing views
+# Frozen copies of engine state for the async shell: it reads these and never the engine's own
+# mutable state, and it restores state after a restart by handing the engine a snapshot.
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReading:
+    """A signal as the engine last saw it: the last known value, and why it is unknown now."""
+
+    value: float | str | None
+    unknown: UnknownReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """The open incident the engine holds for a target, as the store records it."""
+
+    id: str
+    opened_at: datetime
+    severity: Severity
+    first_detected: datetime
+    deployment: str | None
+    declared: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredIncident:
+    """A stored open incident to reopen, with where its rollback stood (a RollbackPhase)."""
+
+    target: str
+    id: str
+    opened_at: datetime
+    severity: Severity
+    rule: str
+    first_detected: datetime
+    deployment: str | None
+    declared: bool = False
+    rollback: str = "none"
+    rollback_at: datetime | None = None
+    rollback_done_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredHold:
+    target: str
+    until: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """What the store says the engine should hold, applied in one call on becoming leader.
+
+    ``targets`` lose whatever incident the engine holds first: the store is the truth, and an
+    incident a follower opened was never acted on. ``holds`` apply in order (a later one wins);
+    ``kill_switch`` None leaves the switch as configured.
+    """
+
+    targets: tuple[str, ...] = ()
+    automatic_rollbacks: tuple[tuple[str, tuple[datetime, ...]], ...] = ()
+    incidents: tuple[RestoredIncident, ...] = ()
+    holds: tuple[RestoredHold, ...] = ()
+    kill_switch: bool | None = None

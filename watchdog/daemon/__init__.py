@@ -1,1 +1,5 @@
-"""The long-running service: scheduler, runtime wiring, HTTP surface."""
+"""The async shell: the running daemon around the pure engine (see docs/architecture.md)."""
+
+from watchdog.daemon.lifecycle import Daemon
+
+__all__ = ["Daemon"]

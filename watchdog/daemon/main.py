@@ -15,10 +15,9 @@ from watchdog import __version__
 from watchdog.clock import Clock, SystemClock
 from watchdog.config import Settings
 from watchdog.core.rules import RulePack
-from watchdog.daemon.runtime import Daemon
+from watchdog.daemon import Daemon
 from watchdog.daemon.server import build_app
-from watchdog.store.base import Store
-from watchdog.store.factory import store_from_url
+from watchdog.store.factory import LeaderStore, store_from_url
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +54,7 @@ async def start(
     pack: RulePack,
     *,
     clock: Clock | None = None,
-    store: Store | None = None,
+    store: LeaderStore | None = None,
     host: str | None = None,
     port: int | None = None,
 ) -> Running:
@@ -80,7 +79,7 @@ async def start(
         raise
     bound = runner.addresses[0] if runner.addresses else (bind_host, port)
     url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '') else bind_host}:{bound[1]}"  # noqa: S104
-    log.info("http_listening", url=url)
+    log.info("http_server_started", url=url)
     return Running(daemon, runner, url)
 
 
@@ -106,7 +105,7 @@ async def serve(
             await asyncio.wait({waiter, other}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, other):
                 task.cancel()
-        log.info("shutting_down")
+        log.info("shutdown_started")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -15,15 +15,14 @@ import aiohttp
 from pydantic import Field
 
 from watchdog.clock import Clock
-from watchdog.sources import detailed, health, prometheus, sentry, smoke, supabase, version
 from watchdog.sources.base import HttpSource, Source, SourceContext
-from watchdog.sources.detailed import DetailedSourceConfig
-from watchdog.sources.health import HealthSourceConfig
-from watchdog.sources.prometheus import PrometheusSourceConfig
-from watchdog.sources.sentry import SentrySourceConfig
-from watchdog.sources.smoke import SmokeSourceConfig
-from watchdog.sources.supabase import SupabaseSourceConfig
-from watchdog.sources.version import VersionSourceConfig
+from watchdog.sources.detailed import DetailedSource, DetailedSourceConfig
+from watchdog.sources.health import HealthSource, HealthSourceConfig
+from watchdog.sources.prometheus import PrometheusSource, PrometheusSourceConfig
+from watchdog.sources.sentry import SentrySource, SentrySourceConfig
+from watchdog.sources.smoke import SmokeSource, SmokeSourceConfig
+from watchdog.sources.supabase import SupabaseSource, SupabaseSourceConfig
+from watchdog.sources.version import VersionSource, VersionSourceConfig
 
 __all__ = [
     "BUILDERS",
@@ -52,15 +51,16 @@ SourceConfig = Annotated[
     Field(discriminator="kind"),
 ]
 
-#: kind → factory; a new vendor is one module and one line here
-BUILDERS: Final[dict[str, Callable[[Any, SourceContext], HttpSource]]] = {
-    "health": health.build,
-    "version": version.build,
-    "detailed": detailed.build,
-    "smoke": smoke.build,
-    "sentry": sentry.build,
-    "prometheus": prometheus.build,
-    "supabase": supabase.build,
+#: kind → source class (each takes its config and the shared context); a new vendor is one
+#: module and one line here
+BUILDERS: Final[dict[str, Callable[[Any, SourceContext], HttpSource[Any]]]] = {
+    "health": HealthSource,
+    "version": VersionSource,
+    "detailed": DetailedSource,
+    "smoke": SmokeSource,
+    "sentry": SentrySource,
+    "prometheus": PrometheusSource,
+    "supabase": SupabaseSource,
 }
 
 
@@ -71,7 +71,7 @@ def build_source(
     session: aiohttp.ClientSession,
     clock: Clock,
     semaphore: asyncio.Semaphore,
-) -> HttpSource:
+) -> HttpSource[Any]:
     """Build the source for ``config``; its name is ``<target>/<name or kind>``."""
     context = SourceContext(target=target, session=session, clock=clock, semaphore=semaphore)
     return BUILDERS[config.kind](config, context)

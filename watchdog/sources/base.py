@@ -1,56 +1,53 @@
 """The one interface every signal source implements, and the HTTP plumbing they share.
 
 This module is the I/O boundary of ``watchdog.sources``: every request a source makes goes
-through :meth:`HttpSource._request`, which holds the global concurrency slot, applies the
-source's own timeout, turns every transport failure into a :class:`~watchdog.http.CallError`
-and counts it. Retrying is :func:`watchdog.http.call_with_retries`'s job, with a deadline that
-keeps a poll inside its interval. A source never raises out of :meth:`Source.poll` for an
-upstream problem: it returns samples whose value is unknown, with a reason and a short detail.
+through :meth:`HttpSource._request`, which holds the global concurrency slot and hands the one
+attempt to :func:`watchdog.transport.send` (the layer the actions use too, with the same
+failure vocabulary), then counts the failure. Retrying is :class:`watchdog.retry.Retrier`'s
+job, with a deadline that keeps a poll inside its interval. A source never raises out of
+:meth:`Source.poll` for an upstream problem: it returns samples whose value is unknown, with a
+reason and a short detail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Final, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 import structlog
-from multidict import CIMultiDict
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
-from watchdog.http import (
+from watchdog.retry import Retrier, RetryPolicy
+from watchdog.transport import (
     CallError,
-    RetryPolicy,
-    call_with_retries,
+    Response,
+    body_hint,
     classify_status,
     parse_retry_after,
+    send,
 )
 
 __all__ = [
     "MISSING",
-    "HttpResult",
     "HttpSource",
     "HttpURL",
     "Source",
     "SourceConfigBase",
     "SourceContext",
-    "body_hint",
     "json_path",
 ]
 
-#: the most of a response body a source reads; a health endpoint answering megabytes is broken
-MAX_BODY_BYTES: Final = 1 << 20
 #: details end up in records, pages and the status page: keep them to one readable line
 MAX_DETAIL: Final = 300
 
@@ -132,6 +129,9 @@ class SourceConfigBase(BaseModel):
         return f"{target}/{self.name or kind}"
 
 
+C = TypeVar("C", bound=SourceConfigBase)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -156,31 +156,6 @@ def json_path(document: object, path: str) -> object:
         else:
             return MISSING
     return node
-
-
-def body_hint(body: bytes, content_type: str = "") -> str:
-    """A short, single-line description of an error body for a human reading a page."""
-    text = body[:2000].decode("utf-8", "replace").strip()
-    if not text:
-        return ""
-    if "html" in content_type.lower() or text.startswith("<"):
-        return "an HTML page"
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, str):
-        text = parsed
-    elif isinstance(parsed, dict):
-        for key in ("detail", "error", "message"):
-            value = parsed.get(key)
-            if isinstance(value, str):
-                text = value
-                break
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                text = value["message"]
-                break
-    return " ".join(text.split())[:120]
 
 
 _COUNTED: Final = "_watchdog_counted"
@@ -208,28 +183,6 @@ def as_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-@dataclass(frozen=True)
-class HttpResult:
-    """One HTTP answer, read in full (bounded) so the connection goes back to the pool."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    content_type: str
-    #: seconds from sending the request to the end of the body, by the event loop's clock
-    elapsed: float
-
-    def json(self) -> object:
-        """The body as JSON; :class:`CallError` (``malformed``) when it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            what = body_hint(self.body, self.content_type) or "an empty body"
-            raise CallError(
-                f"expected JSON, got {what}", retryable=False, reason="malformed"
-            ) from None
-
-
 Accept = Callable[[int], bool]
 
 
@@ -240,7 +193,7 @@ def _is_2xx(status: int) -> bool:
 # --------------------------------------------------------------------------- base class
 
 
-class HttpSource:
+class HttpSource(Generic[C]):
     """Shared machinery: bounded, counted, retried HTTP calls and transition logging.
 
     Subclasses implement :meth:`_poll`; anything it raises is turned into unknown samples
@@ -252,26 +205,19 @@ class HttpSource:
     #: what to do about a 401/403, said in every such message
     auth_fix: ClassVar[str] = "check the credentials"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        interval: timedelta,
-        timeout: timedelta,
-        attempts: int,
-        context: SourceContext,
-    ) -> None:
-        self.name = name
+    def __init__(self, config: C, context: SourceContext) -> None:
+        self.config = config
+        self.name = config.source_name(context.target)
         self.target = context.target
-        self.interval = interval
-        self.timeout = timeout
+        self.interval = config.interval
+        self.timeout = config.timeout
         self.errors: Counter[str] = Counter()
         self._session = context.session
         self._clock = context.clock
         self._semaphore = context.semaphore
-        self._attempts = attempts
+        self._attempts = config.attempts
         self._failing_since: datetime | None = None
-        self._log = structlog.get_logger(__name__).bind(source=name, target=context.target)
+        self._log = structlog.get_logger(__name__).bind(source=self.name, target=context.target)
 
     # -- to implement -------------------------------------------------------------------
 
@@ -298,7 +244,7 @@ class HttpSource:
         except Exception as exc:
             # a bug in a parser must not stop the watchdog; it shows as a provider error
             self.errors["internal"] += 1
-            self._log.error("source poll crashed", error_type=type(exc).__name__, exc_info=True)
+            self._log.error("source_poll_crashed", error_type=type(exc).__name__, exc_info=True)
             samples = self._unknown_all(
                 UnknownReason.PROVIDER_ERROR, f"internal error in the source ({type(exc).__name__})"
             )
@@ -344,36 +290,26 @@ class HttpSource:
         detail = " ".join(detail.split())
         return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
 
-    def _policy(self) -> RetryPolicy:
+    def _retrier(self) -> Retrier:
         interval = self.interval.total_seconds()
         timeout = self.timeout.total_seconds()
-        return RetryPolicy(
+        policy = RetryPolicy(
             attempts=self._attempts,
             initial=min(1.0, interval / 10),
             maximum=max(1.0, interval / 4),
             # the last attempt must start early enough to end within the interval
             deadline=max(0.0, interval - timeout),
         )
+        return Retrier(policy, self._clock)
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[HttpResult]]) -> HttpResult:
+    async def _with_retries(self, attempt: Callable[[], Awaitable[Response]]) -> Response:
         """Run ``attempt`` under the source's retry policy, counting every failed try."""
 
         def on_retry(exc: CallError, _wait: float) -> None:
             self._count_error(exc)
 
-        async def once() -> HttpResult:
-            # tenacity only awaits coroutine *functions*: a lambda returning a coroutine
-            # would come back un-awaited
-            return await attempt()
-
         try:
-            return await call_with_retries(
-                once,
-                self._policy(),
-                sleep=self._clock.sleep,
-                monotonic=self._clock.monotonic,
-                on_retry=on_retry,
-            )
+            return await self._retrier()(attempt, on_retry=on_retry)
         except CallError as exc:
             self._count_error(exc, final=True)
             raise
@@ -394,7 +330,7 @@ class HttpSource:
             return False
         return result.status < 500
 
-    def _retry_after(self, result: HttpResult) -> float | None:
+    def _retry_after(self, result: Response) -> float | None:
         """The server's own back-off hint on a 429/5xx; vendors override for reset headers."""
         return parse_retry_after(result.headers.get("Retry-After"), self._clock.now())
 
@@ -408,7 +344,7 @@ class HttpSource:
         json_body: Any = None,
         data: Any = None,
         accept: Accept = _is_2xx,
-    ) -> HttpResult:
+    ) -> Response:
         """One attempt. Statuses ``accept`` rejects raise a classified :class:`CallError`."""
         result = await self._send(
             method,
@@ -437,9 +373,8 @@ class HttpSource:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         data: Any = None,
-    ) -> HttpResult:
-        """Send one request; transport failures become :class:`CallError`, statuses do not."""
-        timeout = self.timeout.total_seconds()
+    ) -> Response:
+        """Send one request in a concurrency slot; transport failures become a CallError."""
         try:
             # waiting for a slot is the watchdog's own congestion, not the upstream's slowness
             async with asyncio.timeout(self.interval.total_seconds()):
@@ -450,54 +385,21 @@ class HttpSource:
                 retryable=False,
                 reason="watchdog_busy",
             ) from None
-        loop = asyncio.get_running_loop()
         try:
-            started = loop.time()
-            async with self._session.request(
+            return await send(
+                self._session,
                 method,
                 url,
-                params=list(params) if params is not None else None,
-                headers=dict(headers) if headers else None,
-                json=json_body,
+                service=self.service,
+                request_timeout=self.timeout,
+                timeout_text=format_duration(self.timeout),
+                params=params,
+                headers=headers,
+                json_body=json_body,
                 data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=True,
-            ) as response:
-                body = await response.content.read(MAX_BODY_BYTES)
-                elapsed = loop.time() - started
-                return HttpResult(
-                    status=response.status,
-                    # case-insensitive: proxies (HTTP/2) send header names in lower case
-                    headers=CIMultiDict(response.headers),
-                    body=body,
-                    content_type=response.headers.get("Content-Type", ""),
-                    elapsed=elapsed,
-                )
-        except TimeoutError:
-            raise CallError(
-                f"{self.service} did not answer within {format_duration(self.timeout)}",
-                retryable=True,
-                reason="timeout",
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise CallError(
-                f"TLS handshake with {self.service} failed ({type(exc).__name__})",
-                retryable=False,
-                reason="tls",
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            why = exc.os_error.strerror or type(exc.os_error).__name__
-            raise CallError(
-                f"cannot connect to {self.service} at {exc.host}:{exc.port} ({why})",
-                retryable=True,
-                reason="connect",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise CallError(
-                f"{self.service} connection failed ({type(exc).__name__})",
-                retryable=True,
-                reason="network",
-            ) from None
+                follow_redirects=True,
+                name_endpoint=True,
+            )
         finally:
             self._semaphore.release()
 

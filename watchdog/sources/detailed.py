@@ -17,18 +17,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
-from watchdog.http import CallError, classify_status
 from watchdog.sources.base import (
     MISSING,
-    HttpResult,
     HttpSource,
     HttpURL,
     SourceConfigBase,
-    SourceContext,
     as_number,
-    body_hint,
     json_path,
 )
+from watchdog.transport import CallError, Response, body_hint, classify_status
 
 FEATURE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 DEFAULT_UP_VALUES: tuple[str | bool | int, ...] = ("ok", "healthy", "up", "pass", True)
@@ -81,18 +78,8 @@ class DetailedSourceConfig(SourceConfigBase):
         return self
 
 
-class DetailedSource(HttpSource):
+class DetailedSource(HttpSource[DetailedSourceConfig]):
     service = "the detailed health endpoint"
-
-    def __init__(self, config: DetailedSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -107,13 +94,13 @@ class DetailedSource(HttpSource):
     def _readable(self, status: int) -> bool:
         return 200 <= status < 300 or status in self.config.body_statuses
 
-    async def _fetch(self) -> HttpResult:
+    async def _fetch(self) -> Response:
         result = await self._request(
             "GET", self.config.url, headers=self.config.headers, accept=self._readable
         )
         if not 200 <= result.status < 300:
             try:
-                result.json()
+                result.json(self.service, retryable=False)
             except CallError:
                 # a 503 without a JSON body is an ordinary server error: retry it like one
                 raise classify_status(
@@ -126,7 +113,7 @@ class DetailedSource(HttpSource):
 
     async def _poll(self) -> list[Sample]:
         result = await self._with_retries(self._fetch)
-        document = result.json()
+        document = result.json(self.service, retryable=False)
         samples: list[Sample] = []
         if self.config.db_connection is not None:
             samples.append(self._up(Signal.DB_CONNECTION_UP, self.config.db_connection, document))
@@ -168,7 +155,3 @@ class DetailedSource(HttpSource):
                 signal, UnknownReason.PROVIDER_ERROR, f"{path!r} is {value!r}, not a count"
             )
         return self._sample(signal, number)
-
-
-def build(config: DetailedSourceConfig, context: SourceContext) -> DetailedSource:
-    return DetailedSource(config, context)

@@ -16,8 +16,8 @@ from pydantic import Field
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
-from watchdog.sources.base import HttpResult, HttpSource, HttpURL, SourceConfigBase, SourceContext
+from watchdog.sources.base import HttpSource, HttpURL, SourceConfigBase
+from watchdog.transport import CallError, Response
 
 HEALTH_LATENCY_S = "health_latency_s"
 
@@ -42,18 +42,8 @@ class HealthSourceConfig(SourceConfigBase):
     timeout: Duration = Field(default=timedelta(seconds=5))
 
 
-class HealthSource(HttpSource):
+class HealthSource(HttpSource[HealthSourceConfig]):
     service = "the health endpoint"
-
-    def __init__(self, config: HealthSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -64,7 +54,7 @@ class HealthSource(HttpSource):
             return status in self.config.expected_status
         return 200 <= status < 300
 
-    async def _probe(self) -> HttpResult:
+    async def _probe(self) -> Response:
         return await self._request(
             "GET", self.config.url, headers=self.config.headers, accept=self._is_up
         )
@@ -95,7 +85,3 @@ class HealthSource(HttpSource):
             self._sample(Signal.HEALTH_UP, 0.0, detail=str(exc)),
             self._unknown(HEALTH_LATENCY_S, UnknownReason.NO_DATA, "no successful answer"),
         ]
-
-
-def build(config: HealthSourceConfig, context: SourceContext) -> HealthSource:
-    return HealthSource(config, context)

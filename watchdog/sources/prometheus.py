@@ -19,15 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
-from watchdog.sources.base import (
-    HttpResult,
-    HttpSource,
-    HttpURL,
-    SourceConfigBase,
-    SourceContext,
-    basic_auth,
-)
+from watchdog.sources.base import HttpSource, HttpURL, SourceConfigBase, basic_auth
+from watchdog.transport import CallError, Response
 
 SIGNAL_NAME: Final = r"^[a-z_][a-z0-9_]*(\.[a-z0-9_-]+)*$"
 #: statuses whose body is Prometheus's own JSON error (bad_data, execution)
@@ -76,19 +69,9 @@ class PrometheusSourceConfig(SourceConfigBase):
         return self
 
 
-class PrometheusSource(HttpSource):
+class PrometheusSource(HttpSource[PrometheusSourceConfig]):
     service = "Prometheus"
     auth_fix = "check the Prometheus bearer_token or username/password"
-
-    def __init__(self, config: PrometheusSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -115,12 +98,12 @@ class PrometheusSource(HttpSource):
     async def _one(self, query: PromQuery) -> Sample:
         try:
             result = await self._with_retries(lambda: self._fetch(query))
-            return self._parse(query, result.json())
+            return self._parse(query, result.json(self.service, retryable=False))
         except CallError as exc:
             self._count_error(exc, final=True)
             return self._unknown(query.signal, UnknownReason.PROVIDER_ERROR, str(exc))
 
-    async def _fetch(self, query: PromQuery) -> HttpResult:
+    async def _fetch(self, query: PromQuery) -> Response:
         form = [
             ("query", query.query),
             ("time", f"{self._clock.now().timestamp():.3f}"),
@@ -219,7 +202,3 @@ def _value(pair: object) -> float | None:
 
 def _show(value: float) -> str:
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-
-
-def build(config: PrometheusSourceConfig, context: SourceContext) -> PrometheusSource:
-    return PrometheusSource(config, context)

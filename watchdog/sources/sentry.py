@@ -22,10 +22,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError, parse_retry_after, reset_header_delay
 from watchdog.sources.base import (
     MISSING,
-    HttpResult,
     HttpSource,
     HttpURL,
     SourceConfigBase,
@@ -33,6 +31,7 @@ from watchdog.sources.base import (
     as_number,
     mark_counted,
 )
+from watchdog.transport import CallError, Response, parse_retry_after, reset_header_delay
 
 RESET_HEADER: Final = "X-Sentry-Rate-Limit-Reset"
 REMAINING_HEADER: Final = "X-Sentry-Rate-Limit-Remaining"
@@ -108,7 +107,7 @@ def _sentry_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-class SentrySource(HttpSource):
+class SentrySource(HttpSource[SentrySourceConfig]):
     service = "Sentry"
     auth_fix = (
         "check the Sentry token (sentry token setting): it must be valid and have the "
@@ -116,14 +115,7 @@ class SentrySource(HttpSource):
     )
 
     def __init__(self, config: SentrySourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
+        super().__init__(config, context)
         self._blocked_until: datetime | None = None
         self._strikes = 0
         self._skip_polls = 0
@@ -161,13 +153,13 @@ class SentrySource(HttpSource):
             params.append(("statsPeriod", stats_period(cfg.window)))
         return params
 
-    def _retry_after(self, result: HttpResult) -> float | None:
+    def _retry_after(self, result: Response) -> float | None:
         reset = reset_header_delay(result.headers, RESET_HEADER, self._clock.now().timestamp())
         if reset is not None:
             return reset
         return parse_retry_after(result.headers.get("Retry-After"), self._clock.now())
 
-    async def _fetch(self) -> HttpResult:
+    async def _fetch(self) -> Response:
         return await self._request(
             "GET",
             f"{self.config.base}/api/0/organizations/{self.config.org}/events/",
@@ -221,7 +213,7 @@ class SentrySource(HttpSource):
         most = max(1, int(MAX_BACKOFF / self.interval))
         self._skip_polls = min(most, 2 ** (self._strikes - 1) - 1)
 
-    def _note_budget(self, result: HttpResult) -> None:
+    def _note_budget(self, result: Response) -> None:
         """The last call of a window spent the budget: wait for the reset instead of a 429."""
         if result.headers.get(REMAINING_HEADER, "").strip() != "0":
             return
@@ -229,8 +221,8 @@ class SentrySource(HttpSource):
         if delay:
             self._blocked_until = self._clock.now() + timedelta(seconds=delay)
 
-    def _parse(self, result: HttpResult) -> list[Sample]:
-        document = result.json()
+    def _parse(self, result: Response) -> list[Sample]:
+        document = result.json(self.service, retryable=False)
         data = document.get("data") if isinstance(document, dict) else None
         if not isinstance(data, list):
             raise CallError(
@@ -316,7 +308,3 @@ def _unit(document: object, key: str) -> str:
     units = meta.get("units") if isinstance(meta, dict) else None
     unit = units.get(key) if isinstance(units, dict) else None
     return unit if isinstance(unit, str) else "millisecond"
-
-
-def build(config: SentrySourceConfig, context: SourceContext) -> SentrySource:
-    return SentrySource(config, context)

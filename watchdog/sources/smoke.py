@@ -20,16 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
-from watchdog.sources.base import (
-    MISSING,
-    HttpResult,
-    HttpSource,
-    HttpURL,
-    SourceConfigBase,
-    SourceContext,
-    json_path,
-)
+from watchdog.sources.base import MISSING, HttpSource, HttpURL, SourceConfigBase, json_path
+from watchdog.transport import CallError, Response
 
 FEATURE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -80,18 +72,8 @@ class SmokeSourceConfig(SourceConfigBase):
         return self
 
 
-class SmokeSource(HttpSource):
+class SmokeSource(HttpSource[SmokeSourceConfig]):
     service = "the smoke-checked feature"
-
-    def __init__(self, config: SmokeSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -140,7 +122,7 @@ class SmokeSource(HttpSource):
         headers = dict(check.headers)
         headers.update({k: v.get_secret_value() for k, v in check.secret_headers.items()})
 
-        async def attempt() -> HttpResult:
+        async def attempt() -> Response:
             return await self._request(
                 check.method,
                 check.url,
@@ -158,8 +140,8 @@ class SmokeSource(HttpSource):
         return f"HTTP {result.status}"
 
     @staticmethod
-    def _verify(condition: SmokeCondition, result: HttpResult) -> None:
-        value = json_path(result.json(), condition.path)
+    def _verify(condition: SmokeCondition, result: Response) -> None:
+        value = json_path(result.json(SmokeSource.service, retryable=False), condition.path)
         if value is MISSING:
             raise CallError(
                 f"the response has no {condition.path!r}", retryable=False, reason="condition"
@@ -177,7 +159,3 @@ def _same(value: object, expected: object) -> bool:
     if isinstance(value, bool) or isinstance(expected, bool):
         return type(value) is type(expected) and value == expected
     return value == expected
-
-
-def build(config: SmokeSourceConfig, context: SourceContext) -> SmokeSource:
-    return SmokeSource(config, context)

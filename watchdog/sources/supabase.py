@@ -27,16 +27,14 @@ from pydantic import Field, SecretStr, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
-from watchdog.http import CallError
 from watchdog.sources.base import (
-    HttpResult,
     HttpSource,
     HttpURL,
     SourceConfigBase,
     SourceContext,
     basic_auth,
-    body_hint,
 )
+from watchdog.transport import CallError, Response, body_hint
 
 CPU_METRIC: Final = "node_cpu_seconds_total"
 INSTANCE_LABEL: Final = "supabase_identifier"
@@ -108,7 +106,7 @@ def busy_fraction(previous: CpuCounters, current: CpuCounters) -> float | str:
     return min(1.0, max(0.0, 1.0 - idle / total))
 
 
-class SupabaseSource(HttpSource):
+class SupabaseSource(HttpSource[SupabaseSourceConfig]):
     service = "Supabase metrics"
     auth_fix = (
         "check the Supabase secret_key: it must be a Secret API key (sb_secret_...) or the "
@@ -116,14 +114,7 @@ class SupabaseSource(HttpSource):
     )
 
     def __init__(self, config: SupabaseSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
+        super().__init__(config, context)
         self._previous: dict[str, CpuCounters] = {}
 
     @property
@@ -133,7 +124,7 @@ class SupabaseSource(HttpSource):
     def _secrets(self) -> Iterable[str]:
         return (self.config.secret_key.get_secret_value(),)
 
-    async def _fetch(self) -> HttpResult:
+    async def _fetch(self) -> Response:
         return await self._request(
             "GET",
             self.config.url,
@@ -150,7 +141,7 @@ class SupabaseSource(HttpSource):
         previous, self._previous = self._previous, current
         return [self._db_cpu(previous, current)]
 
-    def _parse(self, result: HttpResult) -> dict[str, CpuCounters]:
+    def _parse(self, result: Response) -> dict[str, CpuCounters]:
         text = result.body.decode("utf-8", "replace")
         if "html" in result.content_type.lower() or text.lstrip().startswith("<"):
             raise CallError(
@@ -200,7 +191,3 @@ class SupabaseSource(HttpSource):
             return self._unknown(signal, UnknownReason.NO_DATA, "first scrape: baseline taken")
         name = max(busy, key=lambda n: busy[n])
         return self._sample(signal, busy[name], detail=f"instance {name}" if name else "")
-
-
-def build(config: SupabaseSourceConfig, context: SourceContext) -> SupabaseSource:
-    return SupabaseSource(config, context)

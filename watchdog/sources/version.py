@@ -12,17 +12,8 @@ from typing import Final, Literal
 from pydantic import Field
 
 from watchdog.core.model import Sample, Signal, UnknownReason
-from watchdog.http import CallError
-from watchdog.sources.base import (
-    MISSING,
-    HttpResult,
-    HttpSource,
-    HttpURL,
-    SourceConfigBase,
-    SourceContext,
-    body_hint,
-    json_path,
-)
+from watchdog.sources.base import MISSING, HttpSource, HttpURL, SourceConfigBase, json_path
+from watchdog.transport import CallError, Response, body_hint
 
 #: longer than any deployment id or SHA; a longer "version" is an error page
 MAX_VERSION_LENGTH: Final = 200
@@ -42,24 +33,14 @@ class VersionSourceConfig(SourceConfigBase):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class VersionSource(HttpSource):
+class VersionSource(HttpSource[VersionSourceConfig]):
     service = "the version endpoint"
-
-    def __init__(self, config: VersionSourceConfig, context: SourceContext) -> None:
-        super().__init__(
-            name=config.source_name(context.target),
-            interval=config.interval,
-            timeout=config.timeout,
-            attempts=config.attempts,
-            context=context,
-        )
-        self.config = config
 
     @property
     def signals(self) -> tuple[str, ...]:
         return (Signal.VERSION,)
 
-    async def _fetch(self) -> HttpResult:
+    async def _fetch(self) -> Response:
         return await self._request("GET", self.config.url, headers=self.config.headers)
 
     async def _poll(self) -> list[Sample]:
@@ -67,7 +48,7 @@ class VersionSource(HttpSource):
         if self.config.field is None:
             raw: object = self._plain_text(result)
         else:
-            raw = json_path(result.json(), self.config.field)
+            raw = json_path(result.json(self.service, retryable=False), self.config.field)
             if raw is MISSING:
                 raise CallError(
                     f"the version response has no field {self.config.field!r}",
@@ -90,7 +71,7 @@ class VersionSource(HttpSource):
         return [self._sample(Signal.VERSION, version)]
 
     @staticmethod
-    def _plain_text(result: HttpResult) -> str:
+    def _plain_text(result: Response) -> str:
         text = result.body.decode("utf-8", "replace").strip()
         if "html" in result.content_type.lower() or text.startswith("<"):
             raise CallError(
@@ -99,7 +80,3 @@ class VersionSource(HttpSource):
                 reason="malformed",
             )
         return text
-
-
-def build(config: VersionSourceConfig, context: SourceContext) -> VersionSource:
-    return VersionSource(config, context)

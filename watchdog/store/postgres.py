@@ -47,6 +47,16 @@ from watchdog.store.base import (
     RollbackRecord,
     RollbackState,
 )
+from watchdog.store.postgres_sql import (
+    ACQUIRE,
+    MIGRATIONS,
+    PRUNE_ACTIONS,
+    PRUNE_DECISIONS,
+    PRUNE_EVENTS,
+    PRUNE_INCIDENTS,
+    PRUNE_ROLLBACKS,
+    migrate,
+)
 from watchdog.store.rows import Codec
 from watchdog.store.schema import (
     LEADER_LEASE,
@@ -54,7 +64,6 @@ from watchdog.store.schema import (
     StoreNotOpenError,
     check_migrations,
     from_json,
-    pending,
     require_aware,
     to_json,
     utc,
@@ -66,146 +75,6 @@ LeaseClock = Literal["database", "caller"]
 
 _IN_FLIGHT = [s.value for s in RollbackState if s.in_flight]
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "initial schema",
-        (
-            """CREATE TABLE decisions (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                target TEXT NOT NULL,
-                at TIMESTAMPTZ NOT NULL,
-                action TEXT NOT NULL,
-                severity TEXT,
-                rule TEXT,
-                reason TEXT NOT NULL,
-                path JSONB NOT NULL,
-                incident TEXT,
-                data JSONB NOT NULL
-            )""",
-            "CREATE INDEX decisions_target ON decisions (target, seq)",
-            "CREATE INDEX decisions_incident ON decisions (incident, seq)",
-            "CREATE INDEX decisions_at ON decisions (at)",
-            """CREATE TABLE incidents (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY,
-                id TEXT PRIMARY KEY,
-                target TEXT NOT NULL,
-                opened_at TIMESTAMPTZ NOT NULL,
-                severity TEXT NOT NULL,
-                rule TEXT,
-                reason TEXT NOT NULL,
-                dedup_key TEXT NOT NULL,
-                deployment TEXT,
-                resolved_at TIMESTAMPTZ,
-                declared BOOLEAN NOT NULL,
-                first_detected_at TIMESTAMPTZ
-            )""",
-            "CREATE INDEX incidents_opened ON incidents (opened_at)",
-            """CREATE TABLE actions (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY,
-                key TEXT PRIMARY KEY,
-                kind TEXT NOT NULL,
-                target TEXT NOT NULL,
-                created_at TIMESTAMPTZ NOT NULL,
-                status TEXT NOT NULL,
-                incident TEXT,
-                detail JSONB NOT NULL,
-                finished_at TIMESTAMPTZ,
-                error TEXT
-            )""",
-            "CREATE INDEX actions_incident ON actions (incident, created_at)",
-            "CREATE INDEX actions_created ON actions (created_at)",
-            """CREATE TABLE rollbacks (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY,
-                id TEXT PRIMARY KEY,
-                incident TEXT NOT NULL,
-                target TEXT NOT NULL,
-                project TEXT NOT NULL,
-                requested_at TIMESTAMPTZ NOT NULL,
-                state TEXT NOT NULL,
-                from_deployment TEXT,
-                to_deployment TEXT,
-                automatic BOOLEAN NOT NULL,
-                finished_at TIMESTAMPTZ,
-                verified_at TIMESTAMPTZ,
-                detail TEXT NOT NULL
-            )""",
-            "CREATE INDEX rollbacks_requested ON rollbacks (requested_at)",
-            """CREATE TABLE known_bad (
-                project TEXT NOT NULL,
-                deployment TEXT NOT NULL,
-                marked_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (project, deployment)
-            )""",
-            """CREATE TABLE events (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                kind TEXT NOT NULL,
-                target TEXT NOT NULL,
-                at TIMESTAMPTZ NOT NULL,
-                by TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                until TIMESTAMPTZ,
-                data JSONB NOT NULL
-            )""",
-            "CREATE INDEX events_at ON events (at)",
-            """CREATE TABLE drills (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY,
-                id TEXT PRIMARY KEY,
-                target TEXT NOT NULL,
-                started_at TIMESTAMPTZ NOT NULL,
-                finished_at TIMESTAMPTZ,
-                succeeded BOOLEAN NOT NULL,
-                duration_s DOUBLE PRECISION,
-                report JSONB NOT NULL
-            )""",
-            """CREATE TABLE leases (
-                name TEXT PRIMARY KEY,
-                holder TEXT NOT NULL,
-                epoch BIGINT NOT NULL,
-                expires_at TIMESTAMPTZ NOT NULL
-            )""",
-        ),
-    ),
-)
-
-# One statement decides take / renew / refuse, so two replicas racing cannot both win.
-_ACQUIRE = """
-INSERT INTO leases AS l (name, holder, epoch, expires_at)
-VALUES ($1, $2, 1, COALESCE($3::timestamptz, now()) + $4::interval)
-ON CONFLICT (name) DO UPDATE SET
-    holder = EXCLUDED.holder,
-    epoch = CASE
-        WHEN l.holder = EXCLUDED.holder AND l.expires_at > COALESCE($3::timestamptz, now())
-        THEN l.epoch ELSE l.epoch + 1 END,
-    expires_at = EXCLUDED.expires_at
-WHERE l.holder = EXCLUDED.holder OR l.expires_at <= COALESCE($3::timestamptz, now())
-RETURNING holder, epoch, expires_at
-"""
-
-# Incidents whose history prune keeps: still open, or with a rollback in flight ($2).
-_PRUNE_DECISIONS = """
-DELETE FROM decisions WHERE at < $1 AND (incident IS NULL OR incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[])))
-"""
-_PRUNE_ACTIONS = """
-DELETE FROM actions WHERE created_at < $1 AND status <> $3
-AND (incident IS NULL OR incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[])))
-"""
-_PRUNE_ROLLBACKS = """
-DELETE FROM rollbacks WHERE requested_at < $1 AND NOT (state = ANY($2::text[]))
-AND incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
-"""
-_PRUNE_INCIDENTS = """
-DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < $1 AND id NOT IN (
-    SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
-"""
-_PRUNE_EVENTS = "DELETE FROM events WHERE at < $1 AND (until IS NULL OR until < $1)"
 
 
 class PostgresStore:
@@ -290,33 +159,9 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._get_pool().acquire() as conn, conn.transaction():
-            # replicas starting together: the first creates and migrates, the others wait for
-            # its commit and find nothing to do (IF NOT EXISTS alone still races on catalogs)
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('rollback-watchdog.migrate'),"
-                " hashtext(COALESCE($1::text, current_schema(), '')))",
-                self.schema,
-            )
-            if self.schema:
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-                " description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            current = int(
-                await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            )
-            todo = pending(self._migrations, current)
-            for migration in todo:
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, description) VALUES ($1, $2)",
-                    migration.version,
-                    migration.description,
-                )
+            current, todo = await migrate(conn, self.schema, self._migrations)
         if todo:
-            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+            self._log.info("store_migrated", from_version=current, to_version=todo[-1].version)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -340,7 +185,7 @@ class PostgresStore:
             )
             if held is None:
                 self._lease = None
-                self._log.warning("store.fenced", holder=lease.holder, epoch=lease.epoch)
+                self._log.warning("store_write_fenced", holder=lease.holder, epoch=lease.epoch)
                 raise FencedError(
                     f"leader lease lost (held epoch {lease.epoch} as {lease.holder!r}):"
                     " another replica took over; this one must not act"
@@ -362,17 +207,17 @@ class PostgresStore:
             raise ValueError("lease ttl must be positive")
         caller_now = require_aware(now) if self.lease_clock == "caller" else None
         async with self._get_pool().acquire() as conn:
-            row = await conn.fetchrow(_ACQUIRE, LEADER_LEASE, holder, caller_now, ttl)
+            row = await conn.fetchrow(ACQUIRE, LEADER_LEASE, holder, caller_now, ttl)
         previous = self._lease
         if row is None:
             self._lease = None
             if previous is not None:
-                self._log.warning("store.lease_lost", holder=holder, epoch=previous.epoch)
+                self._log.warning("lease_lost", holder=holder, epoch=previous.epoch)
             return None
         lease = Lease(row["holder"], int(row["epoch"]), utc(row["expires_at"]))
         self._lease = lease
         if previous is None or previous.epoch != lease.epoch:
-            self._log.info("store.lease_acquired", holder=holder, epoch=lease.epoch)
+            self._log.info("lease_acquired", holder=holder, epoch=lease.epoch)
         return lease
 
     async def release(self, holder: str) -> None:
@@ -418,7 +263,7 @@ class PostgresStore:
             incident,
             max(limit, 0),
         )
-        return [_decision(r) for r in reversed(rows)]
+        return [_ROWS.decision(r) for r in reversed(rows)]
 
     # -- incidents ---------------------------------------------------------------------------
 
@@ -447,7 +292,7 @@ class PostgresStore:
 
     async def load_incident(self, incident_id: str) -> IncidentRecord | None:
         rows = await self._fetch("SELECT * FROM incidents WHERE id = $1", incident_id)
-        return _incident(rows[0]) if rows else None
+        return _ROWS.incident(rows[0]) if rows else None
 
     async def list_incidents(
         self, *, open_only: bool = False, target: str | None = None, limit: int = 100
@@ -459,7 +304,7 @@ class PostgresStore:
             target,
             max(limit, 0),
         )
-        return [_incident(r) for r in rows]
+        return [_ROWS.incident(r) for r in rows]
 
     # -- actions (fenced) --------------------------------------------------------------------
 
@@ -514,7 +359,7 @@ class PostgresStore:
             incident,
             max(limit, 0),
         )
-        return [_action(r) for r in reversed(rows)]
+        return [_ROWS.action(r) for r in reversed(rows)]
 
     async def save_rollback(self, rollback: RollbackRecord) -> None:
         async with self._fenced() as conn:
@@ -552,7 +397,7 @@ class PostgresStore:
             target,
             _aware_opt(since),
         )
-        return [_rollback(r) for r in rows]
+        return [_ROWS.rollback(r) for r in rows]
 
     async def mark_known_bad(self, project: str, deployment: str, at: datetime) -> None:
         async with self._fenced() as conn:
@@ -592,7 +437,7 @@ class PostgresStore:
             _aware_opt(since),
             target,
         )
-        return [_event(r) for r in rows]
+        return [_ROWS.event(r) for r in rows]
 
     # -- drills ------------------------------------------------------------------------------
 
@@ -617,7 +462,7 @@ class PostgresStore:
         rows = await self._fetch(
             "SELECT * FROM drills ORDER BY started_at DESC, seq ASC LIMIT $1", max(limit, 0)
         )
-        return [_drill(r) for r in rows]
+        return [_ROWS.drill(r) for r in rows]
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -631,14 +476,14 @@ class PostgresStore:
         cutoff = require_aware(older_than)
         deleted = 0
         async with self._get_pool().acquire() as conn, conn.transaction():
-            for sql in (_PRUNE_DECISIONS, _PRUNE_ROLLBACKS, _PRUNE_INCIDENTS):
+            for sql in (PRUNE_DECISIONS, PRUNE_ROLLBACKS, PRUNE_INCIDENTS):
                 deleted += _rowcount(await conn.execute(sql, cutoff, _IN_FLIGHT))
             deleted += _rowcount(
-                await conn.execute(_PRUNE_ACTIONS, cutoff, _IN_FLIGHT, ActionStatus.INTENT.value)
+                await conn.execute(PRUNE_ACTIONS, cutoff, _IN_FLIGHT, ActionStatus.INTENT.value)
             )
-            deleted += _rowcount(await conn.execute(_PRUNE_EVENTS, cutoff))
+            deleted += _rowcount(await conn.execute(PRUNE_EVENTS, cutoff))
         if deleted:
-            self._log.info("store.pruned", older_than=cutoff.isoformat(), rows=deleted)
+            self._log.info("store_pruned", older_than=cutoff.isoformat(), rows=deleted)
         return deleted
 
 
@@ -659,31 +504,7 @@ def _aware_opt(value: datetime | None) -> datetime | None:
     return None if value is None else require_aware(value)
 
 
-_CODEC = Codec(time=utc, json=lambda value: value)
-
-
-def _decision(r: Any) -> DecisionRecord:
-    return rows.decision(r, _CODEC)
-
-
-def _incident(r: Any) -> IncidentRecord:
-    return rows.incident(r, _CODEC)
-
-
-def _action(r: Any) -> ActionRecord:
-    return rows.action(r, _CODEC)
-
-
-def _rollback(r: Any) -> RollbackRecord:
-    return rows.rollback(r, _CODEC)
-
-
-def _event(r: Any) -> HumanEvent:
-    return rows.event(r, _CODEC)
-
-
-def _drill(r: Any) -> DrillRecord:
-    return rows.drill(r, _CODEC)
+_ROWS = rows.Reader(Codec(time=utc, json=lambda value: value))
 
 
 __all__ = ["MIGRATIONS", "LeaseClock", "PostgresStore"]

@@ -120,3 +120,32 @@ def drill(r: Row, c: Codec) -> DrillRecord:
         duration_s=r["duration_s"],
         report=c.json(r["report"]),
     )
+
+
+class Reader:
+    """The mappings above bound to one backend's codec: ``reader.incident(row)``.
+
+    Rows are ``Any``: asyncpg's Record and sqlite3's Row index by name but are not typed as
+    mappings.
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+
+    def decision(self, r: Any) -> DecisionRecord:
+        return decision(r, self._codec)
+
+    def incident(self, r: Any) -> IncidentRecord:
+        return incident(r, self._codec)
+
+    def action(self, r: Any) -> ActionRecord:
+        return action(r, self._codec)
+
+    def rollback(self, r: Any) -> RollbackRecord:
+        return rollback(r, self._codec)
+
+    def event(self, r: Any) -> HumanEvent:
+        return event(r, self._codec)
+
+    def drill(self, r: Any) -> DrillRecord:
+        return drill(r, self._codec)

@@ -54,6 +54,14 @@ from watchdog.store.schema import (
     text_to_dt,
     to_json,
 )
+from watchdog.store.sqlite_sql import (
+    MIGRATIONS,
+    PRUNE_ACTIONS,
+    PRUNE_DECISIONS,
+    PRUNE_EVENTS,
+    PRUNE_INCIDENTS,
+    PRUNE_ROLLBACKS,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -61,127 +69,6 @@ BUSY_TIMEOUT_MS = 5000
 _WAL_RETRY_MS = 20
 
 _IN_FLIGHT = tuple(s.value for s in RollbackState if s.in_flight)
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "initial schema",
-        (
-            """CREATE TABLE decisions (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                target TEXT NOT NULL,
-                at TEXT NOT NULL,
-                action TEXT NOT NULL,
-                severity TEXT,
-                rule TEXT,
-                reason TEXT NOT NULL,
-                path TEXT NOT NULL,
-                incident TEXT,
-                data TEXT NOT NULL
-            )""",
-            "CREATE INDEX decisions_target ON decisions (target, seq)",
-            "CREATE INDEX decisions_incident ON decisions (incident, seq)",
-            "CREATE INDEX decisions_at ON decisions (at)",
-            """CREATE TABLE incidents (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                id TEXT NOT NULL UNIQUE,
-                target TEXT NOT NULL,
-                opened_at TEXT NOT NULL,
-                severity TEXT NOT NULL,
-                rule TEXT,
-                reason TEXT NOT NULL,
-                dedup_key TEXT NOT NULL,
-                deployment TEXT,
-                resolved_at TEXT,
-                declared INTEGER NOT NULL,
-                first_detected_at TEXT
-            )""",
-            "CREATE INDEX incidents_opened ON incidents (opened_at)",
-            """CREATE TABLE actions (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                key TEXT NOT NULL UNIQUE,
-                kind TEXT NOT NULL,
-                target TEXT NOT NULL,
-                created_at TEXT NOT NULL,
-                status TEXT NOT NULL,
-                incident TEXT,
-                detail TEXT NOT NULL,
-                finished_at TEXT,
-                error TEXT
-            )""",
-            "CREATE INDEX actions_incident ON actions (incident, created_at)",
-            "CREATE INDEX actions_created ON actions (created_at)",
-            """CREATE TABLE rollbacks (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                id TEXT NOT NULL UNIQUE,
-                incident TEXT NOT NULL,
-                target TEXT NOT NULL,
-                project TEXT NOT NULL,
-                requested_at TEXT NOT NULL,
-                state TEXT NOT NULL,
-                from_deployment TEXT,
-                to_deployment TEXT,
-                automatic INTEGER NOT NULL,
-                finished_at TEXT,
-                verified_at TEXT,
-                detail TEXT NOT NULL
-            )""",
-            "CREATE INDEX rollbacks_requested ON rollbacks (requested_at)",
-            """CREATE TABLE known_bad (
-                project TEXT NOT NULL,
-                deployment TEXT NOT NULL,
-                marked_at TEXT NOT NULL,
-                PRIMARY KEY (project, deployment)
-            )""",
-            """CREATE TABLE events (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                kind TEXT NOT NULL,
-                target TEXT NOT NULL,
-                at TEXT NOT NULL,
-                by TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                until TEXT,
-                data TEXT NOT NULL
-            )""",
-            "CREATE INDEX events_at ON events (at)",
-            """CREATE TABLE drills (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                id TEXT NOT NULL UNIQUE,
-                target TEXT NOT NULL,
-                started_at TEXT NOT NULL,
-                finished_at TEXT,
-                succeeded INTEGER NOT NULL,
-                duration_s REAL,
-                report TEXT NOT NULL
-            )""",
-        ),
-    ),
-)
-
-
-# Incidents whose history prune keeps: still open, or with a rollback in flight (the last
-# parameter of each statement is the JSON list of in-flight rollback states).
-_PRUNE_DECISIONS = """
-DELETE FROM decisions WHERE at < ? AND (incident IS NULL OR incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?))))
-"""
-_PRUNE_ACTIONS = """
-DELETE FROM actions WHERE created_at < ? AND status <> ? AND (incident IS NULL OR incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?))))
-"""
-_PRUNE_ROLLBACKS = """
-DELETE FROM rollbacks WHERE requested_at < ?
-AND state NOT IN (SELECT value FROM json_each(?)) AND incident NOT IN (
-    SELECT id FROM incidents WHERE resolved_at IS NULL
-    UNION SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?)))
-"""
-_PRUNE_INCIDENTS = """
-DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < ? AND id NOT IN (
-    SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?)))
-"""
-_PRUNE_EVENTS = "DELETE FROM events WHERE at < ? AND (until IS NULL OR until < ?)"
 
 
 class SqliteStore:
@@ -255,7 +142,7 @@ class SqliteStore:
                     (migration.version, migration.description),
                 )
         if todo:
-            self._log.info("store.migrated", from_version=current, to_version=todo[-1].version)
+            self._log.info("store_migrated", from_version=current, to_version=todo[-1].version)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -320,7 +207,7 @@ class SqliteStore:
             " AND (? IS NULL OR incident = ?) ORDER BY seq DESC LIMIT ?",
             (target, target, incident, incident, max(limit, 0)),
         )
-        return [_decision(r) for r in reversed(rows)]
+        return [_ROWS.decision(r) for r in reversed(rows)]
 
     # -- incidents ---------------------------------------------------------------------------
 
@@ -353,7 +240,7 @@ class SqliteStore:
 
     async def load_incident(self, incident_id: str) -> IncidentRecord | None:
         rows = await self._fetch("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        return _incident(rows[0]) if rows else None
+        return _ROWS.incident(rows[0]) if rows else None
 
     async def list_incidents(
         self, *, open_only: bool = False, target: str | None = None, limit: int = 100
@@ -363,7 +250,7 @@ class SqliteStore:
             " AND (? IS NULL OR target = ?) ORDER BY opened_at DESC, seq ASC LIMIT ?",
             (int(open_only), target, target, max(limit, 0)),
         )
-        return [_incident(r) for r in rows]
+        return [_ROWS.incident(r) for r in rows]
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -422,7 +309,7 @@ class SqliteStore:
             " ORDER BY created_at DESC, seq DESC LIMIT ?",
             (incident, incident, max(limit, 0)),
         )
-        return [_action(r) for r in reversed(rows)]
+        return [_ROWS.action(r) for r in reversed(rows)]
 
     async def save_rollback(self, rollback: RollbackRecord) -> None:
         async with self._write(durable=True) as db:
@@ -461,7 +348,7 @@ class SqliteStore:
             " AND (? IS NULL OR requested_at >= ?) ORDER BY requested_at, seq",
             (target, target, dt_to_text_opt(since), dt_to_text_opt(since)),
         )
-        return [_rollback(r) for r in rows]
+        return [_ROWS.rollback(r) for r in rows]
 
     async def mark_known_bad(self, project: str, deployment: str, at: datetime) -> None:
         async with self._write(durable=True) as db:
@@ -502,7 +389,7 @@ class SqliteStore:
             " ORDER BY seq",
             (dt_to_text_opt(since), dt_to_text_opt(since), target, target),
         )
-        return [_event(r) for r in rows]
+        return [_ROWS.event(r) for r in rows]
 
     # -- drills ------------------------------------------------------------------------------
 
@@ -530,7 +417,7 @@ class SqliteStore:
         rows = await self._fetch(
             "SELECT * FROM drills ORDER BY started_at DESC, seq ASC LIMIT ?", (max(limit, 0),)
         )
-        return [_drill(r) for r in rows]
+        return [_ROWS.drill(r) for r in rows]
 
     # -- leadership (trivial) ----------------------------------------------------------------
 
@@ -555,18 +442,18 @@ class SqliteStore:
         deleted = 0
         async with self._write(durable=True) as db:
             statements: list[tuple[str, tuple[Any, ...]]] = [
-                (_PRUNE_DECISIONS, (cutoff, flying)),
-                (_PRUNE_ACTIONS, (cutoff, ActionStatus.INTENT.value, flying)),
-                (_PRUNE_ROLLBACKS, (cutoff, flying, flying)),
-                (_PRUNE_INCIDENTS, (cutoff, flying)),
-                (_PRUNE_EVENTS, (cutoff, cutoff)),
+                (PRUNE_DECISIONS, (cutoff, flying)),
+                (PRUNE_ACTIONS, (cutoff, ActionStatus.INTENT.value, flying)),
+                (PRUNE_ROLLBACKS, (cutoff, flying, flying)),
+                (PRUNE_INCIDENTS, (cutoff, flying)),
+                (PRUNE_EVENTS, (cutoff, cutoff)),
             ]
             for sql, params in statements:
                 cursor = await db.execute(sql, params)
                 deleted += max(cursor.rowcount, 0)
                 await cursor.close()
         if deleted:
-            self._log.info("store.pruned", older_than=cutoff, rows=deleted)
+            self._log.info("store_pruned", older_than=cutoff, rows=deleted)
         return deleted
 
 
@@ -591,28 +478,4 @@ async def _enable_wal(db: aiosqlite.Connection, path: Path) -> None:
         raise RuntimeError(f"SQLite refused WAL mode for {path} (got {row!r})")
 
 
-_CODEC = Codec(time=text_to_dt, json=from_json)
-
-
-def _decision(r: Any) -> DecisionRecord:
-    return rows.decision(r, _CODEC)
-
-
-def _incident(r: Any) -> IncidentRecord:
-    return rows.incident(r, _CODEC)
-
-
-def _action(r: Any) -> ActionRecord:
-    return rows.action(r, _CODEC)
-
-
-def _rollback(r: Any) -> RollbackRecord:
-    return rows.rollback(r, _CODEC)
-
-
-def _event(r: Any) -> HumanEvent:
-    return rows.event(r, _CODEC)
-
-
-def _drill(r: Any) -> DrillRecord:
-    return rows.drill(r, _CODEC)
+_ROWS = rows.Reader(Codec(time=text_to_dt, json=from_json))

@@ -8,30 +8,28 @@ labels with an ``alertname``; otherwise 400 with a plain string. Posts are kept 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from aiohttp import web
 
-from watchdog.testing.fake_vercel import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 
 class FakeAlertmanager(FakeServer):
+    route_names: ClassVar[Mapping[str, str]] = {"_post": "alerts"}
+
     def __init__(self) -> None:
         super().__init__()
         self.posts: list[list[dict[str, Any]]] = []
         self.alerts: dict[str, dict[str, Any]] = {}
 
-    def _app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/alerts", self._post)
         app.router.add_get("/api/v2/alerts", self._list)
-        return app
 
     async def _post(self, request: web.Request) -> web.Response:
-        rec = await self._record("alerts", request)
-        fault = await self._fault("alerts")
-        if fault is not None:
-            return fault
+        rec = request[RECORDED]
         try:
             body = rec.json()
         except ValueError:
@@ -48,5 +46,4 @@ class FakeAlertmanager(FakeServer):
         return web.Response(status=200)
 
     async def _list(self, request: web.Request) -> web.Response:
-        await self._record("list", request)
         return web.json_response(list(self.alerts.values()))

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.testing.fake_vercel import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 LD_CONTENT_TYPE = "application/json; domain-model=launchdarkly.semanticpatch"
 
@@ -26,18 +26,12 @@ class FakeUnleash(FakeServer):
     def add_feature(self, project: str, name: str, environment: str = "production") -> None:
         self.features[(project, name)] = {environment: True}
 
-    def _app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post(
             "/api/admin/projects/{project}/features/{feature}/environments/{env}/off", self._off
         )
-        return app
 
     async def _off(self, request: web.Request) -> web.Response:
-        await self._record("off", request)
-        fault = await self._fault("off")
-        if fault is not None:
-            return fault
         if request.headers.get("Authorization") != self.token:
             return _unleash_error(401, "AuthenticationRequired", "You must log in")
         project, name, env = (request.match_info[k] for k in ("project", "feature", "env"))
@@ -68,16 +62,11 @@ class FakeLaunchDarkly(FakeServer):
     def add_flag(self, project: str, key: str, environment: str = "production") -> None:
         self.flags[(project, key)] = {environment: True}
 
-    def _app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_patch("/api/v2/flags/{project}/{flag}", self._patch)
-        return app
 
     async def _patch(self, request: web.Request) -> web.Response:
-        rec = await self._record("patch", request)
-        fault = await self._fault("patch")
-        if fault is not None:
-            return fault
+        rec = request[RECORDED]
         if request.headers.get("Authorization") != self.token:
             return _ld_error(401, "unauthorized", "Invalid access token")
         if request.headers.get("Content-Type") != LD_CONTENT_TYPE:

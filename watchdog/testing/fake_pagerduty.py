@@ -1,7 +1,8 @@
 """A fake PagerDuty Events API v2: ``/v2/enqueue`` and ``/v2/change/enqueue``.
 
 It validates what PagerDuty requires (EXTERNAL-APIS §3) and answers 400 with ``errors[]``
-when something is missing, 202 with the dedup key otherwise; ``fail`` scripts 429/5xx.
+when something is missing, 202 with the dedup key otherwise; ``fail("enqueue", ...)`` scripts
+429/5xx.
 Accepted events are kept in ``events`` / ``changes``; ``open_alerts`` follows trigger/resolve.
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.testing.fake_vercel import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 _SEVERITIES = ("critical", "error", "warning", "info")
 
@@ -31,24 +32,18 @@ class FakePagerDuty(FakeServer):
         self.open_alerts: dict[tuple[str, str], dict[str, Any]] = {}
         self._uuid = 0
 
-    def _app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/enqueue", self._enqueue)
         app.router.add_post("/v2/change/enqueue", self._change)
-        return app
 
-    async def _body(self, route: str, request: web.Request) -> tuple[Any, web.Response | None]:
-        rec = await self._record(route, request)
-        fault = await self._fault(route)
-        if fault is not None:
-            return None, fault
+    async def _body(self, request: web.Request) -> tuple[Any, web.Response | None]:
         try:
-            return rec.json(), None
+            return request[RECORDED].json(), None
         except ValueError:
             return None, _invalid(["Event object must be valid JSON"])
 
     async def _enqueue(self, request: web.Request) -> web.Response:
-        body, early = await self._body("enqueue", request)
+        body, early = await self._body(request)
         if early is not None:
             return early
         errors: list[str] = []
@@ -94,7 +89,7 @@ class FakePagerDuty(FakeServer):
         )
 
     async def _change(self, request: web.Request) -> web.Response:
-        body, early = await self._body("change", request)
+        body, early = await self._body(request)
         if early is not None:
             return early
         errors: list[str] = []

@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.testing.fake_app import FakeHTTPServer
+from watchdog.testing.server import FakeServer
 
 _ERROR_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503}
 
 
-class FakePrometheus(FakeHTTPServer):
+class FakePrometheus(FakeServer):
     def __init__(
         self,
         *,

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from watchdog.testing.fake_app import FakeHTTPServer, Fault
+from watchdog.testing.server import FakeServer, Fault
 
 #: the token the fake accepts unless told otherwise (not a real credential)
 DEFAULT_TOKEN = "sntrys_fake"  # noqa: S105
@@ -25,7 +25,7 @@ RATE_LIMIT_MESSAGE = (
 )
 
 
-class FakeSentry(FakeHTTPServer):
+class FakeSentry(FakeServer):
     def __init__(self, *, token: str | None = DEFAULT_TOKEN, org: str = "acme") -> None:
         super().__init__()
         self.token = token

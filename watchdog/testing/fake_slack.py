@@ -5,12 +5,17 @@ The webhook path is part of the secret URL; ``path`` lets tests use a realistic 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from aiohttp import web
 
-from watchdog.testing.fake_vercel import FakeServer
+from watchdog.testing.server import RECORDED, FakeServer
 
 
 class FakeSlack(FakeServer):
+    route_names: ClassVar[Mapping[str, str]] = {"_post": "webhook"}
+
     def __init__(self, path: str = "/services/T000/B000/XXXXSECRETXXXX") -> None:
         super().__init__()
         self.path = path
@@ -20,16 +25,11 @@ class FakeSlack(FakeServer):
     def webhook_url(self) -> str:
         return self.url + self.path
 
-    def _app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post(self.path, self._post)
-        return app
 
     async def _post(self, request: web.Request) -> web.Response:
-        rec = await self._record("webhook", request)
-        fault = await self._fault("webhook")
-        if fault is not None:
-            return fault
+        rec = request[RECORDED]
         if not request.content_type.startswith("application/json"):
             return web.Response(status=400, text="invalid_payload")
         try:

@@ -14,7 +14,7 @@ import base64
 
 from aiohttp import web
 
-from watchdog.testing.fake_app import FakeHTTPServer
+from watchdog.testing.server import FakeServer
 
 MODES = ("idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user")
 #: how busy time splits across the non-idle modes
@@ -30,7 +30,7 @@ _BUSY_SPLIT = {
 DEFAULT_SECRET = "sb_secret_fake"  # noqa: S105 - the fake's own key, not a credential
 
 
-class FakeSupabase(FakeHTTPServer):
+class FakeSupabase(FakeServer):
     def __init__(
         self,
         *,

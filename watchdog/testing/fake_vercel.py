@@ -1,147 +1,24 @@
-"""A fake Vercel REST API, plus the small server base the other vendor fakes share.
+"""A fake Vercel REST API: one project, its deployments, and the rollback and promote jobs.
 
 A real aiohttp app on 127.0.0.1 port 0 that speaks the shapes of EXTERNAL-APIS §1: a project
 with ``targets.production`` and a ``lastAliasRequest`` job that moves pending → in-progress →
 succeeded/failed over a configurable number of polls, the deployments list with
 ``pagination.next``, get-deployment, the rollback and promote endpoints (201, empty body), the
 aliases endpoint, bearer and ``teamId`` checks, rate-limit headers on every answer, and
-scripted faults. ``watchdog demo`` reuses it: ``on_production_change`` lets a fake app start
-serving the rolled-back version.
-
-``FakeServer`` (recording, scripted faults, lifecycle) lives here because the fakes may only
-depend on the test-support package; the PagerDuty, Alertmanager, Slack and flag fakes import it.
+scripted faults (from :class:`watchdog.testing.server.FakeServer`). ``watchdog demo`` reuses
+it: ``on_production_change`` lets a fake app start serving the rolled-back version.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, ClassVar
 
 from aiohttp import web
 
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    route: str
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
-@dataclass
-class Fault:
-    """A scripted answer that replaces the real one; ``delay`` > 0 makes the request slow."""
-
-    status: int
-    body: str = ""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    times: int = 1
-
-
-class FakeServer:
-    """Base class: subclasses register routes in ``_routes`` and call ``_record``."""
-
-    def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self._faults: dict[str, list[Fault]] = {}
-        self._runner: web.AppRunner | None = None
-        self._url = ""
-
-    # scripting -----------------------------------------------------------
-
-    def fail(
-        self,
-        route: str,
-        status: int,
-        body: str = "",
-        *,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next ``times`` requests of ``route`` with ``status`` and ``body``."""
-        self._faults.setdefault(route, []).append(
-            Fault(status, body, content_type, dict(headers or {}), delay, times)
-        )
-
-    def requests_for(self, route: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.route == route]
-
-    async def _record(self, route: str, request: web.Request) -> RecordedRequest:
-        body = await request.text()
-        rec = RecordedRequest(
-            route=route,
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers=dict(request.headers),
-            body=body,
-        )
-        self.requests.append(rec)
-        return rec
-
-    async def _fault(self, route: str) -> web.Response | None:
-        queue = self._faults.get(route)
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.times -= 1
-        if fault.times <= 0:
-            queue.pop(0)
-        if fault.delay > 0:
-            await asyncio.sleep(fault.delay)
-        return web.Response(
-            status=fault.status,
-            text=fault.body,
-            content_type=fault.content_type,
-            headers=fault.headers,
-        )
-
-    # lifecycle -----------------------------------------------------------
-
-    def _app(self) -> web.Application:
-        raise NotImplementedError
-
-    @property
-    def url(self) -> str:
-        if not self._url:
-            raise RuntimeError("the fake server is not started")
-        return self._url
-
-    async def start(self) -> str:
-        # a scripted slow answer must not hold the test run up at shutdown
-        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self._url = f"http://127.0.0.1:{port}"
-        return self._url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
+from watchdog.testing.server import FakeServer, Handler
 
 # --------------------------------------------------------------------------- Vercel
 
@@ -210,7 +87,6 @@ class FakeVercel(FakeServer):
         self._job_polls_seen = 0
         self._now = now
         self._callbacks: list[ProductionCallback] = []
-        self._request_hooks: list[Callable[[RecordedRequest], None]] = []
 
     # ----------------------------------------------------------------- scripting
 
@@ -267,10 +143,6 @@ class FakeVercel(FakeServer):
         """Call ``callback(deployment_id)`` whenever the production domain changes deployment."""
         self._callbacks.append(callback)
 
-    def on_request(self, hook: Callable[[RecordedRequest], None]) -> None:
-        """Run ``hook`` on each request as it arrives (e.g. to check the store at that moment)."""
-        self._request_hooks.append(hook)
-
     def set_serving(self, dep_id: str) -> None:
         self.production = dep_id
         self._set_alias(dep_id)
@@ -284,17 +156,15 @@ class FakeVercel(FakeServer):
 
     # ----------------------------------------------------------------- server
 
-    def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v9/projects/{project}", self._get_project)
         app.router.add_get("/v4/aliases/{alias}", self._get_alias)
         app.router.add_get("/v6/deployments", self._list_deployments)
         app.router.add_get("/v13/deployments/{dep}", self._get_deployment)
         app.router.add_post("/v1/projects/{project}/rollback/{dep}", self._rollback)
         app.router.add_post("/v10/projects/{project}/promote/{dep}", self._promote)
-        return app
 
-    _ROUTES: Mapping[str, str] = {
+    route_names: ClassVar[Mapping[str, str]] = {
         "_get_project": "project",
         "_get_alias": "alias",
         "_list_deployments": "deployments",
@@ -303,29 +173,22 @@ class FakeVercel(FakeServer):
         "_promote": "promote",
     }
 
-    @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
-        name = getattr(handler, "__name__", "")
-        route = self._ROUTES.get(name, "unknown")
-        rec = await self._record(route, request)
-        for hook in self._request_hooks:
-            hook(rec)
+    async def answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resp: web.StreamResponse
-        fault: web.Response | None = None
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             resp = web.Response(status=403, text=FORBIDDEN_BODY, content_type="application/json")
         elif self.team_id is not None and request.query.get("teamId") != self.team_id:
             resp = _error(403, "forbidden", "teamId is missing or not a team of this token")
         else:
-            fault = await self._fault(route)
-            resp = fault if fault is not None else await handler(request)
-        if fault is None:
-            # real answers carry the rate-limit headers; scripted faults carry only their own
-            resp.headers["X-RateLimit-Limit"] = "100"
-            resp.headers["X-RateLimit-Remaining"] = "99"
-            resp.headers["X-RateLimit-Reset"] = str(int(self._now()) + 60)
+            fault = await self.faulted(request)
+            if fault is not None:
+                # scripted faults carry only their own headers
+                return fault
+            resp = await handler(request)
+        # real answers carry the rate-limit headers
+        resp.headers["X-RateLimit-Limit"] = "100"
+        resp.headers["X-RateLimit-Remaining"] = "99"
+        resp.headers["X-RateLimit-Reset"] = str(int(self._now()) + 60)
         return resp
 
     def _project_body(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.http import CallError, RetryPolicy, call_with_retries
+from watchdog.retry import RetryPolicy, call_with_retries
+from watchdog.transport import CallError
 
 
 class Script:

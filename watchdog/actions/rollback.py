@@ -1,0 +1,486 @@
+"""The rollback state machine: the one owner of a rollback's state in the shell.
+
+I/O boundary: the target's :class:`~watchdog.actions.base.Deployer` (look-ups, the request,
+waiting for the job), its :class:`~watchdog.actions.verify.Verifier`, and the store's rollback
+records. Only this module writes a :class:`~watchdog.store.base.RollbackRecord` and only this
+module tells the engine how a rollback went. It does so through the event sink, always in this
+order when production moved:
+
+1. ``DeployEvent(rollback=True)``: production now serves the target (the engine marks the old
+   deployment known-bad and starts intensive watch);
+2. ``RollbackResultEvent``: ``succeeded``, then ``verified`` or ``verify_failed``; or
+   ``failed`` when nothing moved.
+
+Deploy first, so every decision the result produces already names the deployment production
+serves, and the "auto-assignment is off; promote to undo" note is not mistaken for a promote.
+
+A record moves INTENT → REQUESTED → SUCCEEDED/FAILED → VERIFIED/VERIFY_FAILED (or SHADOW). The
+intent is saved before the deployer call that changes production, the outcome after it; after
+a crash :meth:`RollbackRunner.reconcile` settles what was left against what Vercel serves and
+never re-issues blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from watchdog.actions.base import (
+    Change,
+    Deployer,
+    Deployment,
+    FeatureFlag,
+    RollbackRequest,
+    TargetGoneError,
+)
+from watchdog.actions.journal import Journal
+from watchdog.actions.paging import Paging, page_from_decision
+from watchdog.actions.production import ProductionView
+from watchdog.actions.reconcile import PENDING_STATES, reconcile, rollback_key, settle_orphan
+from watchdog.actions.updates import IncidentUpdates
+from watchdog.actions.verify import ErrorRateProbe, Verifier
+from watchdog.clock import Clock
+from watchdog.core.model import (
+    Decision,
+    DeployEvent,
+    RollbackOutcome,
+    RollbackResultEvent,
+    Severity,
+    Signal,
+)
+from watchdog.metrics import Metrics
+from watchdog.retry import Retrier
+from watchdog.store.base import (
+    ActionJournal,
+    ActionRecord,
+    ActionStatus,
+    IncidentRecord,
+    RollbackRecord,
+    RollbackState,
+)
+from watchdog.transport import CallError
+
+log = structlog.get_logger(__name__)
+
+EventSink = Callable[[RollbackResultEvent | DeployEvent], None]
+
+
+@dataclass(frozen=True)
+class TargetActions:
+    """What the dispatcher can do for one target (app)."""
+
+    deployer: Deployer | None = None
+    verifier: Verifier | None = None
+    #: the latest error rate for the target, or None when unknown (for verification)
+    error_rate: ErrorRateProbe | None = None
+    flags: Sequence[FeatureFlag] = ()
+
+
+def error_rate_in(decision: Decision) -> float | None:
+    for obs in decision.observations:
+        if obs.signal == Signal.ERROR_RATE and obs.value is not None:
+            return obs.value
+    return None
+
+
+class RollbackRunner:
+    def __init__(
+        self,
+        *,
+        store: ActionJournal,
+        clock: Clock,
+        retrier: Retrier,
+        journal: Journal,
+        paging: Paging,
+        updates: IncidentUpdates,
+        production: ProductionView,
+        targets: Mapping[str, TargetActions],
+        shadow: bool,
+        emit: EventSink,
+        metrics: Metrics | None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._retry = retrier
+        self._journal = journal
+        self._paging = paging
+        self._updates = updates
+        self._production = production
+        self._targets = targets
+        self._shadow_mode = shadow
+        self._emit = emit
+        self._metrics = metrics
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._in_flight: dict[str, str] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- entry points
+
+    def start(self, decision: Decision, incident: IncidentRecord | None) -> None:
+        """Run the rollback in the background: a page must not wait for Vercel's job."""
+        task = asyncio.create_task(
+            self._run(decision, incident), name=f"rollback:{decision.target}"
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def in_flight(self, project: str) -> bool:
+        lock = self._locks.get(project)
+        return lock is not None and lock.locked()
+
+    def notes(self, target: str) -> tuple[str, ...]:
+        """The undo note while a rollback pins production (Vercel's auto-assignment is off)."""
+        wiring = self._targets.get(target)
+        if self._production.pinned_to(target) is None or wiring is None:
+            return ()
+        if wiring.deployer is None:
+            return ()
+        return (wiring.deployer.undo_hint(),)
+
+    # ----------------------------------------------------------------- telling the engine
+
+    def _succeeded(self, target: str, to: str, frm: str | None, detail: str) -> None:
+        """Production moved to ``to``: deploy first, then the result (see the module doc)."""
+        now = self._clock.now()
+        self._production.pinned(target, to, frm)
+        self._emit(DeployEvent(target, now, to, rollback=True))
+        self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
+
+    async def _page_p0(
+        self, decision: Decision, kind: str, summary: str, refused_by: str | None = None
+    ) -> None:
+        """The P0 page a rollback that did not happen, or did not take, sends."""
+        page = replace(
+            page_from_decision(decision, self.notes(decision.target)),
+            severity=Severity.P0,
+            summary=summary,
+        )
+        if refused_by is not None:
+            page = replace(page, refused_by=refused_by)
+        await self._paging.page(page, kind)
+
+    def _count(self, target: str, result: str, *, verified_from: datetime | None = None) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.rollbacks.labels(target=target, result=result).inc()
+        if verified_from is not None:
+            elapsed = (self._clock.now() - verified_from).total_seconds()
+            self._metrics.verification_duration.observe(max(0.0, elapsed))
+
+    # ----------------------------------------------------------------- the run
+
+    async def _run(self, decision: Decision, incident: IncidentRecord | None) -> None:
+        assert decision.incident is not None
+        bound = log.bind(target=decision.target, incident=decision.incident)
+        wiring = self._targets.get(decision.target)
+        deployer = wiring.deployer if wiring else None
+        if wiring is None or deployer is None:
+            await self._refuse(decision, "no_deployer", "no deployer is configured for the target")
+            return
+        project = deployer.project
+        lock = self._locks.setdefault(project, asyncio.Lock())
+        key = rollback_key(decision.incident)
+        if lock.locked():
+            if self._in_flight.get(project) == key:
+                bound.info("rollback_duplicated", key=key)  # the same decision delivered again
+                return
+            await self._refuse(decision, "in_flight", f"a rollback of {project} is in flight")
+            return
+        async with lock:
+            self._in_flight[project] = key
+            pending = [
+                r
+                for r in await self._store.list_rollbacks(target=decision.target)
+                if r.project == project and r.state in PENDING_STATES and r.id != key
+            ]
+            if pending:
+                await self._refuse(
+                    decision, "in_flight", f"rollback {pending[0].id} of {project} is unsettled"
+                )
+                return
+            if not await self._journal.allowed():
+                bound.info("rollback_fenced")
+                return
+            claimed = await self._store.record_intent(
+                ActionRecord(
+                    key=key,
+                    kind="rollback",
+                    target=decision.target,
+                    created_at=self._clock.now(),
+                    incident=decision.incident,
+                    detail={"reason": decision.reason, "rule": decision.rule},
+                )
+            )
+            if not claimed:
+                bound.info("rollback_duplicated", key=key)
+                return
+            await self._execute(decision, incident, wiring, deployer, key, bound)
+
+    async def _execute(
+        self,
+        decision: Decision,
+        incident: IncidentRecord | None,
+        wiring: TargetActions,
+        deployer: Deployer,
+        key: str,
+        bound: Any,
+    ) -> None:
+        assert decision.incident is not None
+        started = self._clock.now()
+        baseline = wiring.error_rate() if wiring.error_rate else None
+        if baseline is None:
+            baseline = error_rate_in(decision)
+        try:
+            current = await self._retry(deployer.current_production)
+            candidates = await self._retry(deployer.list_candidates)
+        except CallError as exc:
+            rb = RollbackRecord(key, decision.incident, decision.target, deployer.project, started)
+            await self._failed(decision, rb, key, f"could not read the deployments: {exc}")
+            return
+        known_bad = await self._store.known_bad(deployer.project)
+        healthy = self._production.healthy(decision.target)
+        choice = deployer.policy.choose(current, candidates, known_bad, healthy)
+        if choice.target is None:
+            await self._store.record_outcome(
+                key,
+                ActionStatus.FAILED,
+                self._clock.now(),
+                error=choice.reason,
+                detail={"refused_by": choice.refused_by},
+            )
+            await self._refuse(decision, choice.refused_by or "no_target", choice.reason)
+            return
+        target: Deployment = choice.target
+        rb = RollbackRecord(
+            id=key,
+            incident=decision.incident,
+            target=decision.target,
+            project=deployer.project,
+            requested_at=started,
+            from_deployment=current.id,
+            to_deployment=target.id,
+            detail=choice.reason,
+        )
+        if self._shadow_mode:
+            await self._shadow(decision, rb, key, f"would roll back to {target.id}")
+            return
+        # write-ahead: the record exists before Vercel hears of it
+        await self._store.save_rollback(rb)
+        request: RollbackRequest | None = None
+        excluded: set[str] = set()
+        for _ in range(2):
+            try:
+                request = await self._retry(functools.partial(deployer.request_rollback, target))
+                break
+            except TargetGoneError as exc:
+                # the target vanished between listing and request: choose again, once
+                bound.warning("rollback_target_vanished", to=target.id, error=str(exc))
+                excluded.add(target.id)
+                again = deployer.policy.choose(
+                    current, [c for c in candidates if c.id not in excluded], known_bad, healthy
+                )
+                if again.target is None:
+                    await self._failed(decision, rb, key, f"{exc}; {again.reason}")
+                    return
+                target = again.target
+                rb = replace(rb, to_deployment=target.id, detail=again.reason)
+                await self._store.save_rollback(rb)
+            except CallError as exc:
+                await self._failed(decision, rb, key, str(exc))
+                return
+        if request is None:
+            await self._failed(decision, rb, key, "the rollback target vanished twice")
+            return
+        if request.shadow:
+            await self._shadow(decision, rb, key, request.detail)
+            return
+        rb = replace(rb, state=RollbackState.REQUESTED)
+        await self._store.save_rollback(rb)
+        await self._store.mark_known_bad(deployer.project, current.id, self._clock.now())
+        bound.info("rollback_requested", frm=current.id, to=target.id, method=request.method)
+        self._updates.rollback_requested(decision, target, request.method)
+        await self._paging.change(
+            decision.incident,
+            Change(
+                target=decision.target,
+                summary=(
+                    f"rollback-watchdog rolled {decision.target} back from {current.id} "
+                    f"to {target.id}"
+                ),
+                at=self._clock.now(),
+                deployment=target.id,
+                details={
+                    "incident": decision.incident,
+                    "from": current.id,
+                    "to": target.id,
+                    "method": request.method,
+                    "reason": decision.reason,
+                },
+            ),
+        )
+        await self._disable_flags(decision, wiring)
+        result = await deployer.await_rollback(target)
+        if not result.ok:
+            await self._failed(decision, rb, key, result.detail)
+            return
+        now = self._clock.now()
+        rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=result.detail)
+        self._count(rb.target, "succeeded")
+        if self._metrics is not None:
+            self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
+        await self._store.save_rollback(rb)
+        await self._store.record_outcome(
+            key, ActionStatus.SUCCEEDED, now, detail={"from": current.id, "to": target.id}
+        )
+        bound.info("rollback_succeeded", to=target.id)
+        self._succeeded(decision.target, target.id, current.id, result.detail)
+        await self._verify(decision, incident, wiring, deployer, rb, target, baseline)
+
+    async def _verify(
+        self,
+        decision: Decision,
+        incident: IncidentRecord | None,
+        wiring: TargetActions,
+        deployer: Deployer,
+        rb: RollbackRecord,
+        target: Deployment,
+        baseline: float | None,
+    ) -> None:
+        assert decision.incident is not None
+        if wiring.verifier is not None:
+            self._updates.set_status(
+                decision.incident,
+                "In Progress",
+                f"production serves {target.id}",
+                "verifying health, version and error rate",
+            )
+            res = await wiring.verifier.verify(
+                deployer, target, baseline_error_rate=baseline, error_rate=wiring.error_rate
+            )
+            now = self._clock.now()
+            if not res.ok:
+                rb = replace(rb, state=RollbackState.VERIFY_FAILED, detail=res.detail)
+                self._count(rb.target, "verify_failed", verified_from=rb.finished_at)
+                await self._store.save_rollback(rb)
+                self._emit(
+                    RollbackResultEvent(
+                        decision.target, now, RollbackOutcome.VERIFY_FAILED, target.id, res.detail
+                    )
+                )
+                self._updates.set_status(
+                    decision.incident, "Blocked", res.detail, "on-call takes over"
+                )
+                await self._page_p0(
+                    decision,
+                    "verify-failed",
+                    f"[P0] {decision.target}: rollback did not take "
+                    f"(failed: {', '.join(res.failed)}): {res.detail}",
+                )
+                return
+            rb = replace(rb, state=RollbackState.VERIFIED, verified_at=now)
+            self._count(rb.target, "verified", verified_from=rb.finished_at)
+            await self._store.save_rollback(rb)
+            self._emit(
+                RollbackResultEvent(
+                    decision.target, now, RollbackOutcome.VERIFIED, target.id, res.detail
+                )
+            )
+        now = self._clock.now()
+        opened = incident.opened_at if incident is not None else rb.requested_at
+        self._updates.rollback_completed(
+            decision, target, took=now - rb.requested_at, duration=now - opened
+        )
+
+    # ----------------------------------------------------------------- endings
+
+    async def _refuse(self, decision: Decision, refused_by: str, reason: str) -> None:
+        """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
+        assert decision.incident is not None
+        self._count(decision.target, "refused")
+        self._emit(
+            RollbackResultEvent(
+                decision.target, self._clock.now(), RollbackOutcome.FAILED, "", reason
+            )
+        )
+        self._updates.set_status(decision.incident, "Blocked", reason, "on-call decides what to do")
+        await self._page_p0(
+            decision,
+            "refused",
+            f"[P0] {decision.target}: automatic rollback refused by {refused_by}: {reason}",
+            refused_by=refused_by,
+        )
+
+    async def _failed(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
+        assert decision.incident is not None
+        now = self._clock.now()
+        rb = replace(rb, state=RollbackState.FAILED, finished_at=now, detail=what)
+        self._count(rb.target, "failed")
+        await self._store.save_rollback(rb)
+        await self._store.record_outcome(key, ActionStatus.FAILED, now, error=what)
+        self._emit(
+            RollbackResultEvent(
+                decision.target, now, RollbackOutcome.FAILED, rb.to_deployment or "", what
+            )
+        )
+        self._updates.set_status(decision.incident, "Blocked", what, "on-call rolls back by hand")
+        await self._page_p0(
+            decision, "rollback-failed", f"[P0] {decision.target}: rollback did not take: {what}"
+        )
+
+    async def _shadow(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
+        assert decision.incident is not None
+        now = self._clock.now()
+        self._count(rb.target, "shadow")
+        await self._store.save_rollback(
+            replace(rb, state=RollbackState.SHADOW, finished_at=now, detail=what)
+        )
+        await self._store.record_outcome(key, ActionStatus.SKIPPED, now, detail={"would": what})
+        log.info("rollback_shadowed", target=decision.target, detail=what)
+        self._updates.rollback_shadowed(decision, what)
+
+    async def _disable_flags(self, decision: Decision, wiring: TargetActions) -> None:
+        assert decision.incident is not None
+        reason = f"rollback-watchdog: {decision.incident}: {decision.reason}"
+        for switch in wiring.flags:
+            for flag in switch.flags:
+                await self._journal.run(
+                    f"{decision.incident}/flag/{flag}",
+                    "flag",
+                    decision.target,
+                    decision.incident,
+                    functools.partial(switch.disable, flag, reason),
+                )
+
+    # ----------------------------------------------------------------- restart
+
+    async def reconcile(self) -> list[RollbackRecord]:
+        """After a restart: settle rollbacks left in INTENT/REQUESTED against Vercel."""
+        settled: list[RollbackRecord] = []
+        for wiring in self._targets.values():
+            if wiring.deployer is None:
+                continue
+            for rb in await reconcile(self._store, wiring.deployer, self._clock):
+                settled.append(rb)
+                if rb.state is RollbackState.SUCCEEDED and rb.to_deployment:
+                    self._succeeded(rb.target, rb.to_deployment, rb.from_deployment, rb.detail)
+                else:
+                    self._emit(
+                        RollbackResultEvent(
+                            rb.target,
+                            self._clock.now(),
+                            RollbackOutcome.FAILED,
+                            rb.to_deployment or "",
+                            rb.detail,
+                        )
+                    )
+        return settled
+
+    async def settle_orphan(self, incident: str) -> bool:
+        """Fail a rollback journaled but never recorded (see :func:`settle_orphan`)."""
+        return await settle_orphan(self._store, self._clock, incident)

@@ -1,0 +1,178 @@
+"""The control facade: what the HTTP API and the CLI may ask of, and tell, the running daemon.
+
+I/O boundary: the store (human events are recorded before they are applied, so a restart
+keeps them) and the pipeline, which applies each human event to the engine as an event:
+hold, ack, declare, kill switch. Nothing here writes engine state directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from watchdog.clock import Clock
+from watchdog.config import Settings
+from watchdog.core.engine import Engine
+from watchdog.core.model import AckDecision, AckEvent, DeclareEvent, HoldEvent, KillSwitchEvent
+from watchdog.daemon.loops import SourceState
+from watchdog.daemon.pipeline import Health, Pipeline
+from watchdog.metrics import Metrics
+from watchdog.store.base import HumanEvent, Store
+
+log = structlog.get_logger(__name__)
+
+
+class Control:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        engine: Engine,
+        clock: Clock,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        health: Health,
+        sources: Callable[[], Iterable[SourceState]],
+        leader: Callable[[], bool],
+        polled_once: Callable[[], bool],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._engine = engine
+        self._clock = clock
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._health = health
+        self._sources = sources
+        self._leader = leader
+        self._polled_once = polled_once
+
+    # ----------------------------------------------------------------- reads
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def readiness(self) -> list[str]:
+        problems = []
+        if not self._health.store_ok:
+            problems.append("store unreachable")
+        if not self._polled_once() and any(True for _ in self._sources()):
+            problems.append("no poll completed yet")
+        return problems
+
+    def status(self) -> dict[str, Any]:
+        targets = []
+        for target in self._settings.targets:
+            last = self._pipeline.last.get(target.name)
+            hold = self._engine.hold_until(target.name)
+            targets.append(
+                {
+                    "name": target.name,
+                    "action": last.action.value if last else "monitor",
+                    "severity": last.severity.value if last and last.severity else None,
+                    "rule": last.rule if last else None,
+                    "reason": last.reason if last else "no data yet",
+                    "path": list(last.path) if last else [],
+                    "incident": last.incident if last else None,
+                    "deployment": self._engine.deployment_of(target.name),
+                    "hold_until": hold.isoformat() if hold else None,
+                    "observations": [asdict(o) for o in self._engine.observations(target.name)],
+                    "sources": [
+                        {
+                            "name": s.source.name,
+                            "last_ok": s.last_ok.isoformat() if s.last_ok else None,
+                            "last_error": s.last_error,
+                            "skipped_polls": s.skipped,
+                        }
+                        for s in self._sources()
+                        if s.source.target == target.name
+                    ],
+                }
+            )
+        return {
+            "now": self._clock.now().isoformat(),
+            "leader": self._leader(),
+            "kill_switch": self._engine.kill_switch,
+            "shadow": self._settings.shadow,
+            "targets": targets,
+        }
+
+    async def incidents(self, *, open_only: bool) -> list[dict[str, Any]]:
+        return [asdict(i) for i in await self._store.list_incidents(open_only=open_only)]
+
+    async def incident(self, incident_id: str) -> dict[str, Any] | None:
+        record = await self._store.load_incident(incident_id)
+        if record is None:
+            return None
+        return {
+            **asdict(record),
+            "decisions": [
+                asdict(d) for d in await self._store.list_decisions(incident=incident_id)
+            ],
+            "actions": [asdict(a) for a in await self._store.list_actions(incident=incident_id)],
+        }
+
+    async def deployed_at(self, target: str, deployment: str | None) -> datetime | None:
+        """When ``deployment`` went live on ``target``, from the recorded deploy events."""
+        if deployment is None:
+            return None
+        for event in reversed(await self._store.list_events(target=target)):
+            if event.kind == "deploy" and event.data.get("deployment") == deployment:
+                return event.at
+        return None
+
+    # ----------------------------------------------------------------- human events
+
+    def _known(self, target: str) -> None:
+        if target not in {t.name for t in self._settings.targets}:
+            raise ValueError(f"unknown target {target!r}")
+
+    async def hold(self, target: str, duration: timedelta, reason: str, by: str) -> dict[str, Any]:
+        self._known(target)
+        now = self._clock.now()
+        until = now + duration
+        await self._store.append_event(HumanEvent("hold", target, now, by, reason, until))
+        await self._pipeline.apply(HoldEvent(target, now, until, reason, by))
+        log.info("hold_placed", target=target, until=until.isoformat(), by=by)
+        return {"target": target, "hold_until": until.isoformat()}
+
+    async def ack(self, target: str, decision: str, by: str) -> dict[str, Any]:
+        self._known(target)
+        now = self._clock.now()
+        await self._store.append_event(
+            HumanEvent("ack", target, now, by, data={"decision": decision})
+        )
+        decisions = await self._pipeline.apply(AckEvent(target, now, AckDecision(decision), by=by))
+        return {
+            "target": target,
+            "action": decisions[-1].action.value,
+            "reason": decisions[-1].reason,
+        }
+
+    async def declare(self, target: str, reason: str, by: str) -> dict[str, Any]:
+        self._known(target)
+        now = self._clock.now()
+        await self._store.append_event(HumanEvent("declare", target, now, by, reason))
+        decisions = await self._pipeline.apply(DeclareEvent(target, now, reason=reason, by=by))
+        last = decisions[-1]
+        return {
+            "target": target,
+            "incident": last.incident,
+            "action": last.action.value,
+            "reason": last.reason,
+        }
+
+    async def kill_switch(self, on: bool, reason: str, by: str) -> dict[str, Any]:
+        now = self._clock.now()
+        await self._store.append_event(
+            HumanEvent("kill_switch", "*", now, by, reason, data={"on": on})
+        )
+        await self._pipeline.apply(KillSwitchEvent(now, on, reason))
+        self._metrics.set_flag(self._metrics.kill_switch, on)
+        log.warning("kill_switch_set", on=on, by=by)
+        return {"kill_switch": on}

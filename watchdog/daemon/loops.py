@@ -1,0 +1,145 @@
+"""The daemon's clocks: one poll loop per source, and each chore on its own periodic task.
+
+I/O boundary: a source's ``poll`` (bounded by its interval) and whatever a chore does; this
+module only decides *when*. Polls run on a fixed grid (:mod:`watchdog.daemon.scheduling`) and a
+late one is skipped, not stacked. Chores (lease renewal, re-deciding, status updates,
+deployment look-ups, pruning, the heartbeat, the store ping ...) each have their own interval
+and timeout, so a slow one cannot hold up another: a hung heartbeat URL never delays the lease
+renewal that keeps this replica the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from watchdog.clock import Clock
+from watchdog.core.model import Sample, UnknownReason
+from watchdog.daemon.scheduling import next_slot, phase
+from watchdog.metrics import Metrics
+from watchdog.sources import Source
+
+log = structlog.get_logger(__name__)
+
+Ingest = Callable[[Sequence[Sample]], Awaitable[None]]
+
+
+@dataclass
+class SourceState:
+    """One source and what the status page says about its polls."""
+
+    source: Source
+    signals: set[str] = field(default_factory=set)
+    polls: int = 0
+    skipped: int = 0
+    last_ok: datetime | None = None
+    last_error: str | None = None
+
+
+class Poller:
+    """Polls each source on its grid and hands every batch of samples to ``ingest``."""
+
+    def __init__(self, clock: Clock, metrics: Metrics, jitter: float, ingest: Ingest) -> None:
+        self._clock = clock
+        self._metrics = metrics
+        self._jitter = jitter
+        self._ingest = ingest
+        self.polled_once = False
+
+    async def run(self, state: SourceState, stopping: asyncio.Event) -> None:
+        source = state.source
+        interval = source.interval.total_seconds()
+        planned = self._clock.monotonic() + phase(source.name, interval, self._jitter)
+        while not stopping.is_set():
+            delay = planned - self._clock.monotonic()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            started = self._clock.monotonic()
+            self._metrics.scheduling_lag.observe(max(0.0, started - planned))
+            samples = await self.poll_once(state)
+            self._metrics.record_poll(
+                target=source.target,
+                source=source.name,
+                duration_s=self._clock.monotonic() - started,
+                at_epoch_s=self._clock.now().timestamp(),
+                error_reason=state.last_error,
+            )
+            await self._ingest(samples)
+            slot = next_slot(planned, interval, self._clock.monotonic())
+            if slot.skipped:
+                state.skipped += slot.skipped
+                log.warning("polls_skipped", source=source.name, skipped=slot.skipped)
+            planned = slot.at
+
+    async def poll_once(self, state: SourceState) -> list[Sample]:
+        """One poll, bounded by the interval; a poll that raises or hangs yields unknowns."""
+        source = state.source
+        state.polls += 1
+        try:
+            samples = await asyncio.wait_for(source.poll(), timeout=source.interval.total_seconds())
+        except TimeoutError:
+            samples = self._unknowns(state, "poll overran its interval")
+        except Exception as exc:  # a bug in a source must not stop the watchdog
+            log.exception("source_crashed", source=source.name)
+            samples = self._unknowns(state, f"source error: {type(exc).__name__}")
+        errors = [s for s in samples if s.value is None]
+        state.last_error = errors[0].unknown.value if errors and errors[0].unknown else None
+        if not errors:
+            state.last_ok = self._clock.now()
+        state.signals.update(s.signal for s in samples)
+        self.polled_once = True
+        return samples
+
+    def _unknowns(self, state: SourceState, detail: str) -> list[Sample]:
+        now = self._clock.now()
+        signals = state.signals or set(getattr(state.source, "signals", ()))
+        return [
+            Sample(
+                state.source.target,
+                signal,
+                None,
+                now,
+                unknown=UnknownReason.PROVIDER_ERROR,
+                source=state.source.name,
+                detail=detail,
+            )
+            for signal in sorted(signals)
+        ]
+
+
+@dataclass(frozen=True)
+class Chore:
+    """Periodic work: ``run`` every ``every``, first after ``first_after``, cut at ``timeout``."""
+
+    name: str
+    every: timedelta
+    timeout: timedelta
+    run: Callable[[], Awaitable[None]]
+    first_after: timedelta | None = None
+    #: called instead of logging a failure when the chore overruns its timeout
+    on_timeout: Callable[[], None] | None = None
+
+
+async def run_chore(chore: Chore, clock: Clock, stopping: asyncio.Event) -> None:
+    """Run ``chore`` until ``stopping``; a failure or an overrun is logged, never fatal."""
+    wait = (chore.first_after or chore.every).total_seconds()
+    while not stopping.is_set():
+        await clock.sleep(wait)
+        wait = chore.every.total_seconds()
+        try:
+            async with asyncio.timeout(chore.timeout.total_seconds()):
+                await chore.run()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            if chore.on_timeout is not None:
+                chore.on_timeout()
+            log.warning(
+                "chore_timed_out", chore=chore.name, timeout_s=chore.timeout.total_seconds()
+            )
+        except Exception:
+            log.exception("chore_failed", chore=chore.name)

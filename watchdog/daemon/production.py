@@ -1,0 +1,75 @@
+"""What production serves: the one place the daemon learns it, and tells the engine.
+
+I/O boundary: the targets' deployers (``current_production``) and the store's event log (the
+``deploy`` audit lines that ``watchdog postmortem`` reads). Production is looked up on a timer
+(``scheduler.deploy_poll``) and at once when the app reports a version not seen before, so
+deploy correlation gets the go-live time as soon as possible. Each change becomes one
+``DeployEvent``; a rollback's own ``DeployEvent(rollback=True)`` comes from the rollback runner
+(:mod:`watchdog.actions.rollback`), which is the only other sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+
+from watchdog.actions.base import Deployer
+from watchdog.clock import Clock
+from watchdog.core.engine import Engine
+from watchdog.core.model import Decision, DeployEvent, Event
+from watchdog.store.base import EventLog, HumanEvent
+
+log = structlog.get_logger(__name__)
+
+Apply = Callable[[Event], Awaitable[list[Decision]]]
+
+
+class ProductionWatcher:
+    def __init__(
+        self,
+        deployers: Mapping[str, Deployer],
+        *,
+        engine: Engine,
+        events: EventLog,
+        clock: Clock,
+        apply: Apply,
+    ) -> None:
+        self._deployers = deployers
+        self._engine = engine
+        self._events = events
+        self._clock = clock
+        self._apply = apply
+        self._versions: dict[str, str] = {}
+
+    async def version_seen(self, target: str, version: str) -> None:
+        """The app serves a new (or a first-seen) version: learn the deployment now."""
+        seen = self._versions.get(target)
+        self._versions[target] = version
+        if seen != version and target in self._deployers:
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Learn what production serves, so deploy correlation has a go-live time."""
+        for target, deployer in self._deployers.items():
+            try:
+                current = await deployer.current_production()
+            except Exception as exc:
+                log.warning("deployment_lookup_failed", target=target, error=str(exc))
+                continue
+            if self._engine.deployment_of(target) == current.id:
+                continue
+            # the deployment's own creation time, not when we noticed: a deploy learnt late
+            # must not make its own errors look as if they predated it
+            now = self._clock.now()
+            live = min(current.created_at, now) if current.created_at else None
+            log.info("deployment_went_live", target=target, deployment=current.id)
+            try:
+                await self._events.append_event(
+                    HumanEvent(
+                        "deploy", target, live or now, "vercel", data={"deployment": current.id}
+                    )
+                )
+            except Exception as exc:  # the audit line must not block the event
+                log.warning("deployment_audit_failed", target=target, error=str(exc))
+            await self._apply(DeployEvent(target, now, current.id, live_since=live))

@@ -1,0 +1,286 @@
+"""One HTTP attempt, and the one vocabulary every failed call is described in.
+
+This is the I/O boundary shared by sources and actions: :func:`send` makes exactly one request
+and never retries (:mod:`watchdog.retry` does). Every failure, a transport problem or a status
+that :func:`classify_status` turns down, becomes a :class:`CallError` saying whether retrying
+can help and why, in one set of ``reason`` labels: ``timeout``, ``tls``, ``connect``,
+``network``, ``connection`` (a transport failure reported without naming the endpoint),
+``malformed``, ``rate_limited``, ``http_<status>``, plus labels the callers add for their own
+refusals (``watchdog_busy``, ``conflict``, ``target_gone`` ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import aiohttp
+from multidict import CIMultiDict
+
+#: the most of a response body anyone reads; an API answering megabytes is broken
+MAX_BODY_BYTES: Final = 1 << 20
+
+#: statuses that a later attempt may fix; everything else 4xx is a configuration problem
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class CallError(Exception):
+    """One failed call to an external API.
+
+    ``retryable`` says whether trying again can help; ``retry_after`` (seconds) is the
+    server's own hint (``Retry-After`` or a rate-limit reset header). ``reason`` is a short
+    machine-readable label for metrics (``timeout``, ``http_503``, ``malformed`` ...). The
+    message must never contain a secret: callers build it from status and body only.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def reset_header_delay(
+    headers: Mapping[str, str], name: str, now_epoch_s: float, *, millis: bool = False
+) -> float | None:
+    """Seconds until an epoch rate-limit reset header (Vercel/Sentry: s; LaunchDarkly: ms)."""
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        reset = float(raw)
+    except ValueError:
+        return None
+    if millis:
+        reset /= 1000.0
+    if not math.isfinite(reset):
+        return None
+    return max(0.0, reset - now_epoch_s)
+
+
+def classify_status(
+    status: int,
+    service: str,
+    body_hint: str = "",
+    *,
+    retry_after: float | None = None,
+    auth_fix: str = "check the token and its scopes",
+) -> CallError:
+    """Build the :class:`CallError` for a non-success status, with a message a human can act on."""
+    hint = f": {body_hint[:200]}" if body_hint else ""
+    if status in (401, 403):
+        return CallError(
+            f"{service} rejected the credentials ({status}){hint}: {auth_fix}",
+            retryable=False,
+            reason=f"http_{status}",
+            status=status,
+        )
+    if status == 429:
+        return CallError(
+            f"{service} rate-limited the request (429)",
+            retryable=True,
+            reason="rate_limited",
+            status=status,
+            retry_after=retry_after,
+        )
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return CallError(
+            f"{service} answered {status}{hint}",
+            retryable=True,
+            reason=f"http_{status}",
+            status=status,
+            retry_after=retry_after,
+        )
+    return CallError(
+        f"{service} refused the request ({status}){hint}: fix the configuration",
+        retryable=False,
+        reason=f"http_{status}",
+        status=status,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP answer, read in full (bounded) so the connection goes back to the pool."""
+
+    status: int
+    #: case-insensitive: proxies (HTTP/2) send header names in lower case
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str = ""
+    #: seconds from sending the request to the end of the body, by the event loop's clock
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self, service: str, *, retryable: bool) -> Any:
+        """The body as JSON, or a ``malformed`` :class:`CallError`.
+
+        Whether another attempt can help is the caller's call: a deployer retries a garbled
+        answer within the same action, a source leaves that to its next poll.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            what = body_hint(self.body, self.content_type) or "an empty body"
+            raise CallError(
+                f"{service} answered {self.status} with {what}, not JSON",
+                retryable=retryable,
+                reason="malformed",
+                status=self.status,
+            ) from None
+
+
+def body_hint(body: bytes, content_type: str = "") -> str:
+    """A short, single-line description of an error body for a human reading a page."""
+    text = body[:2000].decode("utf-8", "replace").strip()
+    if not text:
+        return ""
+    if "html" in content_type.lower() or text.startswith("<"):
+        return "an HTML page"
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, str):
+        text = parsed
+    elif isinstance(parsed, dict):
+        for key in ("detail", "error", "message"):
+            value = parsed.get(key)
+            if isinstance(value, str):
+                text = value
+                break
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                text = value["message"]
+                break
+    return " ".join(text.split())[:120]
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    request_timeout: timedelta,
+    headers: Mapping[str, str] | None = None,
+    params: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+    json_body: Any = None,
+    data: Any = None,
+    follow_redirects: bool = False,
+    name_endpoint: bool = False,
+    timeout_text: str | None = None,
+) -> Response:
+    """Make one request. Transport failures raise a :class:`CallError`; statuses do not.
+
+    By default the message keeps host and port out (and reports every transport failure but
+    a timeout as ``connection``): a Slack webhook URL *is* the secret, and an aiohttp
+    exception's text can contain it, so only the exception's type is named. Sources, whose
+    URLs are not secret, pass ``name_endpoint=True`` for the finer ``tls``/``connect``/
+    ``network`` and a message that names where the connection went.
+    """
+    body: Any = data
+    sent_headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False)
+        sent_headers.setdefault("Content-Type", "application/json")
+    if isinstance(params, Mapping):
+        query: list[tuple[str, str]] | None = list(params.items())
+    else:
+        query = list(params) if params is not None else None
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        async with session.request(
+            method,
+            url,
+            headers=sent_headers or None,
+            params=query or None,
+            data=body,
+            timeout=aiohttp.ClientTimeout(total=request_timeout.total_seconds()),
+            allow_redirects=follow_redirects,
+        ) as resp:
+            content = await resp.content.read(MAX_BODY_BYTES)
+            return Response(
+                status=resp.status,
+                headers=CIMultiDict(resp.headers),
+                body=content,
+                content_type=resp.headers.get("Content-Type", ""),
+                elapsed=loop.time() - started,
+            )
+    except TimeoutError:
+        within = timeout_text or _format_seconds(request_timeout.total_seconds())
+        raise CallError(
+            f"{service} did not answer within {within}", retryable=True, reason="timeout"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise _transport_error(service, exc, name_endpoint=name_endpoint) from None
+
+
+def _transport_error(service: str, exc: aiohttp.ClientError, *, name_endpoint: bool) -> CallError:
+    if not name_endpoint:
+        # only the exception's type: its text may carry the URL (and a webhook URL is a secret)
+        return CallError(
+            f"{service} unreachable ({type(exc).__name__})", retryable=True, reason="connection"
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return CallError(
+            f"TLS handshake with {service} failed ({type(exc).__name__})",
+            retryable=False,
+            reason="tls",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = exc.os_error.strerror or type(exc.os_error).__name__
+        return CallError(
+            f"cannot connect to {service} at {exc.host}:{exc.port} ({why})",
+            retryable=True,
+            reason="connect",
+        )
+    return CallError(
+        f"{service} connection failed ({type(exc).__name__})", retryable=True, reason="network"
+    )
