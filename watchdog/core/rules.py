@@ -22,33 +22,49 @@ from watchdog.core.model import Severity
 
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: no duration the watchdog uses (windows, holds, retention) is longer than a year; a bound
+#: keeps date arithmetic from overflowing and catches typos such as ``999999999d``
+MAX_DURATION: Final = timedelta(days=366)
 
 
 def parse_duration(value: object) -> timedelta:
     """Accept seconds (int/float) or a Prometheus-style duration such as ``90s``, ``1h30m``."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
         raise ValueError("expected a duration such as '90s', '2m' or '1h', not a boolean")
-    if isinstance(value, int | float):
+    elif isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise ValueError("a duration must be a finite number of seconds, 0 or more")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
         text = value.strip()
         pos = 0
-        total = 0.0
+        seconds = 0.0
         for match in _DURATION_PART.finditer(text):
             if match.start() != pos:
                 break
-            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             pos = match.end()
-        if text and pos == len(text):
-            return timedelta(seconds=total)
-    raise ValueError(
-        f"invalid duration {value!r}: use seconds (e.g. 120) "
-        "or a duration like '90s', '2m', '1h30m'"
-    )
+        if not text or pos != len(text):
+            raise ValueError(
+                f"invalid duration {value!r}: use seconds (e.g. 120) "
+                "or a duration like '90s', '2m', '1h30m'"
+            )
+    else:
+        shown = repr(value) if not isinstance(value, str) else repr(value[:40] + "...")
+        raise ValueError(
+            f"invalid duration {shown}: use seconds (e.g. 120) "
+            "or a duration like '90s', '2m', '1h30m'"
+        )
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration {value!r} is too long: durations may be at most "
+            f"{format_duration(MAX_DURATION)} ({MAX_DURATION.days} days)"
+        )
+    if seconds < 0:
+        raise ValueError("a duration must be 0 or more")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -104,19 +120,53 @@ class Sustain(_Strict):
 
 
 class Trend(_Strict):
-    """Getting worse: the least-squares slope of ``signal`` over ``window`` points the bad way."""
+    """Getting worse (DESIGN §4 step 3), a statistical claim made honestly.
+
+    The trend signal's samples since the condition started (at most ``window`` back) must
+    rise by a Mann-Kendall test at significance ``alpha`` (its false-positive rate on
+    stationary noise is controlled, whatever the noise's distribution), **and** the robust
+    fitted level now (Sen's line) must exceed the level just before the condition started
+    (the median over ``baseline`` before it) by at least ``min_delta`` in the signal's own
+    unit. Unknown samples are skipped, never imputed. See ``benchmarks/false_rollbacks.py``
+    for the false-positive rate these defaults give.
+    """
 
     signal: str | None = Field(
         default=None, pattern=_SIGNAL, description="defaults to the rule's own signal"
     )
-    window: Duration = timedelta(minutes=10)
-    min_samples: int = Field(default=3, ge=2)
-    #: slope (units per second) beyond which the trend counts; 0 means any rise
-    min_slope: float = Field(default=0.0, ge=0.0)
-    #: the fitted change over the window must exceed this share of the mean level (0.1 = 10%)
-    min_change: float = Field(default=0.1, ge=0.0)
+    window: Duration = timedelta(minutes=15)
+    baseline: Duration = Field(
+        default=timedelta(minutes=10),
+        description="how far before the condition started to read the level it is compared to",
+    )
+    alpha: float = Field(
+        default=0.01, gt=0.0, lt=0.5, description="one-sided Mann-Kendall significance level"
+    )
+    min_samples: int = Field(default=6, ge=4, description="samples since the condition started")
+    min_delta: float = Field(
+        gt=0.0,
+        description="the practical minimum change, in the signal's unit (error_rate 0.01 = +1 pp)",
+    )
     #: which way is worse; defaults to the rule's direction, or "up" for another signal
     direction: Literal["up", "down"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "min_change" in data or "min_slope" in data:
+                raise ValueError(
+                    "trend.min_change (a share of the level) and trend.min_slope are gone: "
+                    "set min_delta, the minimum rise in the signal's own unit "
+                    "(error_rate: 0.01 = +1 percentage point), and alpha, the trend test's "
+                    "significance level"
+                )
+            if "min_delta" not in data:
+                raise ValueError(
+                    "a trend needs min_delta: the smallest rise that matters, in the signal's "
+                    "own unit (error_rate: 0.01 = +1 percentage point)"
+                )
+        return data
 
 
 class Rule(_Strict):
@@ -139,12 +189,20 @@ class Rule(_Strict):
     )
     trend: Trend | None = None
     fix_forward_window: Duration | None = None
-    min_requests: int | None = Field(default=None, ge=1)
+    min_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="a rate from fewer requests is unknown (too_few_requests), never judged",
+    )
     confidence: float | None = Field(
         default=None,
         gt=0.5,
         lt=1.0,
         description="judge a rate on its Wilson lower bound at this confidence (e.g. 0.95)",
+    )
+    predates_lookback: Duration | None = Field(
+        default=None,
+        description="deploy correlation looks this far before go-live (flowchart default)",
     )
     during: Literal["always", "normal", "intensive_watch"] = "always"
     targets: tuple[str, ...] = ("*",)
@@ -219,6 +277,15 @@ class Flowchart(_Strict):
     verify_timeout: Duration = timedelta(minutes=3)
     #: True: a deployment whose go-live time is unknown never rolls back automatically
     require_known_deployment: bool = True
+    #: deploy correlation: did the condition hold in this span before go-live? (at least the
+    #: rule's own sustain span is always looked at)
+    predates_lookback: Duration = timedelta(minutes=2)
+    #: a rate without its own request count pairs with the target's request_count sample
+    #: taken within this span of it (one poll's samples carry slightly different times)
+    request_pairing: Duration = timedelta(seconds=60)
+    #: the app serves a version no known deployment carries: a rollback waits this long for
+    #: the live deployment to be looked up before it is refused as "deployment unknown"
+    deploy_wait: Duration = timedelta(minutes=2)
 
 
 class RulePack(_Strict):
