@@ -17,6 +17,11 @@ def at(t: float) -> object:
     return from_seconds(t)
 
 
+#: the request count an error-rate sample carries unless a test says otherwise: a busy app,
+#: so the default pack's sample-size rules (min_requests, Wilson bound) do not get in the way
+BUSY = 5000
+
+
 def sample(
     t: float,
     signal: str,
@@ -24,10 +29,12 @@ def sample(
     *,
     target: str = "web",
     unknown: UnknownReason | None = None,
-    requests: int | None = None,
+    requests: int | None = -1,
 ) -> Sample:
     if value is None and unknown is None:
         unknown = UnknownReason.NO_DATA
+    if requests == -1:
+        requests = BUSY if signal == "error_rate" else None
     return Sample(target, signal, value, from_seconds(t), unknown=unknown, requests=requests)
 
 

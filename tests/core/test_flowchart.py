@@ -6,6 +6,7 @@ so the test fails if the guard rail is removed.
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -49,6 +50,32 @@ def feature_down(start: float, n: int, step: float = 30) -> list[object]:
     return series("feature_up.checkout", [0.0] * n, start=start, step=step)
 
 
+#: when the feature goes down in ``outage_with_error_rates``
+OUTAGE = 600.0
+
+
+def climbing_rates() -> list[float]:
+    """0.3% rising to 3% over 10 minutes at a 30 s cadence, then flat."""
+    return [0.003 + 0.027 * min(1.0, i / 20) for i in range(40)]
+
+
+def outage_with_error_rates(
+    rates: list[float], *, step: float = 30, ack: AckEvent | None = None
+) -> list[object]:
+    """Ten healthy minutes at 0.3%, then the feature down while the error rate follows
+    ``rates`` (one per ``step``, from the outage on), ``ack`` inserted at its time."""
+    items: list[object] = []
+    for i in range(int(OUTAGE // step)):
+        t = step * (i + 1) - step / 2
+        items += [sample(t, "feature_up.checkout", 1), sample(t, "error_rate", 0.003)]
+    for i, rate in enumerate(rates):
+        t = OUTAGE + step * i
+        if ack is not None and items and ack.at <= from_seconds(t) and ack not in items:
+            items.append(ack)
+        items += [sample(t, "feature_up.checkout", 0), sample(t, "error_rate", rate)]
+    return items
+
+
 class TestBranches:
     def test_p0_rolls_back(self) -> None:
         """Step 1: any P0 rule firing rolls back, and the path says so."""
@@ -64,14 +91,17 @@ class TestBranches:
         assert "rollback_threshold:yes" in d.path
 
     def test_require_trend_option_holds_flat_error_rate(self) -> None:
-        """With require_trend on, a flat 8% error rate pages P1 instead of rolling back."""
+        """With require_trend on, a flat 8% error rate pages P1 instead of rolling back; one
+        that keeps climbing rolls back."""
         pack = pack_with(error_rate_critical__require_trend=True)
-        flat = feed(engine(pack), series("error_rate", [0.08] * 4, step=60))[-1]
-        assert flat.action is Action.PAGE
-        assert flat.severity is Severity.P1
-        rising = feed(engine(pack), series("error_rate", [0.06, 0.07, 0.08, 0.09], step=60))[-1]
-        assert rising.action is Action.ROLLBACK
-        assert "trending:yes" in rising.path
+        before = series("error_rate", [0.002] * 10, step=60)
+        flat = feed(engine(pack), before + series("error_rate", [0.08] * 8, start=610, step=60))
+        assert flat[-1].action is Action.PAGE
+        assert flat[-1].severity is Severity.P1
+        climbing = [0.06 + 0.01 * i for i in range(8)]
+        rising = feed(engine(pack), before + series("error_rate", climbing, start=610, step=60))
+        assert rising[-1].action is Action.ROLLBACK
+        assert "trending:yes" in rising[-1].path
 
     def test_p1_pages_inside_fix_forward_window(self) -> None:
         """Step 3: a P1 without a rollback threshold pages while the 15 min window is open."""
@@ -103,23 +133,43 @@ class TestBranches:
         assert expired.action is Action.ROLLBACK
 
     def test_getting_worse_rolls_back_inside_window(self) -> None:
-        """Unacked, a P1 whose error rate climbs rolls back before the window ends."""
-        eng = engine()
-        feed(eng, feature_down(10, 2))
-        items = []
-        for i, rate in enumerate([0.002, 0.004, 0.008]):
-            items += [sample(60 + 30 * i, "error_rate", rate)]
-        decisions = feed(eng, items)
-        assert decisions[-1].action is Action.ROLLBACK
-        assert "getting_worse:yes" in decisions[-1].path
+        """Unacked, a P1 whose error rate climbs from 0.3% to 3% rolls back before the window
+        ends, and the reason gives the evidence."""
+        decisions = feed(engine(), outage_with_error_rates(climbing_rates()))
+        rollbacks = [d for d in decisions if d.action is Action.ROLLBACK]
+        assert rollbacks, "a climbing error rate during a P1 outage must roll back"
+        first = rollbacks[0]
+        assert "getting_worse:yes" in first.path
+        assert first.at < from_seconds(OUTAGE + 30 + 900)  # inside the fix-forward window
+        assert "Mann-Kendall" in first.reason
+        assert "0.30% -> " in first.reason
+
+    def test_noise_does_not_count_as_getting_worse(self) -> None:
+        """Ordinary noise in a healthy error rate (0.1-0.6%) during a P1 outage never rolls
+        back inside the window (the issue's worst case): only the window ending does."""
+        rng = random.Random(4)
+        noise = [rng.uniform(0.001, 0.006) for _ in range(60)]
+        decisions = feed(engine(), outage_with_error_rates(noise))
+        early = [
+            d
+            for d in decisions
+            if d.action is Action.ROLLBACK and d.at < from_seconds(OUTAGE + 30 + 900)
+        ]
+        assert early == []
+        # the window ran out with the feature still down: that rolls back, by the flowchart
+        expired = [d for d in decisions if d.execute_rollback]
+        assert len(expired) == 1
+        assert "fix_forward:window_expired" in expired[0].path
 
     def test_getting_worse_does_not_override_ack(self) -> None:
         """A fix-forward ack holds even when the error rate climbs."""
-        eng = engine()
-        feed(eng, feature_down(10, 2))
-        eng.apply(AckEvent("web", from_seconds(50), AckDecision.FIX_FORWARD))
-        items = [sample(60 + 30 * i, "error_rate", r) for i, r in enumerate([0.002, 0.004, 0.008])]
-        assert feed(eng, items)[-1].action is Action.PAGE
+        ack = AckEvent("web", from_seconds(OUTAGE + 40), AckDecision.FIX_FORWARD)
+        rates = climbing_rates()[:30]  # up to the ack's end (15 min after it)
+        decisions = feed(engine(), outage_with_error_rates(rates, ack=ack))
+        assert all(d.action is not Action.ROLLBACK for d in decisions)
+        control = feed(engine(), outage_with_error_rates(rates))
+        assert any("getting_worse:yes" in d.path for d in control)
+        assert "fix_forward:acked" in decisions[-1].path
 
     def test_ack_rollback_rolls_back_now(self) -> None:
         """Acknowledging with 'rollback' rolls back at once."""
@@ -326,7 +376,12 @@ class TestGuardRails:
         assert normal.action is Action.MONITOR
         after = timedelta(hours=2).total_seconds() + 10
         later = feed(eng, series("error_rate", [0.007] * 3, start=after))[-1]
-        assert later.action is Action.MONITOR
+        assert later.observations == ()  # the rule stopped counting when the watch ended
+        assert "resolving" in later.path
+        # ... so the incident it opened resolves after the resolve period, 0.7% or not
+        settled = feed(eng, series("error_rate", [0.007] * 31, start=after + 30))[-1]
+        assert settled.action is Action.MONITOR
+        assert settled.incident is None
 
 
 class TestTrendAndVerification:

@@ -1,7 +1,9 @@
 """Every rule of DESIGN §4 at its threshold boundary and its sustain boundary.
 
 Each case feeds the default pack a deploy at t=0, then constant samples of one signal, and
-checks the decision after exactly enough samples and after one sample short.
+checks the decision after exactly enough samples and after one sample short. Error rates come
+with so many requests that their Wilson bound is the rate itself to five digits: the bound's
+own effect is tested in ``test_sample_size.py``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,19 @@ import math
 
 import pytest
 
-from tests.core.helpers import engine, feed, series
-from watchdog.core.model import Action, Severity
+from tests.core.helpers import engine, feed, sample
+from watchdog.core.model import Action, Sample, Severity
+
 
 # (rule, signal, threshold-side values (below, at, above), samples needed, step seconds,
 #  expected action, expected severity)
+def series(
+    signal: str, values: list[float | None], *, start: float = 10, step: float = 10
+) -> list[Sample]:
+    requests = 10**9 if signal == "error_rate" else None
+    return [sample(start + i * step, signal, v, requests=requests) for i, v in enumerate(values)]
+
+
 CASES = [
     ("error-rate-critical", "error_rate", (0.0499, 0.05, 0.0501), 2, 10, Action.ROLLBACK, "P1"),
     ("latency-critical", "latency_p95_s", (4.99, 5.0, 5.01), 13, 10, Action.ROLLBACK, "P1"),

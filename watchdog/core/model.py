@@ -93,6 +93,9 @@ class UnknownReason(enum.StrEnum):
     STALE = "stale"
     PROVIDER_ERROR = "provider_error"
     TOO_FEW_REQUESTS = "too_few_requests"
+    #: a rate arrived without the request count its rule needs (none paired within the
+    #: pack's ``request_pairing``): the rule cannot be judged
+    NO_REQUEST_COUNT = "no_request_count"
     #: the reachability canary failed too: the watchdog's own network is down
     WATCHDOG_NETWORK = "watchdog_network"
 
@@ -137,6 +140,10 @@ class DeployEvent:
     rollback: bool = False
     #: when the deployment went live, if earlier than ``at`` (e.g. learnt at start-up)
     live_since: datetime | None = None
+    #: what the app's version endpoint reports while this deployment serves (its id, its
+    #: commit SHA): a version sample matching none of them means the live deployment is not
+    #: known yet, and a rollback waits for it instead of blaming the previous one
+    versions: tuple[str, ...] = ()
 
 
 class AckDecision(enum.StrEnum):
@@ -196,6 +203,8 @@ class RollbackOutcome(enum.StrEnum):
     FAILED = "failed"
     VERIFIED = "verified"
     VERIFY_FAILED = "verify_failed"
+    #: shadow mode: the deployer call was replaced by a recorded "would roll back"
+    SHADOWED = "shadowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +262,8 @@ class Decision:
     deployment: str | None = None
     observations: tuple[Observation, ...] = ()
     resolved_incident: str | None = None
+    #: the incident's chapter: a deployment that went live during it starts the next one
+    chapter: int = 1
 
     @property
     def key(self) -> tuple[Action, Severity | None]:
@@ -325,6 +336,8 @@ class RestoredIncident:
     rollback: str = "none"
     rollback_at: datetime | None = None
     rollback_done_at: datetime | None = None
+    #: 1, or 2 for any later chapter (the number itself is not kept across restarts)
+    chapter: int = 1
 
 
 @dataclass(frozen=True, slots=True)

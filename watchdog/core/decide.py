@@ -1,0 +1,334 @@
+"""One target's decision at one moment: flowchart, guard rails, incident bookkeeping.
+
+Pure: :func:`decide` reads the target's state (tracks, incident, deployment) and returns the
+:class:`~watchdog.core.model.Decision`, updating only the incident it opens, escalates or
+resolves. Reasons say what was done about the chapter's deployment
+(:func:`rollback_note`), so every page and record can explain itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from watchdog.core import events
+from watchdog.core.flowchart import QUIET_PATH, FlowVerdict, describe, walk_flowchart
+from watchdog.core.guards import guard_rollback
+from watchdog.core.model import Action, Decision, Observation, Severity, UnknownReason, Window
+from watchdog.core.rules import RulePack, format_duration
+from watchdog.core.state import ROLLED_BACK, Incident, RollbackPhase, TargetState, Track
+from watchdog.core.tracks import active
+
+
+def firing(ts: TargetState, now: datetime) -> list[Track]:
+    """Firing tracks whose rule is active in the target's current phase, worst first."""
+    out = [t for t in ts.tracks.values() if t.firing and active(t.rule, ts, now)]
+    out.sort(key=lambda t: (t.rule.severity.rank, not t.rule.rollback))
+    return out
+
+
+def blind(pack: RulePack, ts: TargetState, now: datetime) -> list[str]:
+    """What the watchdog cannot see, in sentences: signals unknown for ``blind_after``,
+    rules that cannot be judged for lack of a request count as long, and rules firing on
+    a streak the reachability canary says the watchdog partly saw through its own
+    broken network."""
+    limit = pack.flowchart.blind_after
+    out: list[str] = []
+    unseen = []
+    for name, state in ts.signals.items():
+        if state.unknown is None:
+            continue
+        since = state.last_known or state.first_seen
+        if now - since >= limit:
+            unseen.append(f"{name} ({state.unknown.value})")
+    if unseen:
+        out.append(
+            "no usable data for " + ", ".join(unseen) + f" for at least {format_duration(limit)}"
+        )
+    if ts.flagged_count:
+        for track in ts.tracks.values():
+            if track.blind_firing and active(track.rule, ts, now):
+                out.append(
+                    f"{describe(track)}, but the reachability canary failed during it: "
+                    "the watchdog's own network may be down"
+                )
+            elif track.unknown is UnknownReason.NO_REQUEST_COUNT:
+                since = track.unknown_since or now
+                if now - since >= limit:
+                    out.append(
+                        f"rule {track.rule.name} cannot judge {track.signal}: no request "
+                        f"count ({UnknownReason.NO_REQUEST_COUNT.value}) for at least "
+                        f"{format_duration(limit)}"
+                    )
+    return out
+
+
+def decide(
+    pack: RulePack,
+    ts: TargetState,
+    now: datetime,
+    *,
+    kill_switch: bool,
+    freezes: Sequence[Window],
+) -> Decision:
+    """The target's decision at ``now``: the flowchart, guard rails and the incident's
+    bookkeeping (open, standing level, resolve)."""
+    if (
+        ts.firing_count == 0
+        and ts.unknown_count == 0
+        and ts.flagged_count == 0
+        and ts.incident is None
+    ):
+        # the common case, kept cheap: nothing firing, nothing unknown, nothing open
+        decision = Decision(
+            ts.name,
+            now,
+            Action.MONITOR,
+            None,
+            None,
+            "nothing firing",
+            QUIET_PATH,
+            deployment=ts.deployment,
+        )
+        ts.last = decision
+        return decision
+    firing_now = firing(ts, now)
+    unseen = blind(pack, ts, now) if ts.signals else []
+    verdict = walk_flowchart(pack, ts, firing_now, unseen, now)
+    incident = ts.incident
+    resolved: str | None = None
+    execute = False
+    refused: str | None = None
+    action, severity, reason = verdict.action, verdict.severity, verdict.reason
+    rule = verdict.rule
+    path = verdict.path
+    blamed = incident.deployment if incident is not None else ts.deployment
+
+    if verdict.action in (Action.MONITOR, Action.NOTIFY):
+        if incident is not None:
+            since = incident.clear_since or now
+            incident.clear_since = since
+            until = since + pack.flowchart.resolve_period
+            note = rollback_note(incident, pack, now)
+            if now >= until and incident.rollback != RollbackPhase.IN_FLIGHT:
+                resolved = incident.id
+                ts.incident = None
+                done = f" ({note})" if note else ""
+                reason = f"{reason}; incident {resolved} resolved{done}"
+                path = (*path, "resolved")
+                incident = None
+            else:
+                # still open: restate its standing level rather than a calmer one
+                if incident.standing is not None:
+                    action, severity = incident.standing
+                    rule = rule or incident.standing_rule
+                waits = (
+                    ", once the rollback reports"
+                    if incident.rollback == RollbackPhase.IN_FLIGHT
+                    else ""
+                )
+                prefix = f"{note}; " if note else ""
+                reason = (
+                    f"{prefix}{reason}; incident {incident.id} resolves at "
+                    f"{until.isoformat()}{waits}"
+                )
+                path = (*path, "resolving")
+    else:
+        first = verdict.track.streak_start if verdict.track else None
+        if incident is None:
+            assert verdict.severity is not None
+            incident = ts.incident = events.open_incident(
+                ts, now, verdict.severity, verdict.rule or "", first or now
+            )
+            blamed = incident.deployment
+        incident.clear_since = None
+        if (
+            verdict.severity is Severity.P1
+            and not verdict.wants_rollback
+            and incident.fix_forward_start is None
+        ):
+            incident.fix_forward_start = now
+        if verdict.wants_rollback:
+            action, severity, reason, path, execute, refused = _rollback(
+                pack, ts, incident, verdict, now, kill_switch, freezes
+            )
+            if path[-1].endswith(":waiting"):
+                blamed = None  # the live deployment is not known yet: blame nobody
+        if severity is not None and severity.rank < incident.severity.rank:
+            incident.severity = severity
+        standing = incident.standing
+        if standing is None or (severity is not None and severity.rank <= standing[1].rank):
+            if severity is not None:
+                incident.standing = (action, severity)
+                incident.standing_rule = rule
+        else:
+            # milder than what this chapter reached (a flap, a lesser rule): restate
+            # the standing level; the reason says what is firing now
+            action, severity = standing
+            note = rollback_note(incident, pack, now)
+            if note and not verdict.wants_rollback:
+                reason = f"{note}; now {reason}"
+
+    decision = Decision(
+        target=ts.name,
+        at=now,
+        action=action,
+        severity=severity,
+        rule=rule,
+        reason=reason,
+        path=path,
+        incident=incident.id if incident else resolved,
+        execute_rollback=execute,
+        refused_by=refused,
+        deployment=blamed,
+        observations=tuple(observe_track(t) for t in firing_now) if firing_now else (),
+        resolved_incident=resolved,
+        chapter=incident.chapter if incident else 1,
+    )
+    ts.last = decision
+    return decision
+
+
+def _rollback(
+    pack: RulePack,
+    ts: TargetState,
+    incident: Incident,
+    verdict: FlowVerdict,
+    now: datetime,
+    kill_switch: bool,
+    freezes: Sequence[Window],
+) -> tuple[Action, Severity | None, str, tuple[str, ...], bool, str | None]:
+    """Where the chapter's rollback stands, or the guard rails' word on a new one."""
+    path = verdict.path
+    note = rollback_note(incident, pack, now)
+    if incident.rollback == RollbackPhase.IN_FLIGHT:
+        return (
+            Action.ROLLBACK,
+            verdict.severity,
+            f"{verdict.reason}; {note}",
+            (*path, "rollback:in_flight"),
+            False,
+            None,
+        )
+    if incident.rollback == RollbackPhase.SHADOW:
+        # shadow mode said what it would have done; production is as it was, and the
+        # chapter never asks again (a real rollback would be judged "did not help")
+        return (
+            Action.ROLLBACK,
+            verdict.severity,
+            f"{verdict.reason}; {note}",
+            (*path, "rollback:shadow"),
+            False,
+            None,
+        )
+    if incident.rollback in ROLLED_BACK and incident.rollback_done_at is not None:
+        settle = incident.rollback_done_at + pack.flowchart.verify_timeout
+        if now < settle:
+            # signals lag (trailing windows): give the rollback time to show before judging
+            return (
+                Action.ROLLBACK,
+                verdict.severity,
+                f"{verdict.reason}; {note}",
+                (*path, "rollback:verifying"),
+                False,
+                None,
+            )
+    human = incident.declared
+    guard = guard_rollback(
+        pack,
+        ts,
+        verdict,
+        now,
+        kill_switch=kill_switch,
+        freezes=freezes,
+        human=human,
+    )
+    if guard is not None and guard.wait:
+        # not a refusal: the live deployment is being looked up; blame nobody yet
+        return (
+            Action.PAGE,
+            verdict.severity,
+            f"{verdict.reason}; rollback waits: {guard.reason}",
+            (*path, f"guard:{guard.name}:waiting"),
+            False,
+            None,
+        )
+    if guard is not None:
+        incident.severity = Severity.P0
+        prefix = f"{note}; " if note and guard.name != "already_rolled_back" else ""
+        return (
+            Action.PAGE,
+            Severity.P0,
+            f"{verdict.reason}; {prefix}rollback refused: {guard.reason}",
+            (*path, f"guard:{guard.name}:refused"),
+            False,
+            guard.name,
+        )
+    incident.rollback = RollbackPhase.IN_FLIGHT
+    incident.rollback_at = now
+    incident.deployment = incident.deployment or ts.deployment
+    if not human:
+        ts.auto_rollbacks.append(now)
+        horizon = now - pack.flowchart.budget_window
+        ts.auto_rollbacks = [t for t in ts.auto_rollbacks if t > horizon]
+    blamed = incident.deployment or ts.deployment
+    what = f"; rolling back deployment {blamed}" if blamed else ""
+    return (
+        Action.ROLLBACK,
+        verdict.severity,
+        f"{verdict.reason}{what}",
+        (*path, "guards:passed", "rollback"),
+        True,
+        None,
+    )
+
+
+def rollback_note(incident: Incident, pack: RulePack, now: datetime) -> str:
+    """What was done about the chapter's deployment, in one clause for every later reason."""
+    phase = incident.rollback
+    if phase == RollbackPhase.NONE:
+        return ""
+    dep = incident.deployment or "the deployment"
+    to = f" -> {incident.rollback_to}" if incident.rollback_to else ""
+    detail = f": {incident.rollback_detail}" if incident.rollback_detail else ""
+    if phase == RollbackPhase.IN_FLIGHT:
+        return f"rollback of {dep} requested at {_iso(incident.rollback_at)}, in flight"
+    if phase == RollbackPhase.SUCCEEDED:
+        done = incident.rollback_done_at
+        until = done + pack.flowchart.verify_timeout if done else None
+        if until is not None and now >= until:
+            return f"rolled back {dep}{to} at {_iso(done)}"
+        return f"rolled back {dep}{to} at {_iso(done)}, verifying until {_iso(until)}"
+    if phase == RollbackPhase.VERIFIED:
+        return f"rolled back {dep}{to} at {_iso(incident.rollback_done_at)}, verified"
+    if phase == RollbackPhase.FAILED:
+        return f"rollback of {dep} failed{detail}"
+    if phase == RollbackPhase.SHADOW:
+        return (
+            f"shadow mode: would have rolled back {dep}{to} at "
+            f"{_iso(incident.rollback_done_at)}; nothing changed"
+        )
+    return f"rollback of {dep}{to} did not take (verification failed{detail})"
+
+
+def observe_track(track: Track) -> Observation:
+    """A track as pages, records and the status page show it."""
+    rule = track.rule
+    return Observation(
+        rule=rule.name,
+        signal=track.signal,
+        value=track.judged if track.unknown is None else None,
+        op=rule.op,
+        threshold=rule.threshold,
+        firing=track.firing,
+        unknown=track.unknown,
+        since=track.streak_start,
+    )
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat() if at else "unknown"
+
+
+def _by(who: str) -> str:
+    return f" by {who}" if who else ""

@@ -1,0 +1,162 @@
+"""The engine's mutable state per target: rule tracks, signals, the open incident.
+
+Only :class:`~watchdog.core.engine.Engine` writes these, through its own methods fed by
+samples and events; the shell reads them through the engine's query methods. Plain data with
+slots: a target's state is touched on every sample, so it stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from watchdog.core.model import Action, Decision, Severity, UnknownReason
+from watchdog.core.rules import Rule
+from watchdog.core.trend import TrendVerdict
+
+
+class RollbackPhase:
+    """Where a chapter's rollback stands (plain strings: they end up in records)."""
+
+    NONE: Final = "none"
+    IN_FLIGHT: Final = "in_flight"
+    SUCCEEDED: Final = "succeeded"
+    VERIFIED: Final = "verified"
+    FAILED: Final = "failed"
+    VERIFY_FAILED: Final = "verify_failed"
+    #: shadow mode recorded "would roll back" instead: nothing changed, never asked again
+    SHADOW: Final = "shadow"
+
+
+#: phases in which production was switched back by the incident's rollback
+ROLLED_BACK: Final = (RollbackPhase.SUCCEEDED, RollbackPhase.VERIFIED)
+#: phases in which the rollback did not take
+ROLLBACK_BROKEN: Final = (RollbackPhase.FAILED, RollbackPhase.VERIFY_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A past run of samples that satisfied a rule's condition (for deploy correlation)."""
+
+    start: datetime
+    last: datetime
+    #: the run met the rule's sustain (the rule fired)
+    fired: bool
+
+
+@dataclass(slots=True)
+class Track:
+    """The state of one rule on one signal of one target.
+
+    ``streak`` counts consecutive known samples satisfying the condition. ``clean`` counts
+    those taken since the last ``watchdog_network`` unknown in the streak: a streak the
+    watchdog partly saw through its own broken network fires only "blind" until it has a
+    whole sustain of clean samples (DESIGN §3: never roll back blind).
+    """
+
+    rule: Rule
+    signal: str
+    streak: int = 0
+    streak_start: datetime | None = None
+    clean: int = 0
+    clean_start: datetime | None = None
+    tainted: bool = False
+    fired_in_streak: bool = False
+    last_satisfied: datetime | None = None
+    #: the raw value last judged, and what was compared (a Wilson bound, or the raw value)
+    value: float | None = None
+    judged: float | None = None
+    requests: int | None = None
+    unknown: UnknownReason | None = None
+    unknown_since: datetime | None = None
+    last_at: datetime | None = None
+    judged_at: datetime | None = None
+    #: seconds between recent judged samples (their median is the cadence that turns a
+    #: consecutive sustain into a time span)
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+    firing: bool = False
+    blind_firing: bool = False
+    #: counted in the target's ``flagged`` (blind firing, or waiting for a request count)
+    flagged: bool = False
+    #: a rate waiting for its request count: (value, taken at)
+    awaiting: tuple[float, datetime] | None = None
+    #: the trend signal's samples just before this streak started (rules with a trend)
+    baseline: tuple[float, ...] = ()
+    episodes: deque[Episode] = field(default_factory=lambda: deque(maxlen=8))
+    #: the last trend verdict and what it was judged on (see ``flowchart.trending_worse``)
+    trend_cache: tuple[tuple[float, ...], TrendVerdict] | None = None
+
+
+@dataclass(slots=True)
+class SignalState:
+    first_seen: datetime
+    last_at: datetime
+    last_known: datetime | None = None
+    unknown: UnknownReason | None = None
+    value: float | str | None = None
+    #: (epoch seconds, value) of recent known samples, for trend signals only
+    history: deque[tuple[float, float]] = field(default_factory=deque)
+
+
+@dataclass(slots=True)
+class Incident:
+    """An open incident. A deployment that goes live during it starts a new *chapter*: the
+    chapter's deployment is judged on its own (its rollback, fix-forward window, ack)."""
+
+    id: str
+    opened_at: datetime
+    severity: Severity
+    rule: str
+    first_detected: datetime
+    #: the chapter's deployment: the one a rollback would blame
+    deployment: str | None
+    chapter: int = 1
+    declared: bool = False
+    declared_reason: str = ""
+    fix_forward_start: datetime | None = None
+    ack_until: datetime | None = None
+    ack_by: str = ""
+    rollback: str = RollbackPhase.NONE
+    rollback_at: datetime | None = None
+    rollback_done_at: datetime | None = None
+    rollback_to: str | None = None
+    rollback_detail: str = ""
+    clear_since: datetime | None = None
+    #: the most urgent (action, severity) this chapter reached: a milder moment (the
+    #: condition flapping, clearing while it resolves) restates it instead of a new line
+    standing: tuple[Action, Severity] | None = None
+    standing_rule: str | None = None
+
+
+@dataclass(slots=True)
+class TargetState:
+    name: str
+    tracks: dict[tuple[str, str], Track] = field(default_factory=dict)
+    signals: dict[str, SignalState] = field(default_factory=dict)
+    deployment: str | None = None
+    deployed_at: datetime | None = None
+    #: what the version endpoint reports for the live deployment (from its DeployEvent)
+    versions: frozenset[str] = frozenset()
+    #: the latest version the app reported, and since when it matches no known deployment
+    version: str | None = None
+    #: the version the app reported for the live deployment (None: not anchored yet)
+    deploy_version: str | None = None
+    unknown_version_since: datetime | None = None
+    hold_until: datetime | None = None
+    hold_reason: str = ""
+    hold_by: str = ""
+    incident: Incident | None = None
+    auto_rollbacks: list[datetime] = field(default_factory=list)
+    intensive_until: datetime | None = None
+    #: the latest request_count sample: (count, taken at)
+    requests: tuple[int, datetime] | None = None
+    now: datetime | None = None
+    #: kept in step with tracks/signals so a quiet target decides without scanning them
+    firing_count: int = 0
+    unknown_count: int = 0
+    flagged_count: int = 0
+    rules_for: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    last: Decision | None = None
+    known_bad: set[str] = field(default_factory=set)
