@@ -83,7 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 @command("replay")
 def cmd_replay(args: argparse.Namespace) -> int:
     """Backtest a JSON Lines trace through the engine; print each change of decision."""
-    from watchdog.replay import TraceError, replay
+    from watchdog.replay import TraceError, replay_file
 
     try:
         pack = load_rules(args.rules)
@@ -92,17 +92,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     try:
-        stream = sys.stdin if args.trace == "-" else open(args.trace, encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        return fail(f"cannot read trace {args.trace}: {exc.strerror}")
-    try:
-        with stream:
-            replay(stream, pack, sys.stdout, explain=args.explain)
+        replay_file(args.trace, pack, sys.stdout, explain=args.explain)
     except TraceError as exc:
         sys.stdout.flush()
-        return fail(f"{args.trace}: {exc}")
-    except UnicodeDecodeError:
-        return fail(f"{args.trace}: not UTF-8 text")
+        where = "" if str(exc).startswith(args.trace) else f"{args.trace}: "
+        return fail(f"{where}{exc}")
     return 0
 
 

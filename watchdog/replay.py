@@ -12,18 +12,27 @@ Output, one JSON object per line each time a target's action or severity changes
      "reason": "..."}
 
 Replay never performs actions: it feeds the same :class:`~watchdog.core.engine.Engine` the
-daemon uses and prints what it decided. Parsing is strict: a malformed line stops the replay
-with the line number and the problem, because a backtest that silently skips data lies.
+daemon uses and prints what it decided. Where the daemon's dispatcher would report back, replay
+stands in for an ideal deployer: a rollback the engine commits succeeds at once, unless the
+trace itself carries ``rollback_result`` events saying otherwise (which production then
+serves is only known if the trace says so, with a ``deploy`` event and ``"rollback": true``).
+
+Parsing is strict: a malformed line stops the replay with the line number and the problem,
+because a backtest that silently skips data lies; no input, however broken, ends in a
+traceback.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, TextIO
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TextIO
 
 import orjson
 
@@ -41,6 +50,7 @@ from watchdog.core.model import (
     RollbackResultEvent,
     Sample,
     Severity,
+    Signal,
     UnknownReason,
     from_seconds,
     to_seconds,
@@ -49,13 +59,21 @@ from watchdog.core.rules import RulePack, parse_duration
 
 _NUMBER = (int, float)
 EVENTS = ("deploy", "ack", "hold", "release", "declare", "kill_switch", "rollback_result")
+#: the times a trace may use; outside them is a mistake (epoch milliseconds, say), and date
+#: arithmetic on windows and holds stays far from datetime's limits
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
+_EARLIEST_S: Final = EARLIEST.timestamp()
+_LATEST_S: Final = LATEST.timestamp()
 
 
 class TraceError(Exception):
-    """A line of the trace that cannot be used; the message names the line and the fix."""
+    """A line of the trace that cannot be used; the message names the line and the fix.
+
+    Line 0 means the trace as a whole (missing, a directory, empty)."""
 
     def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+        super().__init__(f"line {line}: {message}" if line else message)
         self.line = line
 
 
@@ -72,16 +90,29 @@ def parse_time(raw: object, line: int) -> tuple[datetime, bool]:
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
             raise TraceError(line, f"'t' must be a finite number, got {raw!r}")
+        if not _EARLIEST_S <= raw < _LATEST_S:
+            hint = "; epoch milliseconds? divide by 1000" if raw >= _LATEST_S else ""
+            raise TraceError(
+                line,
+                f"'t' {raw!r} is out of range: seconds since 1970 between "
+                f"{_EARLIEST_S:.0f} and {_LATEST_S:.0f} (years 1900-8999){hint}",
+            )
         return from_seconds(float(raw)), True
     if isinstance(raw, str):
         try:
             at = datetime.fromisoformat(raw)
         except ValueError:
             raise TraceError(
-                line, f"'t' {raw!r} is not RFC 3339 (e.g. 2026-08-20T10:00:00Z)"
+                line, f"'t' {raw[:40]!r} is not RFC 3339 (e.g. 2026-08-20T10:00:00Z)"
             ) from None
         if at.tzinfo is None:
             raise TraceError(line, f"'t' {raw!r} has no timezone: add 'Z' or an offset")
+        try:
+            at = at.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise TraceError(line, f"'t' {raw!r} is out of range (years 1900-8999)") from None
+        if not EARLIEST <= at < LATEST:
+            raise TraceError(line, f"'t' {raw!r} is out of range (years 1900-8999)")
         return at, False
     raise TraceError(line, f"'t' must be a number or an RFC 3339 string, got {type(raw).__name__}")
 
@@ -121,7 +152,7 @@ def parse_line(text: str, line: int) -> Parsed | None:
         and signal
         and "event" not in obj
         and "requests" not in obj
-        and math.isfinite(t)
+        and _EARLIEST_S <= t < _LATEST_S
         and math.isfinite(value)
     ):
         return Parsed(Sample(target, signal, float(value), from_seconds(t), source="trace"), True)
@@ -153,6 +184,11 @@ def parse_line(text: str, line: int) -> Parsed | None:
             raise TraceError(line, f"'reason' {reason!r} is not one of {allowed}") from None
     elif not isinstance(value, str):
         raise TraceError(line, "'value' must be a number, a string, or null (unknown)")
+    elif signal != Signal.VERSION:
+        raise TraceError(
+            line,
+            f"'value' of {signal!r} must be a number or null (only 'version' takes a string)",
+        )
     requests = obj.get("requests")
     if requests is not None and (
         isinstance(requests, bool) or not isinstance(requests, int) or requests < 0
@@ -176,7 +212,18 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
         rollback = obj.get("rollback", False)
         if not isinstance(rollback, bool):
             raise TraceError(line, "'rollback' must be true or false")
-        return DeployEvent(target, at, _str_field(obj, "deployment", line), rollback=rollback)
+        versions = obj.get("versions", obj.get("version", []))
+        if isinstance(versions, str):
+            versions = [versions]
+        if not isinstance(versions, list) or not all(isinstance(v, str) and v for v in versions):
+            raise TraceError(line, "'version' must be a string, 'versions' a list of strings")
+        return DeployEvent(
+            target,
+            at,
+            _str_field(obj, "deployment", line),
+            rollback=rollback,
+            versions=tuple(versions),
+        )
     if kind == "ack":
         raw = obj.get("decision", AckDecision.FIX_FORWARD.value)
         try:
@@ -191,7 +238,7 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
         if "until" in obj:
             until, _ = parse_time(obj["until"], line)
         elif "duration" in obj:
-            until = at + _duration(obj, "duration", line)
+            until = at + _duration(obj, "duration", line)  # bounded: cannot overflow
         else:
             raise TraceError(line, "a hold needs 'duration' (e.g. \"30m\") or 'until'")
         return HoldEvent(target, at, until, reason=_str_field(obj, "reason", line, required=False))
@@ -217,14 +264,32 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
         except ValueError:
             allowed = ", ".join(o.value for o in RollbackOutcome)
             raise TraceError(line, f"'outcome' {raw!r} must be one of {allowed}") from None
-        return RollbackResultEvent(target, at, outcome)
-    raise TraceError(line, f"unknown event {kind!r}; expected one of {', '.join(EVENTS)}")
+        deployment = obj.get("deployment", "")
+        if not isinstance(deployment, str):
+            raise TraceError(line, "'deployment' must be a string")
+        detail = obj.get("detail", "")
+        return RollbackResultEvent(
+            target, at, outcome, deployment, detail if isinstance(detail, str) else ""
+        )
+    shown = kind if isinstance(kind, str) else type(kind).__name__
+    raise TraceError(
+        line, f"unknown event {str(shown)[:40]!r}; expected one of {', '.join(EVENTS)}"
+    )
 
 
-def read_trace(lines: Iterable[str]) -> Iterator[Parsed]:
+def read_trace(lines: Iterable[str | bytes]) -> Iterator[Parsed]:
     """Parse a trace, enforcing time order across lines."""
     previous: datetime | None = None
-    for number, text in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TraceError(
+                    number, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                ) from None
+        else:
+            text = raw
         parsed = parse_line(text, number)
         if parsed is None:
             continue
@@ -251,6 +316,8 @@ def render(decision: Decision, numeric_time: bool, *, explain: bool = False) -> 
         "rule": decision.rule,
         "reason": decision.reason,
     }
+    if decision.deployment is not None:
+        out["deployment"] = decision.deployment
     if explain:
         out["path"] = list(decision.path)
         out["incident"] = decision.incident
@@ -259,24 +326,75 @@ def render(decision: Decision, numeric_time: bool, *, explain: bool = False) -> 
     return json.dumps(out)
 
 
-def replay(lines: Iterable[str], pack: RulePack, out: TextIO, *, explain: bool = False) -> int:
-    """Run the trace through a fresh engine, writing changed decisions; returns lines written."""
+def replay(
+    lines: Iterable[str | bytes], pack: RulePack, out: TextIO, *, explain: bool = False
+) -> int:
+    """Run the trace through a fresh engine, writing changed decisions; returns lines written.
+
+    Raises :class:`TraceError` for the first unusable line; an empty trace is one too.
+    """
     engine = Engine(pack)
     last: dict[str, tuple[object, object]] = {}
     written = 0
+    seen = False
     for parsed in read_trace(lines):
+        seen = True
         item = parsed.item
         if isinstance(item, Sample):
-            decisions: Iterable[Decision] = (engine.observe(item),)
+            decisions: list[Decision] = [engine.observe(item)]
         else:
             decisions = engine.apply(item)
-        for decision in decisions:
+        for decision in _with_deployer(engine, decisions):
             key = decision.key
             if last.get(decision.target, _INITIAL) != key:
                 last[decision.target] = key
                 out.write(render(decision, parsed.numeric_time, explain=explain) + "\n")
                 written += 1
+    if not seen:
+        raise TraceError(0, "the trace is empty: no samples or events")
     return written
+
+
+def _with_deployer(engine: Engine, decisions: list[Decision]) -> Iterator[Decision]:
+    """Stand in for the dispatcher: a committed rollback succeeds at once."""
+    for decision in decisions:
+        yield decision
+        if decision.execute_rollback:
+            yield from engine.apply(
+                RollbackResultEvent(
+                    decision.target,
+                    decision.at,
+                    RollbackOutcome.SUCCEEDED,
+                    "",
+                    "replay assumes the rollback succeeded",
+                )
+            )
+
+
+def replay_file(path: str, pack: RulePack, out: TextIO, *, explain: bool = False) -> int:
+    """Replay a trace file (``-`` for standard input). Every problem with the file, as with
+    its lines, is a :class:`TraceError` whose message names the file."""
+    if path == "-":
+        return replay(_lines(os.fdopen(os.dup(0), "rb")), pack, out, explain=explain)
+    target = Path(path)
+    try:
+        info = target.stat()
+    except OSError as exc:
+        raise TraceError(0, f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise TraceError(0, f"{path} is a directory, not a trace file")
+    if not stat.S_ISREG(info.st_mode):
+        raise TraceError(0, f"{path} is not a regular file (a FIFO or device?)")
+    try:
+        handle = target.open("rb")
+    except OSError as exc:
+        raise TraceError(0, f"cannot read {path}: {exc.strerror}") from None
+    return replay(_lines(handle), pack, out, explain=explain)
+
+
+def _lines(handle: Any) -> Iterator[bytes]:
+    with handle:
+        yield from handle
 
 
 _INITIAL = ("monitor", None)
