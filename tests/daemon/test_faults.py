@@ -182,8 +182,9 @@ class TestStoreFailure:
 
             store.broken = False
             sentry.error_rate = 0.001
-            await run_polls(daemon, clock, 8)
+            await run_polls(daemon, clock, 8)  # past the 5 min resolve period
             assert daemon.status()["targets"][0]["action"] == "monitor"
+            assert daemon.status()["targets"][0]["incident"] is None
             assert await store.list_decisions()
         finally:
             await daemon.stop()

@@ -26,9 +26,15 @@ PENDING_STATES = (RollbackState.INTENT, RollbackState.REQUESTED)
 _JOB_SKEW = timedelta(minutes=2)
 
 
-def rollback_key(incident: str) -> str:
-    """The journal key of an incident's rollback: one rollback per incident, ever."""
-    return f"{incident}/rollback"
+def rollback_key(incident: str, chapter: int = 1, deployment: str | None = None) -> str:
+    """The journal key of an incident's rollback: one per chapter of the incident, ever.
+
+    A deployment that went live during the incident starts a later chapter, keyed by that
+    deployment, so the key survives a restart (which cannot know the chapter's number).
+    """
+    if chapter <= 1 or not deployment:
+        return f"{incident}/rollback"
+    return f"{incident}/rollback@{deployment}"
 
 
 async def reconcile(store: ActionJournal, deployer: Deployer, clock: Clock) -> list[RollbackRecord]:
@@ -111,11 +117,12 @@ async def settle_orphan(store: ActionJournal, clock: Clock, incident: str) -> bo
     failed instead, so the engine pages P0 "rollback did not take" (never re-issued
     blindly, as for any rollback a crash interrupted).
     """
-    key = rollback_key(incident)
+    first = rollback_key(incident)
     for action in await store.list_actions(incident=incident, limit=1000):
-        if action.key == key and action.status is ActionStatus.INTENT:
+        chapter = action.key == first or action.key.startswith(f"{first}@")
+        if chapter and action.status is ActionStatus.INTENT:
             detail = "the watchdog stopped before asking the deployer; not re-issued"
-            await store.record_outcome(key, ActionStatus.FAILED, clock.now(), error=detail)
+            await store.record_outcome(action.key, ActionStatus.FAILED, clock.now(), error=detail)
             log.warning("rollback_orphaned", incident=incident, detail=detail)
             return True
     return False

@@ -176,6 +176,34 @@ class RollbackRunner:
     # ----------------------------------------------------------------- the run
 
     async def _run(self, decision: Decision, incident: IncidentRecord | None) -> None:
+        """Every rollback the engine committed ends in an outcome it hears of: an error here
+        (the store failing the write-ahead, a bug) fails it with a P0 page, never leaves the
+        engine believing it in flight."""
+        try:
+            await self._attempt(decision, incident)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            what = (
+                f"the rollback stopped on an internal error ({type(exc).__name__}); not rolled back"
+            )
+            log.exception("rollback_crashed", target=decision.target, incident=decision.incident)
+            self._count(decision.target, "failed")
+            self._emit(
+                RollbackResultEvent(
+                    decision.target, self._clock.now(), RollbackOutcome.FAILED, "", what
+                )
+            )
+            try:
+                await self._page_p0(
+                    decision,
+                    "rollback-crashed",
+                    f"[P0] {decision.target}: {what}; roll back by hand",
+                )
+            except Exception:
+                log.exception("page_failed", target=decision.target, incident=decision.incident)
+
+    async def _attempt(self, decision: Decision, incident: IncidentRecord | None) -> None:
         assert decision.incident is not None
         bound = log.bind(target=decision.target, incident=decision.incident)
         wiring = self._targets.get(decision.target)
@@ -185,7 +213,7 @@ class RollbackRunner:
             return
         project = deployer.project
         lock = self._locks.setdefault(project, asyncio.Lock())
-        key = rollback_key(decision.incident)
+        key = rollback_key(decision.incident, decision.chapter, decision.deployment)
         if lock.locked():
             if self._in_flight.get(project) == key:
                 bound.info("rollback_duplicated", key=key)  # the same decision delivered again
@@ -442,6 +470,11 @@ class RollbackRunner:
         )
         await self._store.record_outcome(key, ActionStatus.SKIPPED, now, detail={"would": what})
         log.info("rollback_shadowed", target=decision.target, detail=what)
+        self._emit(
+            RollbackResultEvent(
+                decision.target, now, RollbackOutcome.SHADOWED, rb.to_deployment or "", what
+            )
+        )
         self._updates.rollback_shadowed(decision, what)
 
     async def _disable_flags(self, decision: Decision, wiring: TargetActions) -> None:

@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 _PHASES = {
     RollbackState.INTENT: RollbackPhase.IN_FLIGHT,
     RollbackState.REQUESTED: RollbackPhase.IN_FLIGHT,
-    RollbackState.SHADOW: RollbackPhase.IN_FLIGHT,
+    RollbackState.SHADOW: RollbackPhase.SHADOW,
     RollbackState.SUCCEEDED: RollbackPhase.SUCCEEDED,
     RollbackState.VERIFIED: RollbackPhase.VERIFIED,
     RollbackState.FAILED: RollbackPhase.FAILED,
@@ -130,6 +130,12 @@ async def load_snapshot(
             for r in await store.list_rollbacks(target=incident.target)
             if r.incident == incident.id
         ]
+        # a rollback of another deployment belongs to an earlier chapter of the incident
+        earlier = [
+            r for r in mine if r.from_deployment and r.from_deployment != incident.deployment
+        ]
+        chapter = 2 if earlier and incident.deployment else 1
+        mine = [r for r in mine if r not in earlier]
         latest = mine[-1] if mine else None
         phase = _PHASES[latest.state] if latest else RollbackPhase.NONE
         if latest is None and settle_orphan is not None and await settle_orphan(incident.id):
@@ -147,6 +153,7 @@ async def load_snapshot(
                 rollback=phase,
                 rollback_at=latest.requested_at if latest else None,
                 rollback_done_at=latest.finished_at if latest else None,
+                chapter=chapter,
             )
         )
     holds = []

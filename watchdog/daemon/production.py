@@ -47,9 +47,11 @@ class ProductionWatcher:
         seen = self._versions.get(target)
         self._versions[target] = version
         if seen != version and target in self._deployers:
-            await self.refresh()
+            # confirm even an unchanged deployment: the engine holds a rollback while the
+            # app's version matches no deployment it knows
+            await self.refresh(confirm=True)
 
-    async def refresh(self) -> None:
+    async def refresh(self, *, confirm: bool = False) -> None:
         """Learn what production serves, so deploy correlation has a go-live time."""
         for target, deployer in self._deployers.items():
             try:
@@ -57,7 +59,11 @@ class ProductionWatcher:
             except Exception as exc:
                 log.warning("deployment_lookup_failed", target=target, error=str(exc))
                 continue
+            versions = tuple(v for v in (current.id, current.commit) if v)
             if self._engine.deployment_of(target) == current.id:
+                if confirm:
+                    now = self._clock.now()
+                    await self._apply(DeployEvent(target, now, current.id, versions=versions))
                 continue
             # the deployment's own creation time, not when we noticed: a deploy learnt late
             # must not make its own errors look as if they predated it
@@ -72,4 +78,6 @@ class ProductionWatcher:
                 )
             except Exception as exc:  # the audit line must not block the event
                 log.warning("deployment_audit_failed", target=target, error=str(exc))
-            await self._apply(DeployEvent(target, now, current.id, live_since=live))
+            await self._apply(
+                DeployEvent(target, now, current.id, live_since=live, versions=versions)
+            )
