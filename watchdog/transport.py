@@ -3,10 +3,11 @@
 This is the I/O boundary shared by sources and actions: :func:`send` makes exactly one request
 and never retries (:mod:`watchdog.retry` does). Every failure, a transport problem or a status
 that :func:`classify_status` turns down, becomes a :class:`CallError` saying whether retrying
-can help and why, in one set of ``reason`` labels: ``timeout``, ``tls``, ``connect``,
-``network``, ``connection`` (a transport failure reported without naming the endpoint),
-``malformed``, ``rate_limited``, ``http_<status>``, plus labels the callers add for their own
-refusals (``watchdog_busy``, ``conflict``, ``target_gone`` ...).
+can help and why, in one set of ``reason`` labels, the same for sources and actions:
+``timeout``, ``tls``, ``connect``, ``network``, ``malformed``, ``rate_limited``,
+``http_<status>``, plus labels the callers add for their own refusals (``watchdog_busy``,
+``conflict``, ``target_gone`` ...). Whether the *message* names the endpoint is the caller's
+choice (an action's URL may be a secret); the label never depends on it.
 """
 
 from __future__ import annotations
@@ -218,11 +219,10 @@ async def send(
 ) -> Response:
     """Make one request. Transport failures raise a :class:`CallError`; statuses do not.
 
-    By default the message keeps host and port out (and reports every transport failure but
-    a timeout as ``connection``): a Slack webhook URL *is* the secret, and an aiohttp
-    exception's text can contain it, so only the exception's type is named. Sources, whose
-    URLs are not secret, pass ``name_endpoint=True`` for the finer ``tls``/``connect``/
-    ``network`` and a message that names where the connection went.
+    By default the message keeps host and port out: a Slack webhook URL *is* the secret, and
+    an aiohttp exception's text can contain it, so only the exception's type is named.
+    Sources, whose URLs are not secret, pass ``name_endpoint=True`` for a message that names
+    where the connection went. The ``reason`` label is the same either way.
     """
     body: Any = data
     sent_headers = dict(headers or {})
@@ -263,24 +263,21 @@ async def send(
 
 
 def _transport_error(service: str, exc: aiohttp.ClientError, *, name_endpoint: bool) -> CallError:
-    if not name_endpoint:
-        # only the exception's type: its text may carry the URL (and a webhook URL is a secret)
-        return CallError(
-            f"{service} unreachable ({type(exc).__name__})", retryable=True, reason="connection"
-        )
+    kind = type(exc).__name__
     if isinstance(exc, aiohttp.ClientSSLError):
         return CallError(
-            f"TLS handshake with {service} failed ({type(exc).__name__})",
-            retryable=False,
-            reason="tls",
+            f"TLS handshake with {service} failed ({kind})", retryable=False, reason="tls"
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if not name_endpoint:
+            # only the exception's type: its text may carry the URL (a webhook URL is a secret)
+            return CallError(
+                f"cannot connect to {service} ({kind})", retryable=True, reason="connect"
+            )
         why = exc.os_error.strerror or type(exc.os_error).__name__
         return CallError(
             f"cannot connect to {service} at {exc.host}:{exc.port} ({why})",
             retryable=True,
             reason="connect",
         )
-    return CallError(
-        f"{service} connection failed ({type(exc).__name__})", retryable=True, reason="network"
-    )
+    return CallError(f"{service} connection failed ({kind})", retryable=True, reason="network")

@@ -134,7 +134,7 @@ class TestReads:
         with pytest.raises(CallError) as info:
             await d.serving()
         assert info.value.retryable
-        assert info.value.reason == "connection"
+        assert info.value.reason == "connect"  # the same label sources use
 
 
 class TestRollback:
