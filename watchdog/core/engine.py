@@ -209,7 +209,7 @@ class Engine:
             events.rollback_result(self.pack, ts, event, at)
         return [self._decide(ts, at)]
 
-    def tick(self, target: str, now: datetime) -> Decision:
+    def redecide(self, target: str, now: datetime) -> Decision:
         """Re-decide without a new sample: fix-forward windows, resolve periods, blindness."""
         ts = self.target(target)
         at = max(now, ts.now) if ts.now is not None else now
@@ -295,15 +295,10 @@ class Engine:
         ts.hold_until = until
         ts.hold_reason = reason
 
-    # ---- shell-facing API
-    # The async shell never assigns into engine state. It sends events (``observe``, ``apply``
-    # with DeployEvent, HoldEvent, AckEvent, DeclareEvent, KillSwitchEvent,
-    # RollbackResultEvent; ``tick``), restores a stored snapshot with ``restore_snapshot``,
-    # and reads through the frozen views below. Who sends which event: sources' samples and the
-    # chores' re-decisions come from ``daemon/pipeline.py`` and ``daemon/loops.py``; DeployEvent
-    # from ``daemon/production.py`` (what production serves) and, for a rollback,
-    # ``actions/rollback.py``, which alone sends RollbackResultEvent; human events from
-    # ``daemon/control.py``.
+    # ----------------------------------------------------------------- shell-facing API
+    # The async shell never assigns into engine state: it sends samples and events
+    # (``observe``, ``apply``, ``redecide``), restores a stored snapshot with
+    # ``restore_snapshot``, and reads through the frozen views below.
 
     def restore_snapshot(self, snapshot: EngineSnapshot) -> None:
         """Re-seed from the store after a restart or on becoming leader (see EngineSnapshot)."""

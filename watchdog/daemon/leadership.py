@@ -1,6 +1,6 @@
 """Leadership: who may act, and what a new leader restores before it does.
 
-I/O boundary: the store, through the typed :class:`~watchdog.store.factory.LeaderStore`
+I/O boundary: the store, through the typed :class:`~watchdog.store.base.LeaderStore`
 (``acquire``/``release``; SQLite and memory always grant the lease, PostgreSQL elects one
 replica with a fencing epoch). On becoming leader the daemon re-seeds the engine from the
 store (:func:`load_snapshot`): incidents keep their ids (and pager dedup keys), a rollback
@@ -20,8 +20,7 @@ from watchdog.config import Settings
 from watchdog.core.engine import RollbackPhase
 from watchdog.core.model import EngineSnapshot, RestoredHold, RestoredIncident, Severity
 from watchdog.metrics import Metrics
-from watchdog.store.base import IncidentRecord, RollbackState, Store
-from watchdog.store.factory import LeaderStore
+from watchdog.store.base import IncidentRecord, LeaderStore, RollbackState, Store
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ from watchdog.daemon.pipeline import Health, Pipeline
 from watchdog.daemon.production import ProductionWatcher
 from watchdog.daemon.wiring import build_notifier, build_pager, build_parts
 from watchdog.metrics import Metrics
-from watchdog.store.factory import LeaderStore
+from watchdog.store.base import LeaderStore
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,8 @@ from watchdog.config import Settings
 from watchdog.core.rules import RulePack
 from watchdog.daemon import Daemon
 from watchdog.daemon.server import build_app
-from watchdog.store.factory import LeaderStore, store_from_url
+from watchdog.store.base import LeaderStore
+from watchdog.store.factory import store_from_url
 
 log = structlog.get_logger(__name__)
 

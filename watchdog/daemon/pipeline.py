@@ -105,7 +105,7 @@ class Pipeline:
     async def redecide(self, targets: Iterable[str], now: datetime) -> None:
         """Decide again without a new sample: fix-forward windows, resolve periods, blindness."""
         for target in targets:
-            await self._handle(self._engine.tick(target, now))
+            await self._handle(self._engine.redecide(target, now))
 
     async def apply_queued(self) -> None:
         """Apply the dispatcher's events as they come (a background task for the daemon)."""

@@ -225,3 +225,8 @@ class Store(DecisionLog, IncidentStore, ActionJournal, EventLog, DrillLog, Proto
     async def ping(self) -> bool: ...
 
     async def prune(self, older_than: datetime) -> int: ...
+
+
+class LeaderStore(Store, Leadership, Protocol):
+    """A store that can also elect the replica allowed to act (every backend is one: SQLite
+    and memory grant the lease trivially)."""

@@ -15,17 +15,13 @@ combined ``LeaderStore`` return type.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from pydantic import SecretStr
 
-from watchdog.store.base import Leadership, Store
+from watchdog.store.base import LeaderStore
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 
-
-class LeaderStore(Store, Leadership, Protocol):
-    """A store that can also elect the replica allowed to act."""
+__all__ = ["LeaderStore", "MissingDriverError", "store_from_url"]
 
 
 SCHEMES = ("sqlite://", "postgresql://", "postgres://", "memory://")
