@@ -80,6 +80,9 @@ def decide(
         and ts.incident is None
     ):
         # the common case, kept cheap: nothing firing, nothing unknown, nothing open
+        last = ts.last
+        if last is None or last.action is not Action.MONITOR or last.severity is not None:
+            ts.key_since = now
         decision = Decision(
             ts.name,
             now,
@@ -185,6 +188,8 @@ def decide(
         resolved_incident=resolved,
         chapter=incident.chapter if incident else 1,
     )
+    if ts.last is None or ts.last.key != decision.key:
+        ts.key_since = now
     ts.last = decision
     return decision
 

@@ -73,6 +73,7 @@ from watchdog.core.state import (
     Track,
 )
 from watchdog.core.tracks import Tracker
+from watchdog.core.views import TargetView, target_view
 
 __all__ = [
     "BLIND_RULE",
@@ -299,6 +300,13 @@ class Engine:
     # The async shell never assigns into engine state: it sends samples and events
     # (``observe``, ``apply``, ``redecide``), restores a stored snapshot with
     # ``restore_snapshot``, and reads through the frozen views below.
+
+    def view(self, target: str, now: datetime) -> TargetView | None:
+        """Everything the engine knows about ``target`` for the status page (None: unseen)."""
+        ts = self.targets.get(target)
+        if ts is None:
+            return None
+        return target_view(self.pack, ts, now, kill_switch=self.kill_switch, freezes=self.freezes)
 
     def restore_snapshot(self, snapshot: EngineSnapshot) -> None:
         """Re-seed from the store after a restart or on becoming leader (see EngineSnapshot)."""

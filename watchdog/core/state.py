@@ -159,4 +159,6 @@ class TargetState:
     flagged_count: int = 0
     rules_for: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     last: Decision | None = None
+    #: when the last decision's (action, severity) began
+    key_since: datetime | None = None
     known_bad: set[str] = field(default_factory=set)
