@@ -56,12 +56,16 @@ def generate(path: Path, samples: int, targets: int, seed: int = 7) -> None:
                         value = rng.uniform(0.1, 0.6)
                     else:
                         value = 0.0
-                    out.write(
-                        json.dumps(
-                            {"t": t, "target": f"app{target}", "signal": signal, "value": value}
-                        )
-                        + "\n"
-                    )
+                    line: dict[str, object] = {
+                        "t": t,
+                        "target": f"app{target}",
+                        "signal": signal,
+                        "value": value,
+                    }
+                    if signal == "error_rate":
+                        # a Sentry sample carries the request count behind its rate
+                        line["requests"] = rng.randint(800, 5000)
+                    out.write(json.dumps(line) + "\n")
                     written += 1
                     if written >= samples:
                         break

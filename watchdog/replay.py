@@ -278,28 +278,16 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
 
 
 def read_trace(lines: Iterable[str | bytes]) -> Iterator[Parsed]:
-    """Parse a trace, enforcing time order across lines."""
+    """Parse a trace, enforcing time order across lines (the general path, one object per
+    line; :func:`replay` has a faster one for the common sample line)."""
     previous: datetime | None = None
     for number, raw in enumerate(lines, start=1):
-        if isinstance(raw, bytes):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise TraceError(
-                    number, f"not UTF-8 text (byte {exc.start + 1} of the line)"
-                ) from None
-        else:
-            text = raw
-        parsed = parse_line(text, number)
+        parsed = _parse_raw(raw, number)
         if parsed is None:
             continue
         at = parsed.item.at
         if previous is not None and at < previous:
-            raise TraceError(
-                number,
-                f"'t' goes back in time ({at.isoformat()} after {previous.isoformat()}); "
-                "the trace must be time-ordered",
-            )
+            _back_in_time(number, at, previous)
         previous = at
         yield parsed
 
@@ -332,26 +320,111 @@ def replay(
     """Run the trace through a fresh engine, writing changed decisions; returns lines written.
 
     Raises :class:`TraceError` for the first unusable line; an empty trace is one too.
+
+    The common line (a numeric sample at a numeric time) takes a fast path that builds no
+    intermediate objects and reuses the time of the line before when it repeats; everything
+    else goes through :func:`parse_line`. ``tests/core/test_fast_paths.py`` proves both
+    print the same bytes.
     """
     engine = Engine(pack)
+    observe = engine.observe_value
     last: dict[str, tuple[object, object]] = {}
+    standing: dict[str, Decision] = {}
     written = 0
     seen = False
-    for parsed in read_trace(lines):
-        seen = True
+    previous: datetime | None = None
+    cached_t: float | None = None
+    cached_at = EARLIEST
+    loads = _decode
+    number = 0
+    for raw in lines:
+        number += 1
+        try:
+            obj = loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if type(obj) is dict:
+            t = obj.get("t")
+            value = obj.get("value")
+            target = obj.get("target")
+            signal = obj.get("signal")
+            requests = obj.get("requests")
+            if (
+                (type(t) is float or type(t) is int)
+                and (type(value) is float or type(value) is int)
+                and type(target) is str
+                and type(signal) is str
+                and target
+                and signal
+                and (requests is None or (type(requests) is int and requests >= 0))
+                and "event" not in obj
+                and _EARLIEST_S <= t < _LATEST_S
+                and math.isfinite(value)
+            ):
+                if t != cached_t:
+                    cached_t, cached_at = t, from_seconds(t)
+                at = cached_at
+                if previous is not None and at < previous:
+                    _back_in_time(number, at, previous)
+                previous = at
+                seen = True
+                decision = observe(target, signal, float(value), at, None, requests)
+                if decision is standing.get(target):
+                    continue  # the engine reused its standing decision: nothing changed
+                standing[target] = decision
+                if last.get(target, _INITIAL) != decision.key or decision.execute_rollback:
+                    written += _emit(engine, [decision], last, out, True, explain)
+                continue
+        parsed = _parse_raw(raw, number)
+        if parsed is None:
+            continue
         item = parsed.item
+        if previous is not None and item.at < previous:
+            _back_in_time(number, item.at, previous)
+        previous = item.at
+        seen = True
         if isinstance(item, Sample):
             decisions: list[Decision] = [engine.observe(item)]
         else:
             decisions = engine.apply(item)
-        for decision in _with_deployer(engine, decisions):
-            key = decision.key
-            if last.get(decision.target, _INITIAL) != key:
-                last[decision.target] = key
-                out.write(render(decision, parsed.numeric_time, explain=explain) + "\n")
-                written += 1
+        written += _emit(engine, decisions, last, out, parsed.numeric_time, explain)
     if not seen:
         raise TraceError(0, "the trace is empty: no samples or events")
+    return written
+
+
+def _parse_raw(raw: str | bytes, number: int) -> Parsed | None:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TraceError(number, f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
+    return parse_line(raw, number)
+
+
+def _back_in_time(number: int, at: datetime, previous: datetime) -> None:
+    raise TraceError(
+        number,
+        f"'t' goes back in time ({at.isoformat()} after {previous.isoformat()}); "
+        "the trace must be time-ordered",
+    )
+
+
+def _emit(
+    engine: Engine,
+    decisions: list[Decision],
+    last: dict[str, tuple[object, object]],
+    out: TextIO,
+    numeric_time: bool,
+    explain: bool,
+) -> int:
+    written = 0
+    for decision in _with_deployer(engine, decisions):
+        key = decision.key
+        if last.get(decision.target, _INITIAL) != key:
+            last[decision.target] = key
+            out.write(render(decision, numeric_time, explain=explain) + "\n")
+            written += 1
     return written
 
 

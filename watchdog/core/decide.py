@@ -16,8 +16,15 @@ from watchdog.core.flowchart import QUIET_PATH, FlowVerdict, describe, walk_flow
 from watchdog.core.guards import guard_rollback
 from watchdog.core.model import Action, Decision, Observation, Severity, UnknownReason, Window
 from watchdog.core.rules import RulePack, format_duration
-from watchdog.core.state import ROLLED_BACK, Incident, RollbackPhase, TargetState, Track
-from watchdog.core.tracks import active
+from watchdog.core.state import (
+    ROLLED_BACK,
+    Incident,
+    RollbackPhase,
+    SignalState,
+    TargetState,
+    Track,
+)
+from watchdog.core.tracks import active, quiet_track
 
 
 def firing(ts: TargetState, now: datetime) -> list[Track]:
@@ -35,17 +42,21 @@ def blind(pack: RulePack, ts: TargetState, now: datetime) -> list[str]:
     limit = pack.flowchart.blind_after
     out: list[str] = []
     unseen = []
+    # the next moment something not yet blind would be: the quiet path waits for it
+    upcoming: datetime | None = None
     for name, state in ts.signals.items():
         if state.unknown is None:
             continue
-        since = state.last_known or state.first_seen
-        if now - since >= limit:
+        at = (state.last_known or state.first_seen) + limit
+        if now >= at:
             unseen.append(f"{name} ({state.unknown.value})")
+        elif upcoming is None or at < upcoming:
+            upcoming = at
     if unseen:
         out.append(
             "no usable data for " + ", ".join(unseen) + f" for at least {format_duration(limit)}"
         )
-    if ts.flagged_count:
+    if ts.blind_firing_count or ts.waiting_count:
         for track in ts.tracks.values():
             if track.blind_firing and active(track.rule, ts, now):
                 out.append(
@@ -53,14 +64,28 @@ def blind(pack: RulePack, ts: TargetState, now: datetime) -> list[str]:
                     "the watchdog's own network may be down"
                 )
             elif track.unknown is UnknownReason.NO_REQUEST_COUNT:
-                since = track.unknown_since or now
-                if now - since >= limit:
+                at = (track.unknown_since or now) + limit
+                if now >= at:
                     out.append(
                         f"rule {track.rule.name} cannot judge {track.signal}: no request "
                         f"count ({UnknownReason.NO_REQUEST_COUNT.value}) for at least "
                         f"{format_duration(limit)}"
                     )
+                elif upcoming is None or at < upcoming:
+                    upcoming = at
+    ts.blind_at = now if out else upcoming
     return out
+
+
+def quiet(ts: TargetState, now: datetime) -> bool:
+    """Nothing firing, nothing open, and nothing unknown long enough to be blind: the
+    decision is "monitor" whatever else the state holds, so :func:`decide` skips the
+    flowchart. ``test_quiet_path_agrees`` proves it decides as the full path does."""
+    if ts.firing_count or ts.blind_firing_count or ts.incident is not None:
+        return False
+    if not (ts.unknown_count or ts.waiting_count):
+        return True
+    return ts.blind_at is not None and now < ts.blind_at
 
 
 def decide(
@@ -73,28 +98,53 @@ def decide(
 ) -> Decision:
     """The target's decision at ``now``: the flowchart, guard rails and the incident's
     bookkeeping (open, standing level, resolve)."""
+    if quiet(ts, now):
+        return quiet_decision(ts, now)
+    return _decide_fully(pack, ts, now, kill_switch, freezes)
+
+
+def standing_quiet(ts: TargetState, now: datetime) -> Decision | None:
+    """The quiet decision if the target is quiet (:func:`quiet`), else None: one call on
+    the engine's hot path."""
+    if not quiet(ts, now):
+        return None
+    return quiet_decision(ts, now)
+
+
+def quiet_decision(ts: TargetState, now: datetime) -> Decision:
+    """The quiet target's decision: the standing one, reused while it holds (no objects
+    per quiet sample), or a fresh "monitor"."""
+    last = ts.last
     if (
-        ts.firing_count == 0
-        and ts.unknown_count == 0
-        and ts.flagged_count == 0
-        and ts.incident is None
+        last is not None
+        and last.path is QUIET_PATH
+        and last.incident is None
+        and last.deployment == ts.deployment
     ):
-        # the common case, kept cheap: nothing firing, nothing unknown, nothing open
-        last = ts.last
-        if last is None or last.action is not Action.MONITOR or last.severity is not None:
-            ts.key_since = now
-        decision = Decision(
-            ts.name,
-            now,
-            Action.MONITOR,
-            None,
-            None,
-            "nothing firing",
-            QUIET_PATH,
-            deployment=ts.deployment,
-        )
-        ts.last = decision
-        return decision
+        return last
+    if last is None or last.action is not Action.MONITOR or last.severity is not None:
+        ts.key_since = now
+    decision = Decision(
+        ts.name,
+        now,
+        Action.MONITOR,
+        None,
+        None,
+        "nothing firing",
+        QUIET_PATH,
+        deployment=ts.deployment,
+    )
+    ts.last = decision
+    return decision
+
+
+def _decide_fully(
+    pack: RulePack,
+    ts: TargetState,
+    now: datetime,
+    kill_switch: bool,
+    freezes: Sequence[Window],
+) -> Decision:
     firing_now = firing(ts, now)
     unseen = blind(pack, ts, now) if ts.signals else []
     verdict = walk_flowchart(pack, ts, firing_now, unseen, now)
@@ -316,13 +366,17 @@ def rollback_note(incident: Incident, pack: RulePack, now: datetime) -> str:
     return f"rollback of {dep}{to} did not take (verification failed{detail})"
 
 
-def observe_track(track: Track) -> Observation:
-    """A track as pages, records and the status page show it."""
+def observe_track(track: Track, state: SignalState | None = None) -> Observation:
+    """A track as pages, records and the status page show it. A quiet track shows its
+    signal's latest value (the engine lets quiet samples pass quiet tracks unseen)."""
     rule = track.rule
+    value = track.judged if track.unknown is None else None
+    if state is not None and quiet_track(track) and isinstance(state.value, float):
+        value = state.value
     return Observation(
         rule=rule.name,
         signal=track.signal,
-        value=track.judged if track.unknown is None else None,
+        value=value,
         op=rule.op,
         threshold=rule.threshold,
         firing=track.firing,

@@ -37,8 +37,16 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from watchdog.core import decide as deciding
 from watchdog.core import events
-from watchdog.core.decide import blind, decide, firing, observe_track, rollback_note
+from watchdog.core import tracks as tracking
+from watchdog.core.decide import (
+    blind,
+    decide,
+    firing,
+    observe_track,
+    rollback_note,
+)
 from watchdog.core.flowchart import (
     BLIND_RULE,
     DECLARED_RULE,
@@ -66,6 +74,10 @@ from watchdog.core.model import (
 )
 from watchdog.core.rules import Rule, RulePack
 from watchdog.core.state import (
+    PLAIN,
+    REQUESTS,
+    TREND,
+    VERSION,
     Incident,
     RollbackPhase,
     SignalState,
@@ -109,6 +121,7 @@ class Engine:
             (r.trend.signal or r.signal) for r in pack.rules if r.trend is not None
         }
         self._tracker = Tracker(pack)
+        self._blind_after = pack.flowchart.blind_after
 
     # ----------------------------------------------------------------- inputs
 
@@ -120,14 +133,31 @@ class Engine:
 
     def observe(self, sample: Sample) -> Decision:
         """Take one sample, update the target's state, and decide."""
-        ts = self.target(sample.target)
-        at = sample.at
-        unknown = sample.unknown
-        value = sample.value
-        signal = sample.signal
+        return self.observe_value(
+            sample.target,
+            sample.signal,
+            sample.value,
+            sample.at,
+            sample.unknown,
+            sample.requests,
+        )
+
+    def observe_value(
+        self,
+        target: str,
+        signal: str,
+        value: float | str | None,
+        at: datetime,
+        unknown: UnknownReason | None = None,
+        requests: int | None = None,
+    ) -> Decision:
+        """:meth:`observe` without building a :class:`Sample` (replay's hot path)."""
+        ts = self.targets.get(target)
+        if ts is None:
+            ts = self.target(target)
         state = ts.signals.get(signal)
         if state is None:
-            state = ts.signals[signal] = SignalState(first_seen=at, last_at=at)
+            state = ts.signals[signal] = SignalState(at, at, self._role(signal))
         elif at == state.last_at:
             # every input counts once: the same (target, signal, time) again is a replayed
             # line or a retried poll, not a second consecutive observation
@@ -158,31 +188,60 @@ class Engine:
         if value is None:
             if state.unknown is None:
                 ts.unknown_count += 1
+                # when this one would make the target blind: the quiet path stays quiet
+                # until then
+                blind_at = (state.last_known or state.first_seen) + self._blind_after
+                if ts.blind_at is None or blind_at < ts.blind_at:
+                    ts.blind_at = blind_at
             state.unknown = unknown or UnknownReason.NO_DATA
         else:
             if state.unknown is not None:
                 ts.unknown_count -= 1
             state.unknown = None
+            if state.last_known is not None and at > state.last_known:
+                state.gaps.append((at - state.last_known).total_seconds())
             state.last_known = at
             state.value = value
-            if numeric is not None and signal in self._trend_signals:
+            role = state.role
+            if role == TREND and numeric is not None:
                 stamp = at.timestamp()
-                state.history.append((stamp, numeric))
+                history = state.history
+                history.append((stamp, numeric))
                 horizon = stamp - self._history_window
-                while state.history and state.history[0][0] < horizon:
-                    state.history.popleft()
-            elif signal == Signal.VERSION and isinstance(value, str):
+                while history and history[0][0] < horizon:
+                    history.popleft()
+            elif role == VERSION and isinstance(value, str):
                 events.version_seen(ts, value, at)
-        if signal == Signal.REQUEST_COUNT and numeric is not None:
-            ts.requests = (int(numeric), at)
-            if ts.flagged_count:
-                self._tracker.pair_awaiting(ts, int(numeric), at)
-        rules = ts.rules_for.get(signal)
-        if rules is None:
-            rules = ts.rules_for[signal] = self._rules(ts.name, signal)
-        for rule in rules:
-            self._tracker.update(ts, rule, sample, numeric, unknown, at)
-        return self._decide(ts, at)
+            elif role == REQUESTS and numeric is not None:
+                ts.requests = (int(numeric), at)
+                if ts.waiting_count:
+                    self._tracker.pair_awaiting(ts, int(numeric), at)
+        tracks = ts.tracks_for.get(signal)
+        if tracks is None:
+            tracks = ts.tracks_for[signal] = self._tracks(ts, signal)
+        gate = state.gate
+        if (
+            gate is None
+            or numeric is None
+            or not tracking.gate_admits(gate, ts, numeric, requests, at)
+        ):
+            update = self._tracker.update
+            for track in tracks:
+                update(ts, track, requests, numeric, unknown, at)
+            state.gate = tracking.quiet_gate(ts, tracks, at) if numeric is not None else None
+        standing = deciding.standing_quiet(ts, at)
+        if standing is not None:
+            return standing
+        return decide(self.pack, ts, at, kill_switch=self.kill_switch, freezes=self.freezes)
+
+    def _role(self, signal: str) -> int:
+        if signal in self._trend_signals:
+            return TREND
+        if signal == Signal.VERSION:
+            return VERSION
+        if signal == Signal.REQUEST_COUNT:
+            return REQUESTS
+        return PLAIN
 
     def apply(self, event: Event) -> list[Decision]:
         """Take a deployment or human event; return the decisions it changes."""
@@ -219,15 +278,24 @@ class Engine:
 
     # ----------------------------------------------------------------- rules
 
-    def _rules(self, target: str, signal: str) -> tuple[Rule, ...]:
-        key = (target, signal)
+    def _tracks(self, ts: TargetState, signal: str) -> tuple[Track, ...]:
+        """The tracks of every rule on ``signal`` for this target, made on first sight."""
+        key = (ts.name, signal)
         rules = self._rules_for.get(key)
         if rules is None:
             rules = tuple(
-                r for r in self.pack.rules if r.matches_signal(signal) and r.applies_to(target)
+                r for r in self.pack.rules if r.matches_signal(signal) and r.applies_to(ts.name)
             )
             self._rules_for[key] = rules
-        return rules
+        out = []
+        for rule in rules:
+            track = ts.tracks.get((rule.name, signal))
+            if track is None:
+                track = ts.tracks[(rule.name, signal)] = Track(
+                    rule, signal, phase_bound=rule.during != "always"
+                )
+            out.append(track)
+        return tuple(out)
 
     # ----------------------------------------------------------------- deciding
 
@@ -249,7 +317,7 @@ class Engine:
         ts = self.targets.get(target)
         if ts is None:
             return []
-        return [observe_track(t) for t in ts.tracks.values()]
+        return [observe_track(t, ts.signals.get(t.signal)) for t in ts.tracks.values()]
 
     def restore_rollbacks(self, target: str, times: Iterable[datetime]) -> None:
         """Seed cooldown and budget from stored rollbacks after a restart."""

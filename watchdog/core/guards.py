@@ -99,7 +99,9 @@ def guard_rollback(
             )
         track = verdict.track
         if track is not None:
-            held = predates(track, ts.deployed_at, lookback(pack, track))
+            state = ts.signals.get(track.signal)
+            gaps = tuple(state.gaps) if state is not None else ()
+            held = predates(track, ts.deployed_at, lookback(pack, track, gaps))
             if held is not None:
                 return Guard(
                     "predates_deploy",
@@ -125,7 +127,7 @@ def guard_rollback(
     return None
 
 
-def lookback(pack: RulePack, track: Track) -> timedelta:
+def lookback(pack: RulePack, track: Track, gaps: tuple[float, ...] = ()) -> timedelta:
     """How far before go-live deploy correlation looks: the configured span, and never less
     than the rule's own sustain span (its ``for``, or its consecutive count at the cadence
     the track has seen)."""
@@ -134,8 +136,8 @@ def lookback(pack: RulePack, track: Track) -> timedelta:
     sustain = rule.sustain
     if sustain.for_ is not None:
         span = max(span, sustain.for_)
-    if track.gaps:
-        cadence = sorted(track.gaps)[len(track.gaps) // 2]
+    if gaps:
+        cadence = sorted(gaps)[len(gaps) // 2]
         span = max(span, timedelta(seconds=cadence * sustain.consecutive))
     return span
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from watchdog.core.model import Action, Decision, Severity, UnknownReason
 from watchdog.core.rules import Rule
 from watchdog.core.trend import TrendVerdict
+
+if TYPE_CHECKING:
+    from watchdog.core.tracks import Gate
 
 
 class RollbackPhase:
@@ -58,6 +61,8 @@ class Track:
 
     rule: Rule
     signal: str
+    #: the rule only counts in one phase (``during`` other than "always")
+    phase_bound: bool = False
     streak: int = 0
     streak_start: datetime | None = None
     clean: int = 0
@@ -71,15 +76,10 @@ class Track:
     requests: int | None = None
     unknown: UnknownReason | None = None
     unknown_since: datetime | None = None
-    last_at: datetime | None = None
-    judged_at: datetime | None = None
-    #: seconds between recent judged samples (their median is the cadence that turns a
-    #: consecutive sustain into a time span)
-    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
     firing: bool = False
     blind_firing: bool = False
-    #: counted in the target's ``flagged`` (blind firing, or waiting for a request count)
-    flagged: bool = False
+    #: unknown for want of a request count (counted in the target's ``waiting_count``)
+    waiting: bool = False
     #: a rate waiting for its request count: (value, taken at)
     awaiting: tuple[float, datetime] | None = None
     #: the trend signal's samples just before this streak started (rules with a trend)
@@ -89,15 +89,30 @@ class Track:
     trend_cache: tuple[tuple[float, ...], TrendVerdict] | None = None
 
 
+#: what a signal's known samples feed besides its rules (``SignalState.role``)
+PLAIN: Final = 0
+TREND: Final = 1
+VERSION: Final = 2
+REQUESTS: Final = 3
+
+
 @dataclass(slots=True)
 class SignalState:
     first_seen: datetime
     last_at: datetime
+    #: PLAIN, TREND (a trend judges it: keep history), VERSION or REQUESTS
+    role: int = PLAIN
     last_known: datetime | None = None
     unknown: UnknownReason | None = None
     value: float | str | None = None
     #: (epoch seconds, value) of recent known samples, for trend signals only
     history: deque[tuple[float, float]] = field(default_factory=deque)
+    #: seconds between recent known samples (their median is the cadence that turns a
+    #: consecutive sustain into a time span)
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+    #: while every rule on the signal is quiet: the values that change nothing (see
+    #: ``tracks.quiet_gate``); None means the tracks must see the sample
+    gate: Gate | None = None
 
 
 @dataclass(slots=True)
@@ -156,8 +171,13 @@ class TargetState:
     #: kept in step with tracks/signals so a quiet target decides without scanning them
     firing_count: int = 0
     unknown_count: int = 0
-    flagged_count: int = 0
-    rules_for: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    blind_firing_count: int = 0
+    waiting_count: int = 0
+    #: the earliest moment an unknown signal or uncountable rate may make the target blind:
+    #: until then, with nothing firing and nothing open, the decision is the quiet one
+    blind_at: datetime | None = None
+    #: each signal's tracks, one per rule on it (made on first sight of the signal)
+    tracks_for: dict[str, tuple[Track, ...]] = field(default_factory=dict)
     last: Decision | None = None
     #: when the last decision's (action, severity) began
     key_since: datetime | None = None

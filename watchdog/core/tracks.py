@@ -7,9 +7,11 @@ without scanning its tracks. Only the engine calls it.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import datetime
 
-from watchdog.core.model import Sample, UnknownReason
+from watchdog.core.model import UnknownReason
 from watchdog.core.rules import COMPARATORS, Rule, RulePack
 from watchdog.core.state import Episode, TargetState, Track
 from watchdog.core.stats import wilson_bounds, z_for
@@ -35,18 +37,19 @@ class Tracker:
     def update(
         self,
         ts: TargetState,
-        rule: Rule,
-        sample: Sample,
+        track: Track,
+        requests: int | None,
         numeric: float | None,
         unknown: UnknownReason | None,
         at: datetime,
     ) -> None:
-        key = (rule.name, sample.signal)
-        track = ts.tracks.get(key)
-        if track is None:
-            track = ts.tracks[key] = Track(rule, sample.signal)
-        track.last_at = at
-        if rule.during != "always" and not active(rule, ts, at):
+        rule = track.rule
+        if numeric is not None and quiet_sample(track, numeric, requests):
+            track.value = numeric
+            track.judged = numeric
+            track.requests = requests
+            return
+        if track.phase_bound and not active(rule, ts, at):
             # a phase-bound rule only counts samples taken in its phase
             end_streak(track)
             self.refire(ts, track, at)
@@ -62,7 +65,6 @@ class Tracker:
             track.awaiting = None
             self.refire(ts, track, at)
             return
-        requests = sample.requests
         if rule.min_requests is not None and requests is None:
             paired = ts.requests
             if paired is not None and abs(at - paired[1]) <= self.pack.flowchart.request_pairing:
@@ -95,17 +97,24 @@ class Tracker:
             track.judged = None
             self.refire(ts, track, at)
             return
+        compare = COMPARATORS[rule.op]
+        satisfied = compare(raw, rule.threshold)
         judged = raw
-        if rule.confidence is not None and requests is not None:
+        if (
+            rule.confidence is not None
+            and requests is not None
+            and (satisfied or rule.op in ("==", "!="))
+        ):
+            # the bound lies on the safe side of the raw rate: a raw rate that does not
+            # satisfy the rule cannot have a bound that does, so only compute it when needed
             low, high = wilson_bounds(raw, requests, self._z[rule.name])
             judged = low if rule.worse_when_higher else high
-        if track.judged_at is not None and at > track.judged_at:
-            track.gaps.append((at - track.judged_at).total_seconds())
-        track.judged_at = at
+            satisfied = compare(judged, rule.threshold)
+        was_unknown = track.unknown is not None
         track.unknown = None
         track.unknown_since = None
         track.judged = judged
-        if COMPARATORS[rule.op](judged, rule.threshold):
+        if satisfied:
             if track.streak == 0:
                 track.streak_start = at
                 track.fired_in_streak = False
@@ -120,13 +129,15 @@ class Tracker:
                 track.clean_start = at
             track.clean += 1
             track.last_satisfied = at
+        elif track.streak == 0 and not was_unknown and not track.waiting:
+            return  # quiet and still quiet: nothing fires, nothing to count
         else:
             end_streak(track)
         self.refire(ts, track, at)
 
     def refire(self, ts: TargetState, track: Track, at: datetime) -> None:
         """Recompute whether the track fires (cleanly, or only blind), and the counters."""
-        was_firing, was_flagged = track.firing, track.flagged
+        was_firing, was_blind = track.firing, track.blind_firing
         sustain = track.rule.sustain
 
         def met(count: int, start: datetime | None) -> bool:
@@ -142,9 +153,106 @@ class Tracker:
         )
         if track.firing:
             track.fired_in_streak = True
-        track.flagged = track.blind_firing or track.unknown is UnknownReason.NO_REQUEST_COUNT
+        waiting = track.unknown is UnknownReason.NO_REQUEST_COUNT
+        if waiting and not track.waiting and track.unknown_since is not None:
+            blind_at = track.unknown_since + self.pack.flowchart.blind_after
+            if ts.blind_at is None or blind_at < ts.blind_at:
+                ts.blind_at = blind_at
         ts.firing_count += track.firing - was_firing
-        ts.flagged_count += track.flagged - was_flagged
+        ts.blind_firing_count += track.blind_firing - was_blind
+        ts.waiting_count += waiting - track.waiting
+        track.waiting = waiting
+
+
+def quiet_sample(track: Track, numeric: float, requests: int | None) -> bool:
+    """The common sample: the track was quiet, and a raw value that cannot satisfy the rule
+    (nor can its Wilson bound, which lies on the safe side): only its value is recorded.
+    ``Tracker.judge`` is the general path; ``tests/core/test_fast_paths.py`` proves the two
+    agree."""
+    rule = track.rule
+    minimum = rule.min_requests
+    return (
+        track.streak == 0
+        and track.unknown is None
+        and not track.phase_bound
+        and (minimum is None or (requests is not None and requests >= minimum))
+        and rule.op not in ("==", "!=")
+        and not COMPARATORS[rule.op](numeric, rule.threshold)
+    )
+
+
+def quiet_gate(ts: TargetState, tracks: tuple[Track, ...], now: datetime) -> Gate | None:
+    """The values of a signal that no rule on it could fire on, while every one of its
+    tracks is quiet: then a sample in range changes nothing (``Gate.admits``) and the engine
+    skips its tracks. None when some track is not quiet or a rule compares for equality.
+
+    Phase-bound rules count as in their current phase, so the gate holds only until the
+    target's intensive watch starts or ends (``Gate.intensive``).
+    """
+    gt = ge = math.inf
+    lt = le = -math.inf
+    need = 0
+    for track in tracks:
+        rule = track.rule
+        if track.phase_bound and not active(rule, ts, now):
+            continue
+        if track.streak or track.unknown is not None or track.firing or track.blind_firing:
+            return None
+        op = rule.op
+        if op == ">":
+            gt = min(gt, rule.threshold)
+        elif op == ">=":
+            ge = min(ge, rule.threshold)
+        elif op == "<":
+            lt = max(lt, rule.threshold)
+        elif op == "<=":
+            le = max(le, rule.threshold)
+        else:
+            return None
+        if rule.min_requests is not None:
+            need = max(need, rule.min_requests)
+    intensive = ts.intensive_until if ts.intensive_until and now < ts.intensive_until else None
+    return Gate(gt, ge, lt, le, need, intensive)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A quiet signal's range: ``value <= gt``, ``< ge``, ``>= lt``, ``> le``, with at
+    least ``need`` requests when a rule counts them."""
+
+    gt: float
+    ge: float
+    lt: float
+    le: float
+    need: int
+    #: the intensive watch's end it was made under (None: made outside one)
+    intensive: datetime | None
+
+
+def quiet_track(track: Track) -> bool:
+    """Nothing running: no streak, nothing unknown, not firing."""
+    return (
+        track.streak == 0 and track.unknown is None and not track.firing and not track.blind_firing
+    )
+
+
+def gate_admits(
+    gate: Gate, ts: TargetState, value: float, requests: int | None, now: datetime
+) -> bool:
+    """Does the quiet gate let ``value`` past every track unseen? The general path is every
+    track's ``Tracker.update``; ``tests/core/test_fast_paths.py`` proves the two agree."""
+    if gate.need and (requests is None or requests < gate.need):
+        return False
+    intensive = ts.intensive_until
+    if intensive is not None and now >= intensive:
+        intensive = None
+    return (
+        intensive == gate.intensive
+        and value <= gate.gt
+        and value < gate.ge
+        and value >= gate.lt
+        and value > gate.le
+    )
 
 
 def end_streak(track: Track) -> None:

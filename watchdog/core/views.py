@@ -20,7 +20,8 @@ from watchdog.core.flowchart import format_value
 from watchdog.core.model import Action, Severity, UnknownReason, Window
 from watchdog.core.rules import RulePack, format_duration
 from watchdog.core.state import ROLLED_BACK, Incident, RollbackPhase, TargetState, Track
-from watchdog.core.tracks import active
+from watchdog.core.stats import wilson_bounds, z_for
+from watchdog.core.tracks import active, quiet_track
 
 RuleState = Literal["ok", "pending", "firing", "unknown", "blind", "inactive"]
 
@@ -174,9 +175,16 @@ def _order(track: Track) -> tuple[int, str]:
 
 def _rule(ts: TargetState, track: Track, now: datetime) -> RuleView:
     rule = track.rule
-    shown = None if track.value is None else format_value(track.signal, track.value)
-    if shown is not None and track.judged is not None and rule.confidence is not None:
-        shown += f" (bound {format_value(track.signal, track.judged)})"
+    raw = track.value
+    state = ts.signals.get(track.signal)
+    if quiet_track(track) and state is not None and isinstance(state.value, float):
+        raw = state.value  # quiet samples pass quiet tracks unseen: the signal has it
+    shown = None if raw is None else format_value(track.signal, raw)
+    if shown is not None and rule.confidence is not None and track.requests:
+        # computed here: the engine only computes a bound when the raw rate could fire
+        low, high = wilson_bounds(raw or 0.0, track.requests, z_for(rule.confidence))
+        bound = low if rule.worse_when_higher else high
+        shown += f" (bound {format_value(track.signal, bound)}, {track.requests:,} requests)"
     view = RuleView(
         rule=rule.name,
         signal=track.signal,
