@@ -16,7 +16,7 @@ class TestCheckRules:
     def test_default_pack_passes(self, capsys: pytest.CaptureFixture[str]) -> None:
         """The shipped default pack validates with exit code 0."""
         assert main(["check", "--rules", str(ROOT / "rules" / "default.yaml")]) == 0
-        assert "10 rule(s)" in capsys.readouterr().out
+        assert "12 rule(s)" in capsys.readouterr().out
 
     def test_packaged_default_is_the_repo_default(self) -> None:
         """The pack inside the package is the repository's rules/default.yaml."""

@@ -226,3 +226,58 @@ class TestMalformed:
         err = capsys.readouterr().err
         assert "cannot read" in err
         assert "No such file" in err
+
+
+class TestRollingReleaseTrace:
+    def test_bad_canary_is_aborted_and_said_so(self) -> None:
+        """A trace with a rolling release and release-scoped samples: the canary's error rate
+        is worse than its base's, three evaluations running, and replay prints the abort
+        (a rollback scoped to the canary) once."""
+        lines: list[dict[str, object] | str] = [
+            DEPLOY,
+            {"t": 1, "target": "web", "event": "deploy", "deployment": "dpl_old"},
+            {
+                "t": 5,
+                "target": "web",
+                "event": "rollout",
+                "canary": "dpl_new",
+                "base": "dpl_old",
+                "stage": 0,
+                "percent": 10,
+                "approval": True,
+                "next_stage": 1,
+            },
+        ]
+        for t in (10, 20, 30):
+            lines += [
+                {
+                    "t": t,
+                    "target": "web",
+                    "signal": "error_rate",
+                    "value": 0.004,
+                    "requests": 18000,
+                    "deployment": "dpl_old",
+                },
+                {
+                    "t": t,
+                    "target": "web",
+                    "signal": "error_rate",
+                    "value": 0.09,
+                    "requests": 2000,
+                    "deployment": "dpl_new",
+                },
+            ]
+        out = run(lines)
+        assert [(o["action"], o["severity"], o["rule"]) for o in out] == [
+            ("rollback", "P1", "canary-error-rate")
+        ]
+        assert out[0]["scope"] == "canary"
+        assert out[0]["deployment"] == "dpl_new"
+
+    def test_bad_fields_are_named(self) -> None:
+        with pytest.raises(TraceError, match="'percent'"):
+            run([{"t": 1, "target": "web", "event": "rollout", "canary": "c", "percent": 120}])
+        with pytest.raises(TraceError, match="'state'"):
+            run([{"t": 1, "target": "web", "event": "rollout", "state": "paused"}])
+        with pytest.raises(TraceError, match="'deployment'"):
+            run([{"t": 1, "target": "web", "signal": "error_rate", "value": 0.1, "deployment": 3}])

@@ -90,7 +90,7 @@ class TestConfigAndCli:
         )
         assert load_settings(config).rule_files() == [default_rules_path(), team]
         assert main(["check", "--config", str(config)]) == 0
-        assert "11 rule(s)" in capsys.readouterr().out
+        assert "13 rule(s)" in capsys.readouterr().out
 
     def test_check_reports_a_clash_between_configured_packs(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -132,4 +132,4 @@ class TestConfigAndCli:
         """`--rules A --rules B` checks the merged pack."""
         team = write(tmp_path, "team.yaml", TEAM)
         assert main(["check", "--rules", str(default_rules_path()), "--rules", str(team)]) == 0
-        assert "11 rule(s)" in capsys.readouterr().out
+        assert "13 rule(s)" in capsys.readouterr().out

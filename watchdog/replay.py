@@ -48,6 +48,8 @@ from watchdog.core.model import (
     KillSwitchEvent,
     RollbackOutcome,
     RollbackResultEvent,
+    RolloutEvent,
+    RolloutState,
     Sample,
     Severity,
     Signal,
@@ -58,7 +60,16 @@ from watchdog.core.model import (
 from watchdog.core.rules import RulePack, parse_duration
 
 _NUMBER = (int, float)
-EVENTS = ("deploy", "ack", "hold", "release", "declare", "kill_switch", "rollback_result")
+EVENTS = (
+    "deploy",
+    "ack",
+    "hold",
+    "release",
+    "declare",
+    "kill_switch",
+    "rollback_result",
+    "rollout",
+)
 #: the times a trace may use; outside them is a mistake (epoch milliseconds, say), and date
 #: arithmetic on windows and holds stays far from datetime's limits
 EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
@@ -75,6 +86,11 @@ class TraceError(Exception):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}" if line else message)
         self.line = line
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[TraceError], tuple[int, str]]:
+        # picklable, so a backtest in a process pool reports it instead of hanging the pool
+        return (TraceError, (self.line, self.message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +168,7 @@ def parse_line(text: str, line: int) -> Parsed | None:
         and signal
         and "event" not in obj
         and "requests" not in obj
+        and "deployment" not in obj
         and _EARLIEST_S <= t < _LATEST_S
         and math.isfinite(value)
     ):
@@ -194,7 +211,19 @@ def parse_line(text: str, line: int) -> Parsed | None:
         isinstance(requests, bool) or not isinstance(requests, int) or requests < 0
     ):
         raise TraceError(line, "'requests' must be a whole number, 0 or more")
-    sample = Sample(target, signal, value, at, unknown=unknown, requests=requests, source="trace")
+    deployment = obj.get("deployment")
+    if deployment is not None and (not isinstance(deployment, str) or not deployment):
+        raise TraceError(line, "'deployment' (a release-scoped sample's) must be a string")
+    sample = Sample(
+        target,
+        signal,
+        value,
+        at,
+        unknown=unknown,
+        requests=requests,
+        source="trace",
+        deployment=deployment,
+    )
     return Parsed(sample, numeric)
 
 
@@ -271,10 +300,53 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
         return RollbackResultEvent(
             target, at, outcome, deployment, detail if isinstance(detail, str) else ""
         )
+    if kind == "rollout":
+        return _parse_rollout(obj, target, at, line)
     shown = kind if isinstance(kind, str) else type(kind).__name__
     raise TraceError(
         line, f"unknown event {str(shown)[:40]!r}; expected one of {', '.join(EVENTS)}"
     )
+
+
+def _parse_rollout(obj: dict[str, Any], target: str, at: datetime, line: int) -> RolloutEvent:
+    raw = obj.get("state", "active")
+    try:
+        state = RolloutState(raw)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RolloutState)
+        raise TraceError(line, f"'state' {str(raw)[:40]!r} must be one of {allowed}") from None
+    canary = _str_field(obj, "canary", line, required=state is RolloutState.ACTIVE) or None
+    base = _str_field(obj, "base", line, required=False) or None
+    stage = _whole(obj, "stage", line)
+    next_stage = _whole(obj, "next_stage", line)
+    percent = obj.get("percent")
+    if percent is not None and (
+        isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100
+    ):
+        raise TraceError(line, "'percent' must be a number from 0 to 100")
+    approval = obj.get("approval", False)
+    if not isinstance(approval, bool):
+        raise TraceError(line, "'approval' must be true or false")
+    return RolloutEvent(
+        target,
+        at,
+        state,
+        canary=canary,
+        base=base,
+        stage=stage,
+        percent=float(percent) if percent is not None else None,
+        requires_approval=approval,
+        next_stage=next_stage,
+    )
+
+
+def _whole(obj: dict[str, Any], key: str, line: int) -> int | None:
+    raw = obj.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 1000:
+        raise TraceError(line, f"'{key}' must be a whole number from 0 to 999")
+    return raw
 
 
 def read_trace(lines: Iterable[str | bytes]) -> Iterator[Parsed]:
@@ -306,6 +378,10 @@ def render(decision: Decision, numeric_time: bool, *, explain: bool = False) -> 
     }
     if decision.deployment is not None:
         out["deployment"] = decision.deployment
+    if decision.scope != "production" and decision.action.value == "rollback":
+        out["scope"] = decision.scope
+    if decision.approve_stage is not None:
+        out["approve_stage"] = decision.approve_stage
     if explain:
         out["path"] = list(decision.path)
         out["incident"] = decision.incident
@@ -358,6 +434,7 @@ def replay(
                 and signal
                 and (requests is None or (type(requests) is int and requests >= 0))
                 and "event" not in obj
+                and "deployment" not in obj
                 and _EARLIEST_S <= t < _LATEST_S
                 and math.isfinite(value)
             ):
@@ -372,7 +449,11 @@ def replay(
                 if decision is standing.get(target):
                     continue  # the engine reused its standing decision: nothing changed
                 standing[target] = decision
-                if last.get(target, _INITIAL) != decision.key or decision.execute_rollback:
+                if (
+                    last.get(target, _INITIAL) != decision.key
+                    or decision.execute_rollback
+                    or decision.approve_stage is not None
+                ):
                     written += _emit(engine, [decision], last, out, True, explain)
                 continue
         parsed = _parse_raw(raw, number)
@@ -421,7 +502,7 @@ def _emit(
     written = 0
     for decision in _with_deployer(engine, decisions):
         key = decision.key
-        if last.get(decision.target, _INITIAL) != key:
+        if last.get(decision.target, _INITIAL) != key or decision.approve_stage is not None:
             last[decision.target] = key
             out.write(render(decision, numeric_time, explain=explain) + "\n")
             written += 1
@@ -429,9 +510,23 @@ def _emit(
 
 
 def _with_deployer(engine: Engine, decisions: list[Decision]) -> Iterator[Decision]:
-    """Stand in for the dispatcher: a committed rollback succeeds at once."""
+    """Stand in for the dispatcher: a committed rollback succeeds at once, and so does an
+    approved stage of a rolling release (the trace says what the next stage looks like)."""
     for decision in decisions:
         yield decision
+        if decision.approve_stage is not None:
+            rollout = engine.targets[decision.target].rollout
+            if rollout is not None:
+                yield from engine.apply(
+                    RolloutEvent(
+                        decision.target,
+                        decision.at,
+                        RolloutState.ACTIVE,
+                        canary=rollout.canary,
+                        base=rollout.base,
+                        stage=decision.approve_stage,
+                    )
+                )
         if decision.execute_rollback:
             yield from engine.apply(
                 RollbackResultEvent(

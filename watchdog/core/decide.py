@@ -8,6 +8,7 @@ resolves. Reasons say what was done about the chapter's deployment
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -83,6 +84,8 @@ def quiet(ts: TargetState, now: datetime) -> bool:
     flowchart. ``test_quiet_path_agrees`` proves it decides as the full path does."""
     if ts.firing_count or ts.blind_firing_count or ts.incident is not None:
         return False
+    if ts.approval_pending:
+        return False  # a rolling release's stage may be approved: the full path decides
     if not (ts.unknown_count or ts.waiting_count):
         return True
     return ts.blind_at is not None and now < ts.blind_at
@@ -156,8 +159,16 @@ def _decide_fully(
     rule = verdict.rule
     path = verdict.path
     blamed = incident.deployment if incident is not None else ts.deployment
+    rollout = ts.rollout
+    if rollout is not None:
+        blamed = rollout.canary  # during a rolling release the canary is what changed
+    approve: int | None = None
 
     if verdict.action in (Action.MONITOR, Action.NOTIFY):
+        if incident is None and ts.approval_pending:
+            approve, why = _approval(pack, ts, now, kill_switch, freezes)
+            if approve is not None:
+                reason, path = why, (*path, "rollout:approve")
         if incident is not None:
             since = incident.clear_since or now
             incident.clear_since = since
@@ -237,6 +248,8 @@ def _decide_fully(
         observations=tuple(observe_track(t) for t in firing_now) if firing_now else (),
         resolved_incident=resolved,
         chapter=incident.chapter if incident else 1,
+        scope="canary" if rollout is not None else "production",
+        approve_stage=approve,
     )
     if ts.last is None or ts.last.key != decision.key:
         ts.key_since = now
@@ -309,6 +322,8 @@ def _rollback(
             None,
         )
     if guard is not None:
+        if guard.name == "baseline_as_bad":
+            incident.not_the_deployment = guard.reason
         incident.severity = Severity.P0
         prefix = f"{note}; " if note and guard.name != "already_rolled_back" else ""
         return (
@@ -328,6 +343,13 @@ def _rollback(
         ts.auto_rollbacks = [t for t in ts.auto_rollbacks if t > horizon]
     blamed = incident.deployment or ts.deployment
     what = f"; rolling back deployment {blamed}" if blamed else ""
+    if ts.rollout is not None:
+        share = f" ({ts.rollout.percent:g}% of users)" if ts.rollout.percent is not None else ""
+        base = ts.rollout.base or "its base"
+        what = (
+            f"; aborting the rolling release of {ts.rollout.canary}: only the canary's share"
+            f"{share} was affected; production goes back to {base}"
+        )
     return (
         Action.ROLLBACK,
         verdict.severity,
@@ -335,6 +357,41 @@ def _rollback(
         (*path, "guards:passed", "rollback"),
         True,
         None,
+    )
+
+
+def _approval(
+    pack: RulePack,
+    ts: TargetState,
+    now: datetime,
+    kill_switch: bool,
+    freezes: Sequence[Window],
+) -> tuple[int | None, str]:
+    """May the watchdog approve the rolling release's next stage now? (the stage, why)."""
+    rollout = ts.rollout
+    assert rollout is not None
+    flow = pack.flowchart
+    healthy = now - (rollout.stage_since or rollout.since)
+    if healthy < flow.approve_after or rollout.next_stage is None:
+        return (None, "")
+    if kill_switch or (ts.hold_until is not None and now < ts.hold_until):
+        return (None, "")
+    if any(
+        w.contains(now) and any(fnmatch.fnmatchcase(ts.name, p) for p in w.targets) for w in freezes
+    ):
+        return (None, "")
+    # evidence: the canary's own traffic was seen lately (release-scoped samples)
+    seen = [r for (_, dep), r in ts.tagged.items() if dep == rollout.canary]
+    if not seen or now - max(r.at for r in seen) > flow.baseline_pairing:
+        return (None, "")
+    rollout.approved = rollout.next_stage
+    ts.approval_pending = False
+    share = f" at {rollout.percent:g}%" if rollout.percent is not None else ""
+    return (
+        rollout.next_stage,
+        f"nothing firing; the canary {rollout.canary} has been healthy{share} for "
+        f"{format_duration(healthy)}: approving stage {rollout.next_stage} of its rolling "
+        "release",
     )
 
 

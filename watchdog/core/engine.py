@@ -65,6 +65,7 @@ from watchdog.core.model import (
     KillSwitchEvent,
     Observation,
     RollbackResultEvent,
+    RolloutEvent,
     Sample,
     Severity,
     Signal,
@@ -79,6 +80,7 @@ from watchdog.core.state import (
     TREND,
     VERSION,
     Incident,
+    Reading,
     RollbackPhase,
     SignalState,
     TargetState,
@@ -140,6 +142,7 @@ class Engine:
             sample.at,
             sample.unknown,
             sample.requests,
+            sample.deployment,
         )
 
     def observe_value(
@@ -150,11 +153,14 @@ class Engine:
         at: datetime,
         unknown: UnknownReason | None = None,
         requests: int | None = None,
+        deployment: str | None = None,
     ) -> Decision:
         """:meth:`observe` without building a :class:`Sample` (replay's hot path)."""
         ts = self.targets.get(target)
         if ts is None:
             ts = self.target(target)
+        if deployment is not None:
+            return self._tagged(ts, signal, deployment, value, requests, at)
         state = ts.signals.get(signal)
         if state is None:
             state = ts.signals[signal] = SignalState(at, at, self._role(signal))
@@ -267,7 +273,47 @@ class Engine:
             events.declared(ts, event, at)
         elif isinstance(event, RollbackResultEvent):
             events.rollback_result(self.pack, ts, event, at)
+        elif isinstance(event, RolloutEvent):
+            events.rollout(self.pack, ts, event, at)
         return [self._decide(ts, at)]
+
+    def _tagged(
+        self,
+        ts: TargetState,
+        signal: str,
+        deployment: str,
+        value: float | str | None,
+        requests: int | None,
+        at: datetime,
+    ) -> Decision:
+        """A release-scoped sample: kept per deployment, compared by the baseline rules when
+        it is the new deployment's; never fed to the ordinary rules."""
+        key = (signal, deployment)
+        previous = ts.tagged.get(key)
+        if previous is not None and previous.at == at:
+            return ts.last if ts.last is not None else self._decide(ts, ts.now or at)
+        numeric: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            numeric = float(value) if math.isfinite(value) else None
+        reading = Reading(numeric, requests, at) if numeric is not None else None
+        if reading is None:
+            ts.tagged.pop(key, None)
+        else:
+            ts.tagged[key] = reading
+        new, old = events.compared(ts)
+        if deployment == new:
+            tracks = ts.baseline_tracks_for.get(signal)
+            if tracks is None:
+                tracks = ts.baseline_tracks_for[signal] = self._tracks(ts, signal, baseline=True)
+            for track in tracks:
+                if reading is None:
+                    self._tracker.update(ts, track, None, None, UnknownReason.NO_DATA, at)
+                else:
+                    other = ts.tagged.get((signal, old)) if old is not None else None
+                    self._tracker.compare(ts, track, reading, other, (new, old or "the old one"))
+        now = max(at, ts.now) if ts.now is not None else at
+        ts.now = now
+        return self._decide(ts, now)
 
     def redecide(self, target: str, now: datetime) -> Decision:
         """Re-decide without a new sample: fix-forward windows, resolve periods, blindness."""
@@ -278,8 +324,9 @@ class Engine:
 
     # ----------------------------------------------------------------- rules
 
-    def _tracks(self, ts: TargetState, signal: str) -> tuple[Track, ...]:
-        """The tracks of every rule on ``signal`` for this target, made on first sight."""
+    def _tracks(self, ts: TargetState, signal: str, *, baseline: bool = False) -> tuple[Track, ...]:
+        """The tracks of every rule on ``signal`` for this target, made on first sight:
+        the ordinary rules, or (``baseline``) the ones comparing deployments."""
         key = (ts.name, signal)
         rules = self._rules_for.get(key)
         if rules is None:
@@ -289,6 +336,8 @@ class Engine:
             self._rules_for[key] = rules
         out = []
         for rule in rules:
+            if (rule.baseline is not None) != baseline:
+                continue
             track = ts.tracks.get((rule.name, signal))
             if track is None:
                 track = ts.tracks[(rule.name, signal)] = Track(

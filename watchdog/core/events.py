@@ -17,10 +17,12 @@ from watchdog.core.model import (
     DeployEvent,
     RollbackOutcome,
     RollbackResultEvent,
+    RolloutEvent,
+    RolloutState,
     Severity,
 )
 from watchdog.core.rules import RulePack
-from watchdog.core.state import Incident, RollbackPhase, TargetState
+from watchdog.core.state import Incident, RollbackPhase, Rollout, TargetState
 
 
 def version_seen(ts: TargetState, version: str, at: datetime) -> None:
@@ -46,6 +48,7 @@ def switch(ts: TargetState, event: DeployEvent, at: datetime) -> str | None:
     """Production now serves ``event.deployment``; returns what it served before."""
     previous = ts.deployment
     ts.deployment = event.deployment
+    ts.previous_deployment = previous
     ts.deployed_at = event.live_since or at
     ts.versions = frozenset(event.versions)
     # the version the app reports now belongs to the new deployment only if the event
@@ -153,6 +156,11 @@ def rollback_result(
         previous = switch(ts, DeployEvent(ts.name, at, event.deployment), at)
         if previous:
             ts.known_bad.add(previous)
+    if outcome is RollbackOutcome.SUCCEEDED and ts.rollout is not None:
+        # the abort of a rolling release landed: the canary is known bad, the rollout over
+        ts.known_bad.add(ts.rollout.canary)
+        ts.rollout = None
+        _approval(pack, ts)
     if incident is None:
         return
     if outcome is RollbackOutcome.SUCCEEDED:
@@ -192,7 +200,46 @@ def open_incident(
         severity=severity,
         rule=rule,
         first_detected=first,
-        deployment=ts.deployment,
+        # during a rolling release the canary is what changed: the chapter is its
+        deployment=ts.rollout.canary if ts.rollout is not None else ts.deployment,
+    )
+
+
+def rollout(pack: RulePack, ts: TargetState, event: RolloutEvent, at: datetime) -> None:
+    """The project's rolling release as Vercel reports it: active (which stage), or over."""
+    if event.state is RolloutState.ACTIVE and event.canary:
+        current = ts.rollout
+        if current is None or current.canary != event.canary:
+            current = ts.rollout = Rollout(event.canary, event.base, since=at)
+        if event.stage != current.stage or current.stage_since is None:
+            current.stage = event.stage
+            current.stage_since = at
+            current.approved = None
+        current.base = event.base or current.base
+        current.percent = event.percent
+        current.requires_approval = event.requires_approval
+        current.next_stage = event.next_stage
+    else:
+        ts.rollout = None
+    _approval(pack, ts)
+
+
+def compared(ts: TargetState) -> tuple[str | None, str | None]:
+    """(new, old): the deployments a baseline rule compares. During a rolling release the
+    canary against its base; otherwise the live deployment against the one before it."""
+    if ts.rollout is not None:
+        return (ts.rollout.canary, ts.rollout.base)
+    return (ts.deployment, ts.previous_deployment)
+
+
+def _approval(pack: RulePack, ts: TargetState) -> None:
+    current = ts.rollout
+    ts.approval_pending = (
+        pack.flowchart.approve_stages
+        and current is not None
+        and current.requires_approval
+        and current.next_stage is not None
+        and current.approved != current.next_stage
     )
 
 

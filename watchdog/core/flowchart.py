@@ -282,6 +282,9 @@ def describe(track: Track) -> str:
     samples)``: the measured value, the bound it was judged on, and the rule."""
     rule = track.rule
     signal = track.signal
+    if rule.baseline is not None:
+        compared = track.comparison or "not compared yet"
+        return f"{signal} {compared} ({rule.sustain_text})"
     if track.value is None:
         shown = "unknown"
     else:

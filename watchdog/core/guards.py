@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchdog.core.flowchart import FlowVerdict
+from watchdog.core.events import compared
+from watchdog.core.flowchart import FlowVerdict, format_value
 from watchdog.core.model import Window
-from watchdog.core.rules import RulePack, format_duration
-from watchdog.core.state import ROLLBACK_BROKEN, ROLLED_BACK, TargetState, Track
+from watchdog.core.rules import COMPARATORS, Rule, RulePack, format_duration
+from watchdog.core.state import ROLLBACK_BROKEN, ROLLED_BACK, Reading, TargetState, Track
+from watchdog.core.stats import wilson_bounds, z_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +84,22 @@ def guard_rollback(
             f"rollback unlikely to help: the app serves version {ts.version}, which no known "
             f"deployment carries (looked up for {format_duration(waited)})",
         )
-    if ts.deployed_at is None:
+    live_at, deployment = ts.deployed_at, ts.deployment
+    if ts.rollout is not None:
+        # a rolling release: the canary went live when it started taking traffic
+        live_at, deployment = ts.rollout.since, ts.rollout.canary
+    if live_at is None:
         if flow.require_known_deployment:
             return Guard(
                 "deploy_unknown",
                 "rollback unlikely to help: no deployment known to correlate with",
             )
     else:
-        age = now - ts.deployed_at
+        age = now - live_at
         if age > flow.max_deploy_age:
             return Guard(
                 "deploy_too_old",
-                f"rollback unlikely to help: deployment {ts.deployment} went live "
+                f"rollback unlikely to help: deployment {deployment} went live "
                 f"{format_duration(age)} ago "
                 f"(max_deploy_age {format_duration(flow.max_deploy_age)})",
             )
@@ -101,14 +107,22 @@ def guard_rollback(
         if track is not None:
             state = ts.signals.get(track.signal)
             gaps = tuple(state.gaps) if state is not None else ()
-            held = predates(track, ts.deployed_at, lookback(pack, track, gaps))
+            held = predates(track, live_at, lookback(pack, track, gaps))
             if held is not None:
                 return Guard(
                     "predates_deploy",
                     "rollback unlikely to help: condition predates deployment "
-                    f"{ts.deployment} (held since {held.isoformat()}, before it went live at "
-                    f"{ts.deployed_at.isoformat()})",
+                    f"{deployment} (held since {held.isoformat()}, before it went live at "
+                    f"{live_at.isoformat()})",
                 )
+            # sticky for the chapter: noise in the next sample must not acquit the deployment
+            # it just cleared; only a baseline rule firing (new measurably worse) does
+            standing = incident.not_the_deployment if incident is not None else ""
+            as_bad = standing or baseline_as_bad(pack, ts, track, now)
+            if as_bad and not any(
+                t.firing and t.rule.baseline is not None for t in ts.tracks.values()
+            ):
+                return Guard("baseline_as_bad", as_bad)
     if ts.auto_rollbacks:
         last = ts.auto_rollbacks[-1]
         if now - last < flow.cooldown:
@@ -125,6 +139,41 @@ def guard_rollback(
             f"{format_duration(flow.budget_window)} (budget {flow.rollback_budget})",
         )
     return None
+
+
+def baseline_as_bad(pack: RulePack, ts: TargetState, track: Track, now: datetime) -> str | None:
+    """Deploy correlation by comparison: if the old deployment breaks the same rule over the
+    same minutes, the new one is not to blame (a dependency, the database, traffic)."""
+    rule = track.rule
+    if rule.baseline is not None:
+        return None  # a baseline rule fires because the new one is worse than the old
+    new, old = compared(ts)
+    if new is None or old is None:
+        return None
+    mine = ts.tagged.get((track.signal, new))
+    theirs = ts.tagged.get((track.signal, old))
+    span = pack.flowchart.baseline_pairing
+    if mine is None or theirs is None or now - theirs.at > span or abs(mine.at - theirs.at) > span:
+        return None
+    if not _as_bad(rule, mine, theirs):
+        return None
+    return (
+        f"not the deployment: the old deployment {old} is as bad over the same minutes "
+        f"({track.signal} {format_value(track.signal, theirs.value)} on {old}, "
+        f"{format_value(track.signal, mine.value)} on {new})"
+    )
+
+
+def _as_bad(rule: Rule, new: Reading, old: Reading) -> bool:
+    """Could the old deployment be as bad? Its reading crosses the rule's threshold, judged
+    generously (the far end of its 95% Wilson interval when counts are known): a noisy
+    borderline reading must not turn "a dependency failed" into "blame the canary". Only a
+    baseline rule firing (the new one measurably and repeatedly worse) overrides it."""
+    value = old.value
+    if old.requests:
+        low, high = wilson_bounds(value, old.requests, z_for(0.95))
+        value = high if rule.worse_when_higher else low
+    return COMPARATORS[rule.op](value, rule.threshold)
 
 
 def lookback(pack: RulePack, track: Track, gaps: tuple[float, ...] = ()) -> timedelta:

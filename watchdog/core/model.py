@@ -96,6 +96,9 @@ class UnknownReason(enum.StrEnum):
     #: a rate arrived without the request count its rule needs (none paired within the
     #: pack's ``request_pairing``): the rule cannot be judged
     NO_REQUEST_COUNT = "no_request_count"
+    #: a baseline rule's new-deployment sample had no old-deployment sample to compare with
+    #: over the same minutes (the old one serves no traffic, or its source failed)
+    NO_BASELINE = "no_baseline"
     #: the reachability canary failed too: the watchdog's own network is down
     WATCHDOG_NETWORK = "watchdog_network"
 
@@ -107,6 +110,8 @@ class Sample:
     ``value`` is ``None`` when the source could not tell; ``unknown`` then says why. A
     string value is an attribute (``version``), never compared against thresholds.
     ``requests`` is the request count behind a rate, when the source knows it.
+    ``deployment`` tags a release-scoped sample: the signal measured over one deployment's
+    traffic only (a rolling release's canary or its base), for baseline comparison.
     """
 
     target: str
@@ -117,6 +122,7 @@ class Sample:
     requests: int | None = None
     source: str = ""
     detail: str = ""
+    deployment: str | None = None
 
     @property
     def known(self) -> bool:
@@ -218,7 +224,44 @@ class RollbackResultEvent:
     detail: str = ""
 
 
-Event = DeployEvent | AckEvent | HoldEvent | DeclareEvent | KillSwitchEvent | RollbackResultEvent
+class RolloutState(enum.StrEnum):
+    """A Vercel rolling release's state (``rollingRelease.state``, or none at all)."""
+
+    ACTIVE = "active"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutEvent:
+    """What the project's rolling release looks like now (the daemon reads it from Vercel).
+
+    ``canary`` serves ``percent`` of production traffic, ``base`` the rest; a stage that
+    ``requires_approval`` waits for someone (or the watchdog, if allowed) to approve
+    ``next_stage``.
+    """
+
+    target: str
+    at: datetime
+    state: RolloutState
+    canary: str | None = None
+    base: str | None = None
+    stage: int | None = None
+    percent: float | None = None
+    requires_approval: bool = False
+    next_stage: int | None = None
+
+
+Event = (
+    DeployEvent
+    | AckEvent
+    | HoldEvent
+    | DeclareEvent
+    | KillSwitchEvent
+    | RollbackResultEvent
+    | RolloutEvent
+)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -264,6 +307,12 @@ class Decision:
     resolved_incident: str | None = None
     #: the incident's chapter: a deployment that went live during it starts the next one
     chapter: int = 1
+    #: "canary": the rollback is a rolling release's abort (only the canary's share of
+    #: users was hit; production goes back to the rollout's base)
+    scope: str = "production"
+    #: approve this next stage of the rolling release (the canary is healthy); one-off,
+    #: like ``execute_rollback``
+    approve_stage: int | None = None
 
     @property
     def key(self) -> tuple[Action, Severity | None]:

@@ -169,6 +169,40 @@ class Trend(_Strict):
         return data
 
 
+class Baseline(_Strict):
+    """Judge the new deployment against the old one over the same minutes.
+
+    The rule's samples are then release-scoped (tagged with a deployment): a sample of the
+    new deployment (a rolling release's canary, or the live one) is compared with the old
+    deployment's latest sample taken within ``pairing`` of it. The condition holds when the
+    new one is worse by the test *and* its value also passes the rule's own threshold (use
+    ``threshold: 0`` to judge on the comparison alone).
+
+    - ``test: proportions`` (rates with request counts): Newcombe's interval on the
+      difference excludes zero at ``confidence``, the difference is at least ``min_effect``
+      (0.01 = +1 percentage point), and each side has ``min_requests``.
+    - ``test: ratio`` (latency): new / old is at least ``min_effect`` (e.g. 1.5) and new minus
+      old at least ``min_delta`` in the signal's unit (e.g. 0.5 s).
+    """
+
+    test: Literal["proportions", "ratio"]
+    min_effect: float = Field(gt=0.0)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    min_requests: int = Field(default=100, ge=1)
+    pairing: Duration = timedelta(minutes=2)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Baseline:
+        if self.test == "ratio" and self.min_effect <= 1.0:
+            raise ValueError("a ratio test's min_effect is a ratio above 1 (e.g. 1.5)")
+        if self.test == "proportions" and self.min_effect >= 1.0:
+            raise ValueError(
+                "a proportions test's min_effect is a difference of rates (0.01 = +1 pp)"
+            )
+        return self
+
+
 class Rule(_Strict):
     """One threshold of the procedure, e.g. ``error_rate > 0.05`` for 2 samples → P1 rollback."""
 
@@ -204,6 +238,10 @@ class Rule(_Strict):
         default=None,
         description="deploy correlation looks this far before go-live (flowchart default)",
     )
+    baseline: Baseline | None = Field(
+        default=None,
+        description="compare the new deployment's release-scoped samples with the old one's",
+    )
     during: Literal["always", "normal", "intensive_watch"] = "always"
     targets: tuple[str, ...] = ("*",)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -222,6 +260,8 @@ class Rule(_Strict):
             raise ValueError("require_trend: true needs a trend: {window: ..} block")
         if self.confidence is not None and self.min_requests is None:
             raise ValueError("confidence (Wilson lower bound) needs min_requests as well")
+        if self.baseline is not None and self.op in ("==", "!="):
+            raise ValueError("a baseline comparison needs an ordering op (>, >=, <, <=)")
         if not self.targets:
             raise ValueError("targets must list at least one target name or pattern ('*')")
         return self
@@ -286,6 +326,13 @@ class Flowchart(_Strict):
     #: the app serves a version no known deployment carries: a rollback waits this long for
     #: the live deployment to be looked up before it is refused as "deployment unknown"
     deploy_wait: Duration = timedelta(minutes=2)
+    #: a rolling release's stage that waits for approval is approved by the watchdog once
+    #: its canary has been healthy this long (off unless approve_stages is true)
+    approve_stages: bool = False
+    approve_after: Duration = timedelta(minutes=10)
+    #: deploy correlation: the old deployment's release-scoped samples count as "the same
+    #: minutes" when taken within this of the new one's
+    baseline_pairing: Duration = timedelta(minutes=2)
 
 
 class RulePack(_Strict):

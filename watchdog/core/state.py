@@ -82,6 +82,8 @@ class Track:
     waiting: bool = False
     #: a rate waiting for its request count: (value, taken at)
     awaiting: tuple[float, datetime] | None = None
+    #: a baseline rule's last comparison, in words ("9.1% on dpl_new vs 0.4% on dpl_old ...")
+    comparison: str = ""
     #: the trend signal's samples just before this streak started (rules with a trend)
     baseline: tuple[float, ...] = ()
     episodes: deque[Episode] = field(default_factory=lambda: deque(maxlen=8))
@@ -94,6 +96,31 @@ PLAIN: Final = 0
 TREND: Final = 1
 VERSION: Final = 2
 REQUESTS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The latest known release-scoped sample of one signal for one deployment."""
+
+    value: float
+    requests: int | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class Rollout:
+    """An active rolling release: ``canary`` serves ``percent`` of traffic, ``base`` the rest."""
+
+    canary: str
+    base: str | None
+    since: datetime
+    stage: int | None = None
+    stage_since: datetime | None = None
+    percent: float | None = None
+    requires_approval: bool = False
+    next_stage: int | None = None
+    #: the stage the watchdog approved (so it asks once per stage)
+    approved: int | None = None
 
 
 @dataclass(slots=True)
@@ -143,6 +170,9 @@ class Incident:
     #: condition flapping, clearing while it resolves) restates it instead of a new line
     standing: tuple[Action, Severity] | None = None
     standing_rule: str | None = None
+    #: the old deployment was found as bad over the same minutes: the chapter is not the
+    #: deployment's fault until a baseline rule (the new one measurably worse) says so
+    not_the_deployment: str = ""
 
 
 @dataclass(slots=True)
@@ -152,6 +182,15 @@ class TargetState:
     signals: dict[str, SignalState] = field(default_factory=dict)
     deployment: str | None = None
     deployed_at: datetime | None = None
+    #: what production served before ``deployment`` (the baseline once a deploy is live)
+    previous_deployment: str | None = None
+    #: release-scoped samples: the latest known one per (signal, deployment)
+    tagged: dict[tuple[str, str], Reading] = field(default_factory=dict)
+    #: the tracks of the baseline rules on each signal (fed by release-scoped samples only)
+    baseline_tracks_for: dict[str, tuple[Track, ...]] = field(default_factory=dict)
+    rollout: Rollout | None = None
+    #: the watchdog may approve the rollout's next stage (kept in step by rollout events)
+    approval_pending: bool = False
     #: what the version endpoint reports for the live deployment (from its DeployEvent)
     versions: frozenset[str] = frozenset()
     #: the latest version the app reported, and since when it matches no known deployment

@@ -144,3 +144,20 @@ def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
         return 1.0
     z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(var)
     return 1.0 - _NORMAL.cdf(z)
+
+
+def newcombe_difference(
+    rate_a: float, n_a: int, rate_b: float, n_b: int, z: float
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for the difference of two proportions (a - b).
+
+    Why Newcombe: it is built from each side's Wilson interval, so it stays honest at small
+    counts and rates near 0 where the textbook z interval is too narrow (Newcombe 1998,
+    method 10).
+    """
+    low_a, high_a = wilson_bounds(rate_a, n_a, z)
+    low_b, high_b = wilson_bounds(rate_b, n_b, z)
+    diff = rate_a - rate_b
+    low = diff - math.sqrt((rate_a - low_a) ** 2 + (high_b - rate_b) ** 2)
+    high = diff + math.sqrt((high_a - rate_a) ** 2 + (rate_b - low_b) ** 2)
+    return (max(-1.0, low), min(1.0, high))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watchdog.core.model import UnknownReason
-from watchdog.core.rules import COMPARATORS, Rule, RulePack
-from watchdog.core.state import Episode, TargetState, Track
-from watchdog.core.stats import wilson_bounds, z_for
+from watchdog.core.rules import COMPARATORS, Rule, RulePack, format_duration
+from watchdog.core.state import Episode, Reading, TargetState, Track
+from watchdog.core.stats import newcombe_difference, wilson_bounds, z_for
 from watchdog.core.trend import baseline_values
 
 
@@ -110,10 +110,52 @@ class Tracker:
             low, high = wilson_bounds(raw, requests, self._z[rule.name])
             judged = low if rule.worse_when_higher else high
             satisfied = compare(judged, rule.threshold)
+        track.judged = judged
+        self.advance(ts, track, satisfied, at)
+
+    def compare(
+        self,
+        ts: TargetState,
+        track: Track,
+        new: Reading,
+        old: Reading | None,
+        names: tuple[str, str],
+    ) -> None:
+        """A baseline rule: the new deployment's sample against the old one's (same minutes).
+
+        ``names`` are the new and the old deployment, for the words on the page.
+        """
+        rule = track.rule
+        spec = rule.baseline
+        assert spec is not None
+        at = new.at
+        track.value = new.value
+        track.requests = new.requests
+        if old is None or abs(new.at - old.at) > spec.pairing:
+            _set_unknown(track, UnknownReason.NO_BASELINE, at)
+            track.comparison = f"no sample of {names[1]} within {format_duration(spec.pairing)}"
+            self.refire(ts, track, at)
+            return
+        verdict = compare_deployments(rule, new, old, names)
+        if verdict is None:
+            _set_unknown(track, UnknownReason.TOO_FEW_REQUESTS, at)
+            track.comparison = (
+                f"too few requests to compare ({_count(new)} on {names[0]}, "
+                f"{_count(old)} on {names[1]}; {spec.min_requests} each needed)"
+            )
+            self.refire(ts, track, at)
+            return
+        satisfied, judged, words = verdict
+        track.judged = judged
+        track.comparison = words
+        self.advance(ts, track, satisfied, at)
+
+    def advance(self, ts: TargetState, track: Track, satisfied: bool, at: datetime) -> None:
+        """One judged sample: extend, start or end the track's run, then refire."""
+        rule = track.rule
         was_unknown = track.unknown is not None
         track.unknown = None
         track.unknown_since = None
-        track.judged = judged
         if satisfied:
             if track.streak == 0:
                 track.streak_start = at
@@ -227,6 +269,54 @@ class Gate:
     need: int
     #: the intensive watch's end it was made under (None: made outside one)
     intensive: datetime | None
+
+
+def compare_deployments(
+    rule: Rule, new: Reading, old: Reading, names: tuple[str, str]
+) -> tuple[bool, float, str] | None:
+    """Is the new deployment worse than the old over the same minutes? (satisfied, the
+    compared figure, the words); None when the counts are too few to say."""
+    spec = rule.baseline
+    assert spec is not None
+    up = rule.worse_when_higher
+    signal = rule.signal
+    beyond = COMPARATORS[rule.op](new.value, rule.threshold)
+    if spec.test == "proportions":
+        n_new, n_old = new.requests or 0, old.requests or 0
+        if n_new < spec.min_requests or n_old < spec.min_requests:
+            return None
+        first, second = (new, old) if up else (old, new)
+        n_first, n_second = (n_new, n_old) if up else (n_old, n_new)
+        low, high = newcombe_difference(
+            first.value, n_first, second.value, n_second, z_for(spec.confidence)
+        )
+        diff = first.value - second.value
+        worse = low > 0 and diff >= spec.min_effect and beyond
+        words = (
+            f"{_pct(new.value)} on {names[0]} vs {_pct(old.value)} on {names[1]} "
+            f"({'+' if diff >= 0 else ''}{diff * 100:.2g} pp, {spec.confidence:.0%} interval "
+            f"{low * 100:+.2g}..{high * 100:+.2g} pp; {n_new:,} / {n_old:,} "
+            f"requests; worse needs +{spec.min_effect * 100:g} pp)"
+        )
+        return (worse, diff, words)
+    base = old.value if up else new.value
+    other = new.value if up else old.value
+    ratio = other / base if base > 0 else (math.inf if other > 0 else 1.0)
+    gap = other - base
+    worse = ratio >= spec.min_effect and gap >= spec.min_delta and beyond
+    words = (
+        f"{new.value:g} on {names[0]} vs {old.value:g} on {names[1]} ({signal}: x{ratio:.2g}, "
+        f"{gap:+g}; worse needs x{spec.min_effect:g} and {spec.min_delta:+g})"
+    )
+    return (worse, ratio, words)
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.3g}%"
+
+
+def _count(reading: Reading) -> str:
+    return "?" if reading.requests is None else f"{reading.requests:,}"
 
 
 def quiet_track(track: Track) -> bool:
