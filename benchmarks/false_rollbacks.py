@@ -17,6 +17,14 @@ thousands of randomized traces per family and replayed through the real engine
   detected inside the window; the delay is reported in samples after the outage began, and in
   samples after the true rise first reached the rule's practical minimum change.
 * ``healthy-*``: no outage, one hour of healthy noise (0.05 %–0.6 %). Nothing may page.
+* ``dependency-*``: a Vercel rolling release (canary at 10 %) when a dependency fails: the
+  error rate of both deployments jumps to 6–12 % together. The overall rate breaks the 5 %
+  threshold, but the old deployment is as bad over the same minutes, so nothing may roll
+  back (the page says "not the deployment").
+* ``canary-*``: the same rolling release where only the canary's error rate jumps to 6–12 %.
+  The canary must be caught (aborted); its delay is compared, trace by trace, with judging
+  the canary's own numbers on the absolute 5 % rule as if it were fully live: the baseline
+  comparison may cost at most one sample.
 
 Run from the repository root::
 
@@ -86,6 +94,10 @@ def families() -> list[Family]:
         c = f"{cadence:g}s"
         for noise in ("uniform", "gauss", "poisson"):
             out.append(Family(f"healthy-{noise}-{c}", "healthy", noise, cadence))
+    for cadence in (10.0, 60.0):
+        c = f"{cadence:g}s"
+        out.append(Family(f"dependency-{c}", "dependency", "poisson", cadence))
+        out.append(Family(f"canary-{c}", "canary", "poisson", cadence))
     return out
 
 
@@ -160,7 +172,105 @@ class Trace:
     rise_at: float | None
 
 
+def build_rollout(family: Family, seed: int, *, alone: bool = False) -> Trace:
+    """A rolling release (canary 10 %) with release-scoped error rates for both deployments
+    and the overall one; at the onset a dependency (both) or the canary alone goes bad.
+    ``alone``: the canary's own numbers as a fully live deployment's (no rollout)."""
+    rng = random.Random(seed)
+    lines: list[bytes] = []
+    add = lines.append
+    dumps = orjson.dumps
+    c = family.cadence
+    onset = WARMUP + rng.uniform(0, c)
+    level = math.exp(rng.uniform(math.log(0.002), math.log(0.006)))
+    bad = rng.uniform(0.06, 0.12)
+    if alone:
+        add(dumps({"t": 0, "target": "web", "event": "deploy", "deployment": "dpl_new"}))
+    else:
+        add(dumps({"t": 0, "target": "web", "event": "deploy", "deployment": "dpl_old"}))
+        add(
+            dumps(
+                {
+                    "t": 5,
+                    "target": "web",
+                    "event": "rollout",
+                    "canary": "dpl_new",
+                    "base": "dpl_old",
+                    "stage": 0,
+                    "percent": 10,
+                    "approval": True,
+                    "next_stage": 1,
+                }
+            )
+        )
+    t = c
+    while t <= onset + 900:
+        total = rng.randint(2000, 20000)
+        n_new = max(1, round(total * 0.1))
+        n_old = total - n_new
+        sick = t >= onset
+        rate_new = bad if sick else level
+        rate_old = bad if sick and family.kind == "dependency" else level
+        x_new = _poisson(rng, rate_new * n_new)
+        x_old = _poisson(rng, rate_old * n_old)
+        add(dumps({"t": t, "target": "web", "signal": "health_up", "value": 1}))
+        if alone:
+            add(
+                dumps(
+                    {
+                        "t": t,
+                        "target": "web",
+                        "signal": "error_rate",
+                        "value": round(x_new / n_new, 6),
+                        "requests": n_new,
+                    }
+                )
+            )
+        else:
+            # release-scoped first, then the overall rate: the order the Sentry source emits
+            # one poll's samples in, so deploy correlation sees the same minutes
+            add(
+                dumps(
+                    {
+                        "t": t,
+                        "target": "web",
+                        "signal": "error_rate",
+                        "value": round(x_old / n_old, 6),
+                        "requests": n_old,
+                        "deployment": "dpl_old",
+                    }
+                )
+            )
+            add(
+                dumps(
+                    {
+                        "t": t,
+                        "target": "web",
+                        "signal": "error_rate",
+                        "value": round(x_new / n_new, 6),
+                        "requests": n_new,
+                        "deployment": "dpl_new",
+                    }
+                )
+            )
+            add(
+                dumps(
+                    {
+                        "t": t,
+                        "target": "web",
+                        "signal": "error_rate",
+                        "value": round((x_new + x_old) / total, 6),
+                        "requests": total,
+                    }
+                )
+            )
+        t += c
+    return Trace(lines, onset, None, None)
+
+
 def build(family: Family, seed: int) -> Trace:
+    if family.kind in ("dependency", "canary"):
+        return build_rollout(family, seed)
     rng = random.Random(seed)
     lines: list[bytes] = []
     add = lines.append
@@ -235,9 +345,46 @@ class Result:
     detected_after: float | None  # seconds after the outage began
     detected_samples: int | None
     over_floor_samples: int | None
+    #: canary families: samples later than the absolute rule on the canary's own numbers
+    slower_samples: int | None = None
+
+
+def _decisions(lines: list[bytes], pack: RulePack) -> list[dict[str, object]]:
+    out = io.StringIO()
+    replay(lines, pack, out, explain=True)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def run_rollout(family: Family, seed: int, pack: RulePack) -> Result:
+    trace = build_rollout(family, seed)
+    decisions = _decisions(trace.lines, pack)
+    assert trace.outage_at is not None
+    rollbacks = [d for d in decisions if d["action"] == "rollback"]
+    paged = any(d["action"] in ("page", "rollback") for d in decisions)
+    detected_after = detected = slower = None
+    if family.kind == "canary" and rollbacks:
+        first = float(rollbacks[0]["t"])  # type: ignore[arg-type]
+        detected_after = first - trace.outage_at
+        detected = round(detected_after / family.cadence)
+        alone = _decisions(build_rollout(family, seed, alone=True).lines, pack)
+        alone_rb = [d for d in alone if d["action"] == "rollback"]
+        if alone_rb:
+            slower = round((first - float(alone_rb[0]["t"])) / family.cadence)  # type: ignore[arg-type]
+    return Result(
+        early_rollback=bool(rollbacks),
+        any_rollback=bool(rollbacks),
+        paged=paged,
+        lines=len(decisions),
+        detected_after=detected_after,
+        detected_samples=detected,
+        over_floor_samples=slower,
+        slower_samples=slower,
+    )
 
 
 def run_one(family: Family, seed: int, pack: RulePack) -> Result:
+    if family.kind in ("dependency", "canary"):
+        return run_rollout(family, seed, pack)
     trace = build(family, seed)
     out = io.StringIO()
     text = (line.decode() for line in trace.lines)
@@ -326,9 +473,15 @@ def main(argv: list[str] | None = None) -> int:
             lines = [r.lines for r in results]
             detected = [r.detected_samples for r in results if r.detected_samples is not None]
             floor = [r.over_floor_samples for r in results if r.over_floor_samples is not None]
-            if family.kind == "worse":
+            if family.kind in ("worse", "canary"):
                 early_txt = f"detected {_pct(early, n)}"
                 failed |= early < 0.90 * n
+                if family.kind == "canary":
+                    slower = [r.slower_samples for r in results if r.slower_samples is not None]
+                    failed |= bool(slower) and max(slower) > 1
+            elif family.kind == "dependency":
+                early_txt = _pct(early, n)
+                failed |= early > 0
             else:
                 early_txt = _pct(early, n)
                 failed |= early > 0 and family.noise != "ar1"
