@@ -497,6 +497,13 @@ class TestPaging:
         assert updates[0].startswith("⏱️ UPDATE 10:05 UTC\n\nStatus: In Progress")
 
 
+def intent_record(clock: FakeClock, key: str = "inc-1/rollback") -> RollbackRecord:
+    """What a crash between the write-ahead and the POST leaves: an INTENT from dpl_c."""
+    return RollbackRecord(
+        key, "inc-1", "web", "prj_1", clock.now(), RollbackState.INTENT, "dpl_c", "dpl_b"
+    )
+
+
 class TestReconcile:
     async def test_intent_already_on_target(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """After a crash, an INTENT record whose target production already serves is SUCCEEDED
@@ -524,25 +531,60 @@ class TestReconcile:
         assert any(isinstance(e, DeployEvent) and e.rollback for e in rig.events)
 
     async def test_intent_not_on_target(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-        """An INTENT record with production still on the old deployment is FAILED, not re-issued."""
+        """An INTENT record with production still on the old deployment and no job on Vercel
+        is ABANDONED (provably never reached Vercel): not re-issued by reconcile itself, and
+        not reported to the engine as failed, so a fresh decision may re-issue it once."""
         store = MemoryStore()
-        await store.save_rollback(
-            RollbackRecord(
-                "inc-1/rollback",
-                "inc-1",
-                "web",
-                "prj_1",
-                clock.now(),
-                RollbackState.INTENT,
-                "dpl_c",
-                "dpl_b",
-            )
-        )
+        await store.save_rollback(intent_record(clock))
         rig = make_rig(store=store)
         settled = await rig.dispatcher.reconcile()
-        assert [r.state for r in settled] == [RollbackState.FAILED]
-        assert "not re-issued" in settled[0].detail
+        assert [r.state for r in settled] == [RollbackState.ABANDONED]
+        assert "re-issued once" in settled[0].detail
         assert rig.vercel.requests_for("rollback") == []
+        assert rig.outcomes() == []
+
+    async def test_unreadable_vercel_postpones(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """When Vercel cannot say whether it has the job, nothing is proven: the record stays
+        pending (and the daemon tries again), never guessed ABANDONED or FAILED."""
+        store = MemoryStore()
+        await store.save_rollback(intent_record(clock))
+        rig = make_rig(store=store)
+        rig.vercel.fail("project", 500, "{}", times=100)
+        settled = await rig.dispatcher.reconcile()
+        assert settled == []
+        assert store.rollbacks["inc-1/rollback"].state is RollbackState.INTENT
+        assert rig.dispatcher.unsettled == 1
+
+    async def test_abandoned_rollback_is_reissued_exactly_once(
+        self, make_rig, clock: FakeClock
+    ) -> None:  # type: ignore[no-untyped-def]
+        """After reconcile proved the rollback never reached Vercel, the engine's next
+        rollback decision for the chapter is carried out once, under the re-issue key; the
+        same decision again does nothing."""
+        store = MemoryStore()
+        await store.save_rollback(intent_record(clock))
+        rig = make_rig(store=store)
+        await rig.dispatcher.reconcile()
+        await run(rig, rollback_decision(clock))
+        await run(rig, rollback_decision(clock))
+        assert len(rig.vercel.requests_for("rollback")) == 1
+        assert rig.vercel.alias == "dpl_b"
+        assert store.rollbacks["inc-1/rollback#reissue"].state is RollbackState.VERIFIED
+        assert store.rollbacks["inc-1/rollback"].state is RollbackState.ABANDONED
+
+    async def test_abandoned_twice_fails_with_a_p0(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """A re-issue that a second crash also stopped before Vercel is FAILED, never tried a
+        third time, and on-call gets a P0 that says so (its own journal key: not deduplicated
+        against the incident's earlier P0)."""
+        store = MemoryStore()
+        await store.save_rollback(intent_record(clock, "inc-1/rollback#reissue"))
+        rig = make_rig(store=store)
+        await run(rig, rollback_decision(clock, severity=Severity.P0))  # the earlier P0 page
+        settled = await rig.dispatcher.reconcile()
+        assert [r.state for r in settled] == [RollbackState.FAILED]
+        assert rig.outcomes()[-1] is RollbackOutcome.FAILED
+        summary = rig.pd.events[-1]["payload"]["summary"]
+        assert summary.startswith("[P0] web: rollback did not take: the watchdog stopped twice")
 
     async def test_intent_accepted_by_vercel_is_followed(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """A crash after Vercel accepted the POST (record still INTENT): the running job is

@@ -17,7 +17,7 @@ order).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ from watchdog.actions.base import Notifier, Pager
 from watchdog.actions.journal import CanAct, Journal, Outcome
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
-from watchdog.actions.reconcile import reconcile
+from watchdog.actions.reconcile import Classified
 from watchdog.actions.rollback import (
     EventSink,
     RollbackRunner,
@@ -49,7 +49,6 @@ __all__ = [
     "TargetActions",
     "error_rate_in",
     "page_from_decision",
-    "reconcile",
 ]
 
 
@@ -186,12 +185,21 @@ class Dispatcher:
         return self._rollbacks.in_flight(project)
 
     async def reconcile(self) -> list[RollbackRecord]:
-        """After a restart: settle rollbacks left in INTENT/REQUESTED against Vercel."""
+        """Settle rollbacks left in INTENT/REQUESTED against Vercel, waiting for running jobs."""
         return await self._rollbacks.reconcile()
 
-    async def settle_orphan(self, incident: str) -> bool:
-        """Fail a rollback whose intent was journaled but never recorded (see the runner)."""
-        return await self._rollbacks.settle_orphan(incident)
+    async def prepare_restore(self, incidents: Sequence[str] = ()) -> Classified:
+        """On becoming leader, before the engine is re-seeded (see the runner)."""
+        return await self._rollbacks.prepare_restore(incidents)
+
+    async def after_restore(self, classified: Classified) -> None:
+        """On becoming leader, after the engine is re-seeded (see the runner)."""
+        await self._rollbacks.after_restore(classified)
+
+    @property
+    def unsettled(self) -> int:
+        """Rollbacks the last restore could not settle because Vercel did not answer."""
+        return self._rollbacks.postponed
 
     # ----------------------------------------------------------------- plumbing
 

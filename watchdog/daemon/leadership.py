@@ -32,10 +32,11 @@ _PHASES = {
     RollbackState.VERIFIED: RollbackPhase.VERIFIED,
     RollbackState.FAILED: RollbackPhase.FAILED,
     RollbackState.VERIFY_FAILED: RollbackPhase.VERIFY_FAILED,
+    # production never moved: the chapter has not rolled back, and may (once more)
+    RollbackState.ABANDONED: RollbackPhase.NONE,
 }
 
 OnGained = Callable[[], Awaitable[None]]
-SettleOrphan = Callable[[str], Awaitable[bool]]
 
 
 class Leadership:
@@ -109,7 +110,6 @@ async def load_snapshot(
     settings: Settings,
     budget_window: timedelta,
     now: datetime,
-    settle_orphan: SettleOrphan | None,
 ) -> tuple[EngineSnapshot, list[IncidentRecord]]:
     """What the engine should hold, read from the store: the store is the truth.
 
@@ -120,7 +120,9 @@ async def load_snapshot(
     automatic = []
     for name in names:
         rollbacks = await store.list_rollbacks(target=name, since=now - budget_window)
-        automatic.append((name, tuple(r.requested_at for r in rollbacks if r.automatic)))
+        # an abandoned rollback never moved production: it spends no cooldown or budget
+        spent = [r for r in rollbacks if r.automatic and r.state is not RollbackState.ABANDONED]
+        automatic.append((name, tuple(r.requested_at for r in spent)))
     open_incidents = await store.list_incidents(open_only=True)
     restored = []
     for incident in open_incidents:
@@ -137,8 +139,8 @@ async def load_snapshot(
         mine = [r for r in mine if r not in earlier]
         latest = mine[-1] if mine else None
         phase = _PHASES[latest.state] if latest else RollbackPhase.NONE
-        if latest is None and settle_orphan is not None and await settle_orphan(incident.id):
-            phase = RollbackPhase.FAILED
+        if latest is not None and latest.state is RollbackState.ABANDONED:
+            latest = None  # never reached Vercel: nothing to remember about when it ran
         restored.append(
             RestoredIncident(
                 target=incident.target,

@@ -38,6 +38,9 @@ class RollbackState(enum.StrEnum):
     VERIFIED = "verified"
     VERIFY_FAILED = "verify_failed"
     SHADOW = "shadow"  # shadow mode: "would roll back"
+    #: a crash came between the intent and Vercel, and Vercel shows it never heard of it:
+    #: production never moved, so the incident may re-issue it once (DESIGN §5 Write-ahead)
+    ABANDONED = "abandoned"
 
     @property
     def in_flight(self) -> bool:
