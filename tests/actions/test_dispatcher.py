@@ -29,7 +29,7 @@ from watchdog.core.model import (
     Severity,
 )
 from watchdog.metrics import Metrics
-from watchdog.store.base import ActionStatus, RollbackRecord, RollbackState
+from watchdog.store.base import ActionStatus, OutboxStatus, RollbackRecord, RollbackState
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
@@ -346,10 +346,13 @@ class TestRollback:
         assert len(rig.vercel.requests_for("rollback")) == 1
         assert rig.outcomes()[0] is RollbackOutcome.SUCCEEDED
         assert rig.pd.events
-        assert rig.slack.messages == []
-        chat = [a for a in rig.store.actions.values() if a.kind == "chat"]
+        # the hung message got through late; the refused ones wait in the outbox, in order
+        assert len(rig.slack.messages) <= 1
+        chat = [m for m in rig.store.outbox.values() if m.kind == "chat"]
         assert chat
-        assert all(a.status is not ActionStatus.SUCCEEDED for a in chat)
+        assert any(
+            m.status is OutboxStatus.PENDING and "rollup_error" in (m.error or "") for m in chat
+        )
 
     async def test_fenced(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """When can_act() says no (not the leader), nothing is sent and nothing journaled."""
@@ -579,8 +582,10 @@ class TestReconcile:
         store = MemoryStore()
         await store.save_rollback(intent_record(clock, "inc-1/rollback#reissue"))
         rig = make_rig(store=store)
-        await run(rig, rollback_decision(clock, severity=Severity.P0))  # the earlier P0 page
+        # the incident's earlier P0 page
+        await run(rig, rollback_decision(clock, severity=Severity.P0, execute_rollback=False))
         settled = await rig.dispatcher.reconcile()
+        await rig.dispatcher.drain()
         assert [r.state for r in settled] == [RollbackState.FAILED]
         assert rig.outcomes()[-1] is RollbackOutcome.FAILED
         summary = rig.pd.events[-1]["payload"]["summary"]

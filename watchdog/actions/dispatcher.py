@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watchdog.actions.base import Notifier, Pager
 from watchdog.actions.journal import CanAct, Journal, Outcome
+from watchdog.actions.outbox import DeliveryPolicy, OutboxWorker
+from watchdog.actions.outbox import Store as OutboxStore
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
 from watchdog.actions.reconcile import Classified
@@ -40,7 +42,7 @@ from watchdog.core.model import Action, Decision, Severity
 from watchdog.core.rules import Duration
 from watchdog.metrics import Metrics
 from watchdog.retry import Retrier, RetryPolicy
-from watchdog.store.base import ActionJournal, IncidentRecord, RollbackRecord
+from watchdog.store.base import IncidentRecord, RollbackRecord
 
 __all__ = [
     "Dispatcher",
@@ -62,8 +64,17 @@ class DispatcherConfig(BaseModel):
     retry_maximum: Duration = timedelta(seconds=30)
     #: caps a side effect's whole retry loop, waits included
     retry_deadline: Duration = timedelta(seconds=60)
-    #: a chat message gets this long (all retries) before it is dropped
+    #: one delivery pass gives a chat message this long (all retries) before it backs off
     chat_deadline: Duration = timedelta(seconds=10)
+    #: a page, resolve or change event not accepted by the pager within this is given up,
+    #: loudly (``watchdog_page_undelivered``, a log line, the status page)
+    page_max_age: Duration = timedelta(hours=24)
+    #: a chat message this old is no longer worth sending
+    chat_max_age: Duration = timedelta(minutes=30)
+    #: one delivery attempt to the pager or chat, whatever the vendor's client does
+    delivery_timeout: Duration = timedelta(seconds=15)
+    #: the longest wait between delivery passes for a message that keeps failing
+    delivery_backoff_max: Duration = timedelta(seconds=60)
     #: the procedure's "update every 5 minutes" while an incident is open
     update_interval: Duration = timedelta(minutes=5)
     rollback_method: str = "Vercel Instant Rollback (Method 1)"
@@ -88,7 +99,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        store: ActionJournal,
+        store: OutboxStore,
         clock: Clock,
         config: DispatcherConfig | None = None,
         pager: Pager | None = None,
@@ -102,23 +113,36 @@ class Dispatcher:
         self.targets: dict[str, TargetActions] = dict(targets or {})
         retrier = Retrier(self._config.retry_policy, clock)
         journal = Journal(store, clock, retrier, can_act)
-        self._paging = Paging(pager, journal, metrics)
+        self.outbox = OutboxWorker(
+            store=store,
+            clock=clock,
+            policy=DeliveryPolicy(
+                page_max_age=self._config.page_max_age,
+                chat_max_age=self._config.chat_max_age,
+                attempt_timeout=self._config.delivery_timeout,
+                backoff_initial=max(self._config.retry_initial, timedelta(seconds=1)),
+                backoff_maximum=self._config.delivery_backoff_max,
+            ),
+            pager=pager,
+            notifier=notifier,
+            pager_retrier=retrier,
+            chat_retrier=retrier.with_deadline(self._config.chat_deadline.total_seconds()),
+            can_act=can_act,
+            metrics=metrics,
+        )
+        self._paging = Paging(self.outbox, metrics)
         self._production = ProductionView()
         self._updates = IncidentUpdates(
-            notifier=notifier,
-            journal=journal,
-            retrier=retrier,
+            outbox=self.outbox,
             clock=clock,
             settings=ChatSettings(
                 update_interval=self._config.update_interval,
-                chat_deadline=self._config.chat_deadline,
                 incident_commander=self._config.incident_commander,
                 point_of_contact=self._config.point_of_contact,
                 rollback_method=self._config.rollback_method,
                 rollback_eta=self._config.rollback_eta,
             ),
             notes=self._notes,
-            metrics=metrics,
         )
         self._rollbacks = RollbackRunner(
             store=store,
@@ -169,7 +193,7 @@ class Dispatcher:
     @property
     def background(self) -> set[asyncio.Task[None]]:
         """Rollbacks and chat still running (tests wait for these; shutdown drains them)."""
-        return self._rollbacks.tasks | self._updates.tasks
+        return self._rollbacks.tasks | self._updates.tasks | self.outbox.tasks
 
     async def drain(self) -> None:
         """Wait for background rollbacks and chat (tests, and graceful shutdown)."""
@@ -177,9 +201,15 @@ class Dispatcher:
             await asyncio.gather(*self.background, return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Let rollbacks finish (never abandon one half-way); drop pending chat."""
+        """Let rollbacks finish (never abandon one half-way); stop delivering (what is not
+        delivered stays in the outbox for the next run)."""
         self._updates.cancel()
-        await self.drain()
+        self.outbox.cancel()
+        while self._rollbacks.tasks:
+            await asyncio.gather(*self._rollbacks.tasks, return_exceptions=True)
+        self._updates.cancel()
+        self.outbox.cancel()
+        await asyncio.gather(*self._updates.tasks, *self.outbox.tasks, return_exceptions=True)
 
     def rollback_in_flight(self, project: str) -> bool:
         return self._rollbacks.in_flight(project)

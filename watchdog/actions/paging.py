@@ -1,9 +1,9 @@
 """Pages: the one path every alert to a human takes (trigger, resolve, the rollback marker).
 
-I/O boundary: the configured :class:`~watchdog.actions.base.Pager`, always through the
-:class:`~watchdog.actions.journal.Journal`, so a page is written ahead, fenced to the leader and
-never sent twice under the same key. Building the page from a decision is pure
-(:func:`page_from_decision`).
+I/O boundary: none of its own: every page goes into the
+:class:`~watchdog.actions.outbox.OutboxWorker`, which stores it (fenced to the leader, never
+twice under the same key) and delivers it in the background until the pager accepts it.
+Building the page from a decision is pure (:func:`page_from_decision`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from watchdog.actions.base import Change, Page, Pager
-from watchdog.actions.journal import Journal, Outcome
+from watchdog.actions.base import Change, Page
+from watchdog.actions.journal import Outcome
+from watchdog.actions.outbox import OutboxWorker, change_payload, page_payload
 from watchdog.core.model import Action, Decision, Severity
 from watchdog.metrics import Metrics
 
@@ -47,59 +48,46 @@ def page_from_decision(decision: Decision, notes: Sequence[str] = ()) -> Page:
 
 
 class Paging:
-    """Sends pages through the journal and counts them; without a pager every call is a no-op."""
+    """Puts pages in the outbox and counts duplicates; without a pager every call is a no-op."""
 
-    def __init__(self, pager: Pager | None, journal: Journal, metrics: Metrics | None) -> None:
-        self._pager = pager
-        self._journal = journal
+    def __init__(self, outbox: OutboxWorker, metrics: Metrics | None) -> None:
+        self._outbox = outbox
         self._metrics = metrics
 
     async def page(self, page: Page, kind: str) -> bool:
-        """Trigger (or update: same dedup key) the incident's alert; ``kind`` keys the journal.
+        """Trigger (or update: same dedup key) the incident's alert; ``kind`` keys the journal
+        and says why this page goes out (the decision's level, a guard rail, a failure), so
+        two different reasons never share a key.
 
-        True when the pager has it (sent now or before), so the caller may stop re-sending.
+        True once the page is stored (now or before): delivery is the outbox's job from here.
         """
-        if self._pager is None:
-            return True
-        pager = self._pager
-        outcome = await self._journal.run(
-            f"{page.incident}/page/{kind}",
+        outcome = await self._outbox.put(
             "page",
+            f"{page.incident}/page/{kind}",
             page.target,
             page.incident,
-            lambda: pager.trigger(page),
+            page_payload(page),
             detail={"severity": str(page.severity), "summary": page.summary},
-            retry_failed=True,
         )
-        if self._metrics is not None and outcome is not Outcome.FENCED:
-            result = {Outcome.DONE: "sent", Outcome.DUPLICATE: "deduplicated"}.get(
-                outcome, "failed"
-            )
-            self._metrics.pages.labels(target=page.target, result=result).inc()
+        if self._metrics is not None and outcome is Outcome.DUPLICATE:
+            self._metrics.pages.labels(target=page.target, result="deduplicated").inc()
         return outcome in (Outcome.DONE, Outcome.DUPLICATE)
 
     async def resolve(self, target: str, incident: str, at: datetime) -> None:
-        if self._pager is None:
-            return
-        pager = self._pager
-        await self._journal.run(
-            f"{incident}/resolve",
+        await self._outbox.put(
             "resolve",
+            f"{incident}/resolve",
             target,
             incident,
-            lambda: pager.resolve(target, incident, at),
-            retry_failed=True,
+            {"target": target, "incident": incident, "at": at.isoformat()},
         )
 
     async def change(self, incident: str, change: Change) -> None:
         """The "rollback executed" marker on the service's timeline (pages no one)."""
-        if self._pager is None:
-            return
-        pager = self._pager
-        await self._journal.run(
-            f"{incident}/change/{change.deployment}",
+        await self._outbox.put(
             "change",
+            f"{incident}/change/{change.deployment}",
             change.target,
             incident,
-            lambda: pager.change(change),
+            change_payload(change),
         )

@@ -214,6 +214,9 @@ class Daemon:
         dispatcher = self.dispatcher
         classified = None
         if dispatcher is not None:
+            # first of all, before any decision of this leader can page: every open
+            # incident's alert again, as last sent (Alertmanager forgets what is not re-sent)
+            await dispatcher.outbox.reassert(await self.store.list_incidents(open_only=True))
             open_ids = [i.id for i in await self.store.list_incidents(open_only=True, limit=1000)]
             classified = await dispatcher.prepare_restore(open_ids)
         snapshot, open_incidents = await load_snapshot(
@@ -228,6 +231,7 @@ class Daemon:
         await self.production.refresh()
         if dispatcher is not None and classified is not None:
             await dispatcher.after_restore(classified)
+            dispatcher.outbox.kick()  # resume what the previous run left undelivered
 
     async def _settle_postponed(self) -> None:
         """Vercel did not answer when this replica restored: try again until it does, and
@@ -247,6 +251,8 @@ class Daemon:
             # generous: a page sent from here may retry for the dispatcher's whole deadline
             Chore("redecide", every, timeout=timedelta(minutes=5), run=self._redecide),
             Chore("status_updates", every, timeout=timedelta(minutes=1), run=self._post_updates),
+            # delivery runs in the outbox's own tasks; this only wakes it for what is due
+            Chore("outbox", every, timeout=every, run=self._deliver),
             Chore(
                 "deployments",
                 self.settings.scheduler.deploy_poll,
@@ -284,6 +290,10 @@ class Daemon:
     async def _post_updates(self) -> None:
         if self.dispatcher is not None and self.leadership.leader:
             await self.dispatcher.post_updates()
+
+    async def _deliver(self) -> None:
+        if self.dispatcher is not None and self.leadership.leader:
+            self.dispatcher.outbox.kick()
 
     async def _repost(self) -> None:
         if self._pager_reposts is not None and self.leadership.leader:
