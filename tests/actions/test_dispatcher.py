@@ -29,7 +29,13 @@ from watchdog.core.model import (
     Severity,
 )
 from watchdog.metrics import Metrics
-from watchdog.store.base import ActionStatus, OutboxStatus, RollbackRecord, RollbackState
+from watchdog.store.base import (
+    ActionStatus,
+    IncidentRecord,
+    OutboxStatus,
+    RollbackRecord,
+    RollbackState,
+)
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_pagerduty import FakePagerDuty
@@ -438,6 +444,59 @@ class TestPaging:
         assert len(rig.pd.events) == 1
         await run(rig, replace(page, severity=Severity.P1))
         assert [e["payload"]["severity"] for e in rig.pd.events] == ["warning", "error"]
+
+    async def test_pages_only_on_news(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+        """One incident through its life: a new incident, an escalation and each new guard
+        rail page; restatements (same level, calmer level, another rule or reason, a guard
+        rail already reported, a failed rollback the runner reported) page no one."""
+        rig = make_rig()
+        base = rollback_decision(
+            clock, action=Action.PAGE, severity=Severity.P1, execute_rollback=False
+        )
+        steps = [
+            (base, True),  # new incident
+            (replace(base, reason="reworded: error rate 7.4%"), False),
+            (replace(base, rule="latency-critical"), False),
+            (replace(base, action=Action.ROLLBACK), True),  # same severity, now rolling back
+            (replace(base, action=Action.ROLLBACK, severity=Severity.P0), True),  # escalated
+            (replace(base, action=Action.ROLLBACK, severity=Severity.P1), False),  # calmer
+            (replace(base, severity=Severity.INVESTIGATE), False),
+            (replace(base, severity=Severity.P0, refused_by="cooldown"), True),
+            (replace(base, severity=Severity.P0, refused_by="cooldown", reason="again"), False),
+            (replace(base, severity=Severity.P0, refused_by="budget"), True),
+            (replace(base, severity=Severity.P0, refused_by="rollback_failed"), False),
+        ]
+        sent = 0
+        for decision, pages in steps:
+            await run(rig, decision)
+            triggers = [e for e in rig.pd.events if e["event_action"] == "trigger"]
+            assert len(triggers) == sent + pages, (decision, pages)
+            sent = len(triggers)
+        assert {e["dedup_key"] for e in rig.pd.events} == {"watchdog/web/inc-1"}
+
+    async def test_a_restart_does_not_repage_a_restated_incident(
+        self, make_rig, clock: FakeClock
+    ) -> None:  # type: ignore[no-untyped-def]
+        """A new dispatcher on the same store, told the open incident, does not page its
+        standing level again, nor a calmer one; a real escalation still pages."""
+        rig = make_rig()
+        p0 = rollback_decision(
+            clock, action=Action.PAGE, severity=Severity.P0, execute_rollback=False
+        )
+        await run(rig, p0)
+        again = make_rig(store=rig.store)
+        again.dispatcher.restored(
+            [
+                IncidentRecord(
+                    "inc-1", "web", clock.now(), "P0", "system-down", "down", "watchdog/web/inc-1"
+                )
+            ]
+        )
+        await run(again, p0)
+        await run(again, replace(p0, severity=Severity.P1))
+        assert len(rig.pd.events) == 1
+        await run(again, replace(p0, severity=Severity.P0, refused_by="hold"))
+        assert len(rig.pd.events) == 2
 
     async def test_refused_page_names_guard_rail(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """A rollback the engine refused pages P0 naming the guard rail and its reason."""

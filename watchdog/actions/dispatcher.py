@@ -26,7 +26,15 @@ from watchdog.actions.base import Notifier, Pager
 from watchdog.actions.journal import CanAct, Journal, Outcome
 from watchdog.actions.outbox import DeliveryPolicy, OutboxWorker
 from watchdog.actions.outbox import Store as OutboxStore
-from watchdog.actions.paging import Paging, page_from_decision
+from watchdog.actions.paging import (
+    Paged,
+    Paging,
+    after_page,
+    level_of,
+    page_from_decision,
+    page_key,
+    page_news,
+)
 from watchdog.actions.production import ProductionView
 from watchdog.actions.reconcile import Classified
 from watchdog.actions.rollback import (
@@ -157,8 +165,10 @@ class Dispatcher:
             emit=on_event or (lambda _event: None),
             metrics=metrics,
         )
-        #: (incident, action, severity) last paged per target: a page goes out on a change only
-        self._last_paged: dict[str, tuple[str, Action, Severity | None]] = {}
+        #: what each incident chapter was paged about: a page goes out on news only
+        self._paged: dict[tuple[str, int], Paged] = {}
+        #: incidents told in chat that they only notify
+        self._notified: set[str] = set()
 
     # ----------------------------------------------------------------- public
 
@@ -173,18 +183,26 @@ class Dispatcher:
         self._updates.opened(decision.target, decision.incident, opened)
         if decision.execute_rollback:
             self._rollbacks.start(decision, incident)
-        paged = (decision.incident, decision.action, decision.severity)
-        changed = self._last_paged.get(decision.target) != paged
-        if changed and decision.action in (Action.PAGE, Action.ROLLBACK):
+        chapter = (decision.incident, decision.chapter)
+        news = page_news(self._paged.get(chapter), decision)
+        if news is not None:
             page = page_from_decision(decision, self._notes(decision.target))
-            if await self._paging.page(page, f"{decision.action}/{decision.severity}"):
-                self._last_paged[decision.target] = paged
+            if await self._paging.page(page, page_key(decision)):
+                self._paged[chapter] = after_page(self._paged.get(chapter), decision)
             if decision.action is Action.PAGE:
                 self._updates.chat_page(decision)
-        elif changed and decision.action is Action.NOTIFY:
-            self._last_paged[decision.target] = paged
+        elif decision.action is Action.NOTIFY and decision.incident not in self._notified:
+            self._notified.add(decision.incident)
             self._updates.chat_page(decision, action="Notified here; no page, no automatic action")
         await self.post_updates()
+
+    def restored(self, incidents: Sequence[IncidentRecord]) -> None:
+        """On becoming leader: each open incident was paged at its recorded severity (the new
+        leader re-asserts that page), so only news beyond it pages again."""
+        self._paged = {
+            (i.id, 1): Paged(level_of(Action.PAGE, Severity(i.severity))) for i in incidents
+        }
+        self._notified.clear()
 
     async def post_updates(self) -> None:
         """Post the procedure's status update for every open incident that is due one."""
@@ -238,9 +256,9 @@ class Dispatcher:
 
     async def _resolve(self, decision: Decision, incident: str) -> None:
         open_item = self._updates.closed(incident)
-        last = self._last_paged.get(decision.target)
-        if last is not None and last[0] == incident:
-            del self._last_paged[decision.target]
+        for chapter in [c for c in self._paged if c[0] == incident]:
+            del self._paged[chapter]
+        self._notified.discard(incident)
         await self._paging.resolve(decision.target, incident, decision.at)
         opened = open_item.opened_at if open_item else decision.at
         self._updates.chat(

@@ -230,6 +230,7 @@ class Daemon:
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self.production.refresh()
         if dispatcher is not None and classified is not None:
+            dispatcher.restored(open_incidents)
             await dispatcher.after_restore(classified)
             dispatcher.outbox.kick()  # resume what the previous run left undelivered
 
