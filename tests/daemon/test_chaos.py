@@ -1,9 +1,11 @@
 """Chaos: the pager down for minutes, a pager and a heartbeat that hang, the daemon killed with
-pages undelivered. Each runs the real daemon against the fakes on an injected clock.
+pages undelivered, the watchdog's own network cut. Each runs the real daemon against the
+fakes on an injected clock.
 
 - pages are never lost: stored first, delivered after the pager recovers, resumed after a
   restart, given up only past their maximum age and then said so;
-- a hung pager or heartbeat never holds up a poll, a decision, a rollback or the lease.
+- a hung pager or heartbeat never holds up a poll, a decision, a rollback or the lease;
+- blind means blind: a partition of app and canary pages "blind", never "down".
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from tests.daemon.support import (
 )
 from watchdog.config import HeartbeatSettings, Settings
 from watchdog.daemon import Daemon
+from watchdog.sources import HealthSourceConfig, SmokeSourceConfig
+from watchdog.sources.smoke import SmokeCheck
 from watchdog.store.base import OutboxStatus
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock, SteppingClock
-from watchdog.testing.server import Fault
+from watchdog.testing.server import Fault, closed_port_url
 
 
 def triggers(world: World) -> list[dict[str, Any]]:
@@ -243,3 +247,50 @@ class TestSlowPagerAndHeartbeat:
         renewals = [t - start for t in store.renewed if t > start]
         assert len(renewals) >= 16, renewals
         assert max(b - a for a, b in itertools.pairwise(renewals)) <= 6, renewals
+
+
+class TestPartition:
+    async def test_app_and_canary_unreachable_is_blind_never_p1_never_rollback(
+        self, world: World, clock: FakeClock
+    ) -> None:
+        """The watchdog's network is cut: the app (health and a smoke check) and the target's
+        reachability canary give no answer for eight fake minutes. It pages "watchdog blind"
+        at warning, never a P1 "feature down" or a P0, and never rolls back."""
+        dead = closed_port_url()
+        settings = chaos_settings(world)
+        target = settings.targets[0].model_copy(
+            update={
+                "canary_url": closed_port_url(),
+                "sources": [
+                    HealthSourceConfig(url=f"{dead}/api/health", timeout=timedelta(seconds=2)),
+                    SmokeSourceConfig(
+                        checks=[SmokeCheck(name="create-opportunity", url=f"{dead}/api/opps")],
+                        interval=timedelta(seconds=15),
+                        timeout=timedelta(seconds=2),
+                    ),
+                ],
+            }
+        )
+        daemon = build_daemon(
+            settings.model_copy(update={"targets": [target]}), MemoryStore(), clock
+        )
+        await daemon.start(loops=False)
+        try:
+            for _ in range(32):
+                clock.advance(15)
+                for state in daemon.sources.values():
+                    await daemon.ingest(await daemon.poller.poll_once(state))
+                await daemon.pipeline.redecide([TARGET], clock.now())
+                await settle(daemon)
+            await daemon.dispatcher.outbox.deliver_due()  # type: ignore[union-attr]
+        finally:
+            await daemon.stop()
+
+        assert world.rollback_posts() == []
+        sent = triggers(world)
+        assert sent, "blindness was never paged"
+        assert {e["payload"]["severity"] for e in sent} == {"warning"}
+        assert all("watchdog blind" in e["payload"]["summary"] for e in sent)
+        decisions = [d for d in daemon.store.decisions if d.target == TARGET]  # type: ignore[attr-defined]
+        assert {d.severity for d in decisions} <= {None, "investigate"}
+        assert not any(d.data["execute_rollback"] for d in decisions)
