@@ -616,6 +616,13 @@ class TestReconcile:
         assert settled == []
         assert store.rollbacks["inc-1/rollback"].state is RollbackState.INTENT
         assert rig.dispatcher.unsettled == 1
+        await rig.dispatcher.drain()  # on-call is told, once, that nobody can tell yet
+        [page] = [e for e in rig.pd.events if e["event_action"] == "trigger"]
+        assert page["payload"]["severity"] == "critical"
+        assert "cannot reach Vercel" in page["payload"]["summary"]
+        await rig.dispatcher.reconcile()
+        await rig.dispatcher.drain()
+        assert len(rig.pd.events) == 1
 
     async def test_abandoned_rollback_is_reissued_exactly_once(
         self, make_rig, clock: FakeClock

@@ -155,6 +155,48 @@ class TestCrashMidRollback:
         await settle(c)
         assert len(world.rollback_posts()) == 1
 
+    async def test_vercel_down_at_restart_postpones_then_completes_once(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """B restarts while Vercel does not answer: nothing is guessed (the rollback stays in
+        flight, on-call gets a P0 saying nobody can tell yet); once Vercel answers, B's
+        reconcile chore proves it never arrived and the rollback is completed, once."""
+        a = await make_daemon()
+        deployer = a.dispatcher.targets[TARGET].deployer  # type: ignore[union-attr]
+        asked = asyncio.Event()
+
+        async def hang(target: object) -> object:
+            asked.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        deployer.request_rollback = hang  # type: ignore[method-assign,union-attr]
+        await ingest_each(a, outage(clock.now()), clock)
+        await asyncio.wait_for(asked.wait(), 10)
+        await crash(a)
+
+        world.vercel.fail("alias", 503, "{}", times=1000)
+        clock.advance(20)
+        b = await make_daemon()
+        await settle(b)
+        assert b.dispatcher is not None
+        assert b.dispatcher.unsettled == 1
+        [rb] = await b.store.list_rollbacks()
+        assert rb.state is RollbackState.INTENT
+        await ingest_each(b, outage(clock.now())[1:], clock)
+        await settle(b)
+        assert world.rollback_posts() == []
+        assert "cannot reach Vercel" in str(triggers(world)[-1]["payload"]["summary"])  # type: ignore[index]
+
+        world.vercel.clear_faults()  # Vercel answers again
+        await b._settle_postponed()  # the reconcile chore's next tick
+        await settle(b)
+        assert b.dispatcher.unsettled == 0
+        await ingest_each(b, outage(clock.now() + timedelta(seconds=1))[1:], clock)
+        await settle(b)
+        assert len(world.rollback_posts()) == 1
+        assert world.vercel.alias == GOOD
+
     async def test_crash_during_the_lookups_leaves_nothing_to_undo(
         self, make_daemon: Factory, world: World, clock: FakeClock
     ) -> None:

@@ -591,6 +591,26 @@ class RollbackRunner:
         for any that cannot be completed, and follow the jobs Vercel is still running."""
         for rb in classified.settled:
             await self._settled(rb)
+        for rb in classified.postponed:
+            # the rollback may or may not have reached Vercel and nobody can tell yet: the
+            # engine keeps it in flight; on-call hears it now (once), the chore keeps trying
+            await self._paging.page(
+                Page(
+                    target=rb.target,
+                    incident=rb.incident,
+                    severity=Severity.P0,
+                    summary=(
+                        f"[P0] {rb.target}: the watchdog restarted during rollback {rb.id} "
+                        "and cannot reach Vercel to tell whether it happened; it keeps "
+                        "trying: check what production serves by hand"
+                    ),
+                    at=self._clock.now(),
+                    reason="restart recovery postponed: Vercel did not answer",
+                    path=("restart", "reconcile", "rollback:unsettled"),
+                    deployment=rb.from_deployment,
+                ),
+                page_kind(rb.id, "rollback-unsettled"),
+            )
         for rb in classified.running:
             self._following.add(rb.id)
             task = asyncio.create_task(self._follow(rb), name=f"reconcile:{rb.target}")

@@ -211,12 +211,17 @@ class Daemon:
         guard rail, may re-issue it once; jobs still running on Vercel are followed in the
         background so the lease keeps being renewed meanwhile.
         """
+        if self.dispatcher is not None:
+            # first of all, before any decision of this leader can page: every open
+            # incident's alert again, as last sent (Alertmanager forgets what is not re-sent)
+            await self.dispatcher.outbox.reassert(await self.store.list_incidents(open_only=True))
+        await self._reseed()
+
+    async def _reseed(self) -> None:
+        """Settle the rollbacks against Vercel, then re-seed the engine from the store."""
         dispatcher = self.dispatcher
         classified = None
         if dispatcher is not None:
-            # first of all, before any decision of this leader can page: every open
-            # incident's alert again, as last sent (Alertmanager forgets what is not re-sent)
-            await dispatcher.outbox.reassert(await self.store.list_incidents(open_only=True))
             open_ids = [i.id for i in await self.store.list_incidents(open_only=True, limit=1000)]
             classified = await dispatcher.prepare_restore(open_ids)
         snapshot, open_incidents = await load_snapshot(
@@ -239,7 +244,7 @@ class Daemon:
         re-seed from the store then (a rollback still pending is never left "in flight")."""
         dispatcher = self.dispatcher
         if dispatcher is not None and dispatcher.unsettled and self.leadership.leader:
-            await self._restore()
+            await self._reseed()
 
     # ----------------------------------------------------------------- chores
 

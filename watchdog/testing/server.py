@@ -146,6 +146,11 @@ class FakeServer:
         """Answer the next matching requests with these faults, in order."""
         self._faults.extend(faults)
 
+    def clear_faults(self) -> None:
+        """Answer normally again: drop every scripted fault (the upstream recovered)."""
+        self._faults.clear()
+        self._always = None
+
     def fail_always(self, fault: Fault | None) -> None:
         """Answer every matching request with ``fault`` (after queued ones) until None."""
         self._always = fault
