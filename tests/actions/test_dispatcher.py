@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
@@ -44,18 +43,6 @@ from watchdog.testing.fake_vercel import FakeVercel
 from watchdog.testing.server import RecordedRequest
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
-
-
-@pytest.fixture
-async def pd() -> AsyncIterator[FakePagerDuty]:
-    async with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -83,18 +82,6 @@ class TestBackoff:
     ) -> None:
         """1 s doubling to 60 s; a longer Retry-After wins, capped by the maximum."""
         assert backoff(attempts, DeliveryPolicy(), retry_after) == wait
-
-
-@pytest.fixture
-async def pd() -> AsyncIterator[FakePagerDuty]:
-    async with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 def worker(

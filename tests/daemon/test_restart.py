@@ -66,6 +66,23 @@ def triggers(world: World) -> list[dict[str, object]]:
     return [e for e in world.pagerduty.events if e["event_action"] == "trigger"]
 
 
+def hang_at_the_post(daemon: Daemon) -> asyncio.Event:
+    """Make the rollback request hang before any byte leaves (the crash comes first): the
+    intent is journaled, Vercel hears nothing. Returns the event set when it is reached."""
+    assert daemon.dispatcher is not None
+    deployer = daemon.dispatcher.targets[TARGET].deployer
+    assert deployer is not None
+    asked = asyncio.Event()
+
+    async def hang(target: object) -> object:
+        asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    deployer.request_rollback = hang  # type: ignore[method-assign,assignment]
+    return asked
+
+
 class TestCrashMidRollback:
     async def test_restart_keeps_incident_and_reconciles_without_a_second_post(
         self, make_daemon: Factory, world: World, clock: FakeClock
@@ -113,15 +130,7 @@ class TestCrashMidRollback:
         (This replaced "page P0, never re-issue": an abandoned rollback left production
         broken; DESIGN §5 requires the one re-issue after checking.)"""
         a = await make_daemon()
-        deployer = a.dispatcher.targets[TARGET].deployer  # type: ignore[union-attr]
-        asked = asyncio.Event()
-
-        async def hang(target: object) -> object:
-            asked.set()
-            await asyncio.Event().wait()  # the crash comes first
-            raise AssertionError("unreachable")
-
-        deployer.request_rollback = hang  # type: ignore[method-assign,union-attr]
+        asked = hang_at_the_post(a)
         await ingest_each(a, outage(clock.now()), clock)
         await asyncio.wait_for(asked.wait(), 10)
         incident = (await a.store.list_incidents())[0]
@@ -162,15 +171,7 @@ class TestCrashMidRollback:
         flight, on-call gets a P0 saying nobody can tell yet); once Vercel answers, B's
         reconcile chore proves it never arrived and the rollback is completed, once."""
         a = await make_daemon()
-        deployer = a.dispatcher.targets[TARGET].deployer  # type: ignore[union-attr]
-        asked = asyncio.Event()
-
-        async def hang(target: object) -> object:
-            asked.set()
-            await asyncio.Event().wait()
-            raise AssertionError("unreachable")
-
-        deployer.request_rollback = hang  # type: ignore[method-assign,union-attr]
+        asked = hang_at_the_post(a)
         await ingest_each(a, outage(clock.now()), clock)
         await asyncio.wait_for(asked.wait(), 10)
         await crash(a)

@@ -325,7 +325,10 @@ class RollbackRunner:
         if not await self._journal.allowed():
             bound.info("rollback_fenced")
             return
-        if not await self._store.record_intent(self._intent(decision, rb)):
+        intent = self._intent(
+            decision, key, project=rb.project, frm=rb.from_deployment, to=rb.to_deployment
+        )
+        if not await self._store.record_intent(intent):
             bound.info("rollback_duplicated", key=key)
             return
         await self._store.save_rollback(rb)
@@ -399,20 +402,15 @@ class RollbackRunner:
         self._succeeded(decision.target, target.id, current.id, result.detail)
         await self._verify(decision, incident, wiring, deployer, rb, target, baseline)
 
-    def _intent(self, decision: Decision, rb: RollbackRecord) -> ActionRecord:
+    def _intent(self, decision: Decision, key: str, **detail: Any) -> ActionRecord:
+        """The journal's rollback intent: the decision's why, plus what the caller knows."""
         return ActionRecord(
-            key=rb.id,
+            key=key,
             kind="rollback",
             target=decision.target,
             created_at=self._clock.now(),
             incident=decision.incident,
-            detail={
-                "reason": decision.reason,
-                "rule": decision.rule,
-                "project": rb.project,
-                "from": rb.from_deployment,
-                "to": rb.to_deployment,
-            },
+            detail={"reason": decision.reason, "rule": decision.rule, **detail},
         )
 
     async def _close(
@@ -426,16 +424,7 @@ class RollbackRunner:
     ) -> None:
         """Journal how the chapter's rollback ended, whether or not its intent was written
         (a look-up can fail before it): the key is then taken, as for any rollback tried."""
-        await self._store.record_intent(
-            ActionRecord(
-                key=key,
-                kind="rollback",
-                target=decision.target,
-                created_at=self._clock.now(),
-                incident=decision.incident,
-                detail={"reason": decision.reason, "rule": decision.rule},
-            )
-        )
+        await self._store.record_intent(self._intent(decision, key))
         await self._store.record_outcome(key, status, self._clock.now(), error=error, detail=detail)
 
     async def _verify(
