@@ -553,6 +553,30 @@ def intent_record(clock: FakeClock, key: str = "inc-1/rollback") -> RollbackReco
     )
 
 
+class TestUpdatesAcrossRestart:
+    async def test_a_restarted_dispatcher_keeps_posting_updates(
+        self, make_rig, clock: FakeClock
+    ) -> None:  # type: ignore[no-untyped-def]
+        """The five-minute update after a restart is sent, not taken for one the previous
+        run sent already (updates are keyed by their minute, not a per-run counter)."""
+        rig = make_rig()
+        page = rollback_decision(clock, action=Action.PAGE, execute_rollback=False)
+        await run(rig, page)
+        clock.advance(300)
+        await rig.dispatcher.post_updates()
+        await rig.dispatcher.drain()
+        again = make_rig(store=rig.store)
+        await run(again, replace(page, at=clock.now()))
+        clock.advance(300)
+        await again.dispatcher.post_updates()
+        await again.dispatcher.drain()
+        updates = [m for m in rig.slack.messages if m.startswith("⏱️ UPDATE")]
+        assert [u.split("\n", 1)[0] for u in updates] == [
+            "⏱️ UPDATE 10:05 UTC",
+            "⏱️ UPDATE 10:10 UTC",
+        ]
+
+
 class TestReconcile:
     async def test_intent_already_on_target(self, make_rig, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
         """After a crash, an INTENT record whose target production already serves is SUCCEEDED

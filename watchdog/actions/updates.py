@@ -110,7 +110,9 @@ class IncidentUpdates:
             item.last_update = now
             item.updates += 1
             self.chat(
-                f"{item.incident}/slack/update/{item.updates}",
+                # keyed by its minute, not a counter: a restarted daemon counts from 1 again
+                # and would find updates 1, 2, ... "sent already"
+                f"{item.incident}/slack/update/{now.strftime('%Y%m%dT%H%M')}",
                 item.target,
                 item.incident,
                 render_update(
