@@ -227,6 +227,34 @@ class TestCrashMidRollback:
         assert world.vercel.alias == GOOD
 
 
+class TestBecomingLeader:
+    async def test_nothing_is_acted_on_until_the_new_leader_restored(
+        self, make_daemon: Factory, world: World, clock: FakeClock
+    ) -> None:
+        """Samples that arrive while a replica becomes leader (its engine still a
+        follower's) are neither recorded nor acted on; once it restored, the outage is
+        judged afresh and rolled back once."""
+        daemon = await make_daemon()
+        restore = daemon.leadership.on_gained
+        assert restore is not None
+
+        async def polls_arrive_meanwhile() -> None:
+            await ingest_each(daemon, outage(clock.now()), clock)
+            await restore()
+
+        daemon.leadership.on_gained = polls_arrive_meanwhile
+        daemon.leadership.leader = False  # the lease was another replica's
+        await daemon.leadership.elect()
+        await settle(daemon)
+        assert world.rollback_posts() == []
+        assert triggers(world) == []
+        assert await daemon.store.list_incidents() == []
+
+        await ingest_each(daemon, outage(clock.now() + timedelta(seconds=1))[1:], clock)
+        await settle(daemon)
+        assert len(world.rollback_posts()) == 1
+
+
 class TestHumanStateSurvives:
     async def test_hold_and_kill_switch_set_on_a_are_in_force_on_b(
         self, make_daemon: Factory, world: World, clock: FakeClock

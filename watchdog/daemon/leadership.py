@@ -59,9 +59,17 @@ class Leadership:
         self._metrics = metrics
         self._stopping = stopping
         self.leader = False
+        #: True while a new leader restores (re-asserts, reconciles, re-seeds): decisions
+        #: of the engine it had as a follower must not be acted on meanwhile
+        self.restoring = False
         self.epoch = 0
         #: run once each time this replica becomes leader (restore, then reconcile)
         self.on_gained: OnGained | None = None
+
+    @property
+    def acting(self) -> bool:
+        """Leader and done restoring: the pipeline records and dispatches decisions only then."""
+        return self.leader and not self.restoring
 
     async def can_act(self) -> bool:
         return self.leader and not self._stopping.is_set()
@@ -88,7 +96,11 @@ class Leadership:
         if self.leader and not was:
             log.info("leadership_gained", holder=self._holder, epoch=self.epoch)
             if self.on_gained is not None:
-                await self.on_gained()
+                self.restoring = True
+                try:
+                    await self.on_gained()
+                finally:
+                    self.restoring = False
         elif was and not self.leader:
             log.warning("leadership_lost", holder=self._holder)
 
