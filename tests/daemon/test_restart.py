@@ -66,6 +66,17 @@ def triggers(world: World) -> list[dict[str, object]]:
     return [e for e in world.pagerduty.events if e["event_action"] == "trigger"]
 
 
+async def restart_into_the_outage(make_daemon: Factory, clock: FakeClock) -> Daemon:
+    """A new daemon on the same file 20 s later, seeing the outage go on: a fresh engine
+    needs the rule's three consecutive failures again."""
+    clock.advance(20)
+    b = await make_daemon()
+    await settle(b)
+    await ingest_each(b, outage(clock.now())[1:], clock)
+    await settle(b)
+    return b
+
+
 def hang_at_the_post(daemon: Daemon) -> asyncio.Event:
     """Make the rollback request hang before any byte leaves (the crash comes first): the
     intent is journaled, Vercel hears nothing. Returns the event set when it is reached."""
@@ -139,13 +150,7 @@ class TestCrashMidRollback:
         await crash(a)
         assert world.rollback_posts() == []
 
-        clock.advance(20)
-        b = await make_daemon()
-        await settle(b)
-        # a fresh engine needs the rule's three consecutive failures again
-        await ingest_each(b, outage(clock.now())[1:], clock)
-        await settle(b)
-
+        b = await restart_into_the_outage(make_daemon, clock)
         assert len(world.rollback_posts()) == 1
         assert world.vercel.alias == GOOD
         assert b.status()["targets"][0]["incident"] == incident.id
@@ -218,11 +223,7 @@ class TestCrashMidRollback:
         assert [x for x in await a.store.list_actions() if x.kind == "rollback"] == []
         await crash(a)
 
-        clock.advance(20)
-        b = await make_daemon()
-        await settle(b)
-        await ingest_each(b, outage(clock.now())[1:], clock)
-        await settle(b)
+        await restart_into_the_outage(make_daemon, clock)
         assert len(world.rollback_posts()) == 1
         assert world.vercel.alias == GOOD
 
