@@ -4,8 +4,10 @@ This is where side effects are ordered; each job has its own module and the disp
 routes a decision to them:
 
 - :mod:`~watchdog.actions.journal`: fence, write the intent ahead, retry, record the outcome;
-- :mod:`~watchdog.actions.paging`: the pages (trigger, resolve, the rollback marker);
-- :mod:`~watchdog.actions.updates`: chat in the background and the five-minute updates;
+- :mod:`~watchdog.actions.outbox`: every notification stored, then delivered in the background;
+- :mod:`~watchdog.actions.paging`: the pages (trigger, resolve, the rollback marker) and the
+  rule that says which decision is news worth a page (:func:`~watchdog.actions.paging.page_news`);
+- :mod:`~watchdog.actions.updates`: chat and the five-minute updates;
 - :mod:`~watchdog.actions.rollback`: the rollback state machine, shadow mode and reconcile;
 - :mod:`~watchdog.actions.production`: deployments seen healthy, and the rollback's pin.
 
@@ -173,7 +175,8 @@ class Dispatcher:
     # ----------------------------------------------------------------- public
 
     async def execute(self, decision: Decision, incident: IncidentRecord | None = None) -> None:
-        """Act on one decision. Pages are awaited; rollbacks and chat run in the background."""
+        """Act on one decision: a page that is news is stored (awaited, one store write);
+        its delivery, the rollback and chat run in the background."""
         self._production.saw(decision)
         if decision.resolved_incident:
             await self._resolve(decision, decision.resolved_incident)
