@@ -40,6 +40,7 @@ from watchdog.actions.verify import VerifyConfig
 from watchdog.core.model import Window
 from watchdog.core.rules import Duration
 from watchdog.sources import SourceConfig
+from watchdog.sources.base import HttpURL
 from watchdog.yamlfile import (
     FileError,
     Loc,
@@ -68,6 +69,9 @@ class TargetConfig(_Strict):
     #: ``watchdog drill`` only runs against a target marked staging
     environment: Literal["production", "staging"] = "production"
     sources: list[SourceConfig] = Field(min_length=1)
+    #: a URL outside the app that every HTTP source of the target consults before it blames
+    #: the app for not answering: if it fails too, the watchdog is blind, never "app down"
+    canary_url: HttpURL | None = None
     deployer: VercelConfig | None = None
     verify: VerifyConfig = VerifyConfig()
     flags: list[FlagConfig] = Field(default_factory=list)

@@ -204,6 +204,19 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.outbox_pending: Final = Gauge(
+            "watchdog_outbox_pending",
+            "Notifications (pages, resolves, change events, chat) stored and not yet accepted.",
+            registry=registry,
+        )
+        self.page_undelivered: Final = Gauge(
+            "watchdog_page_undelivered",
+            "Notifications given up on (older than their maximum age, or rejected), by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("page", "resolve", "change", "chat"):
+            self.page_undelivered.labels(kind=kind).set(0)
         self.open_incidents: Final = Gauge(
             "watchdog_open_incidents",
             "Incidents currently open across all targets.",

@@ -10,6 +10,8 @@ from pydantic import SecretStr
 
 from watchdog.actions.vercel import VercelConfig, VercelDeployer
 from watchdog.testing.clock import FakeClock
+from watchdog.testing.fake_pagerduty import FakePagerDuty
+from watchdog.testing.fake_slack import FakeSlack
 from watchdog.testing.fake_vercel import FakeVercel
 
 TOKEN = "vercel-canary-token-3f9d1c"  # a canary: it must never appear in errors or logs
@@ -38,6 +40,18 @@ async def vercel(clock: FakeClock) -> AsyncIterator[FakeVercel]:
         "dpl_c", created_ms=MS + 2 * HOUR_MS, meta={"githubCommitSha": "ccccccc3"}, production=True
     )
     async with fake:
+        yield fake
+
+
+@pytest.fixture
+async def pd() -> AsyncIterator[FakePagerDuty]:
+    async with FakePagerDuty() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
         yield fake
 
 

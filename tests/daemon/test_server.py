@@ -99,10 +99,12 @@ class TestProbes:
 
 class TestReadApi:
     async def test_status_shape(self, client: TestClient[Any, Any], daemon: Daemon) -> None:
-        """/api/status names the leader, switches, and per target its decision and sources."""
+        """/api/status names the leader, switches, per target its decision and sources, and
+        the notifications not delivered yet."""
         await poll_once(daemon)
         body = await (await client.get("/api/status")).json()
-        assert set(body) == {"now", "leader", "kill_switch", "shadow", "targets"}
+        assert set(body) == {"now", "leader", "kill_switch", "shadow", "targets", "notifications"}
+        assert body["notifications"] == {"pending": 0, "undelivered": []}
         assert body["leader"] is True
         (target,) = body["targets"]
         assert target["name"] == TARGET

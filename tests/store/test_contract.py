@@ -20,11 +20,15 @@ from watchdog.store.base import (
     DrillRecord,
     HumanEvent,
     IncidentRecord,
+    OutboxMessage,
+    OutboxStatus,
     RollbackRecord,
     RollbackState,
 )
 
 PLUS2 = timezone(timedelta(hours=2))
+OLD = T0 - timedelta(days=10)
+NEW = T0 + timedelta(hours=1)
 
 
 def decision(target: str = "web", at: datetime = T0, **kw: Any) -> DecisionRecord:
@@ -87,6 +91,19 @@ def rollback(id: str = "rb-1", **kw: Any) -> RollbackRecord:
     }
     base.update(kw)
     return RollbackRecord(**base)
+
+
+def message(key: str = "inc-1/page/page/P0", **kw: Any) -> OutboxMessage:
+    base: dict[str, Any] = {
+        "key": key,
+        "kind": "page",
+        "target": "web",
+        "created_at": T0,
+        "payload": {"summary": "[P0] web: down", "path": ["p0"], "value": 0.5},
+        "incident": "inc-1",
+    }
+    base.update(kw)
+    return OutboxMessage(**base)
 
 
 def event(kind: str = "hold", **kw: Any) -> HumanEvent:
@@ -283,6 +300,56 @@ class TestActionJournal:
         assert await store.known_bad("prj_none") == frozenset()
 
 
+class TestOutbox:
+    async def test_enqueue_round_trip_in_order(self, store: Any) -> None:
+        """Messages list back equal, pending, in the order they were put, with a rising seq."""
+        for i in range(3):
+            assert await store.enqueue(message(f"k{i}", created_at=T0 + timedelta(seconds=i)))
+        back = await store.list_outbox()
+        assert [m.key for m in back] == ["k0", "k1", "k2"]
+        assert [m.seq for m in back] == sorted({m.seq for m in back})
+        assert back[0].status is OutboxStatus.PENDING
+        assert back[0].payload == message().payload
+        assert_utc(back[0].created_at)
+
+    async def test_a_key_is_put_once(self, store: Any) -> None:
+        """A repeated key is refused and leaves the first message untouched."""
+        assert await store.enqueue(message(payload={"first": True})) is True
+        assert await store.enqueue(message(payload={"second": True})) is False
+        [back] = await store.list_outbox()
+        assert back.payload == {"first": True}
+
+    async def test_mark_and_filter(self, store: Any) -> None:
+        """Marking records attempts, backoff and error; the status and incident filters hold."""
+        await store.enqueue(message("a"))
+        await store.enqueue(message("b", incident="inc-2"))
+        await store.mark_outbox(
+            "a", OutboxStatus.PENDING, attempts=2, next_at=NEW, error="PagerDuty answered 503"
+        )
+        await store.mark_outbox("b", OutboxStatus.DELIVERED, attempts=1, finished_at=NEW)
+        [a] = await store.list_outbox(status=OutboxStatus.PENDING)
+        assert (a.key, a.attempts, a.next_at, a.error) == ("a", 2, NEW, "PagerDuty answered 503")
+        assert_utc(a.next_at)
+        assert [m.key for m in await store.list_outbox(incident="inc-2")] == ["b"]
+        with pytest.raises(KeyError):
+            await store.mark_outbox("nope", OutboxStatus.DELIVERED, attempts=1)
+
+    async def test_prune_keeps_pending_and_open_incidents_messages(self, store: Any) -> None:
+        """Old delivered messages of resolved incidents go; pending ones and those of open
+        incidents (the page a new leader re-asserts) stay."""
+        await store.save_incident(incident("open", opened_at=OLD))
+        await store.save_incident(incident("done", opened_at=OLD, resolved_at=OLD))
+        for key, inc, status in (
+            ("done-delivered", "done", OutboxStatus.DELIVERED),
+            ("done-pending", "done", OutboxStatus.PENDING),
+            ("open-delivered", "open", OutboxStatus.DELIVERED),
+        ):
+            await store.enqueue(message(key, incident=inc, created_at=OLD))
+            await store.mark_outbox(key, status, attempts=1)
+        await store.prune(T0)
+        assert {m.key for m in await store.list_outbox()} == {"done-pending", "open-delivered"}
+
+
 class TestEventLog:
     async def test_round_trip_and_filters(self, store: Any) -> None:
         """Events read back equal in the order appended, filtered by since and target."""
@@ -330,10 +397,6 @@ class TestLifecycle:
         assert await second.load_incident("inc-1") == incident()
         # the key is still taken after a restart: a restarted daemon does not act twice
         assert await second.record_intent(action()) is False
-
-
-OLD = T0 - timedelta(days=10)
-NEW = T0 + timedelta(hours=1)
 
 
 class TestPrune:

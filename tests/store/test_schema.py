@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tests.store.conftest import StoreFactory
-from tests.store.test_contract import incident
+from tests.store.test_contract import incident, message
 from watchdog.store.postgres import MIGRATIONS as PG_MIGRATIONS
 from watchdog.store.schema import (
     Migration,
@@ -21,11 +21,21 @@ from watchdog.store.schema import (
 )
 from watchdog.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
-NOTE = Migration(2, "incident notes", ("ALTER TABLE incidents ADD COLUMN note TEXT",))
-
 
 def migrations_for(backend: str) -> Sequence[Migration]:
     return SQLITE_MIGRATIONS if backend == "sqlite" else PG_MIGRATIONS
+
+
+def next_version(backend: str) -> int:
+    """The version a migration added after the known ones would get."""
+    return len(migrations_for(backend)) + 1
+
+
+def note(backend: str) -> Migration:
+    """A made-up next migration, as a future release would add one."""
+    return Migration(
+        next_version(backend), "incident notes", ("ALTER TABLE incidents ADD COLUMN note TEXT",)
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -80,8 +90,8 @@ class TestMigrations:
         old = await factory(migrations_for(backend))
         await old.save_incident(incident())
         await old.close()
-        new = await factory((*migrations_for(backend), NOTE))
-        assert await new.schema_version() == 2
+        new = await factory((*migrations_for(backend), note(backend)))
+        assert await new.schema_version() == next_version(backend)
         assert await new.load_incident("inc-1") == incident()
         # the new column exists
         await new.save_incident(incident("inc-2"))
@@ -89,9 +99,9 @@ class TestMigrations:
     async def test_newer_database_is_refused(self, durable: tuple[str, StoreFactory]) -> None:
         """Code that does not know the database's version refuses to open it."""
         backend, factory = durable
-        newer = await factory((*migrations_for(backend), NOTE))
+        newer = await factory((*migrations_for(backend), note(backend)))
         await newer.close()
-        with pytest.raises(SchemaTooNewError, match="version 2 is newer"):
+        with pytest.raises(SchemaTooNewError, match=f"version {next_version(backend)} is newer"):
             await factory(migrations_for(backend))
 
     async def test_failed_migration_is_rolled_back_whole(
@@ -101,13 +111,29 @@ class TestMigrations:
         backend, factory = durable
         store = await factory(migrations_for(backend))
         await store.close()
-        broken = Migration(2, "broken", ("CREATE TABLE extra (x INTEGER)", "NOT VALID SQL"))
+        version = next_version(backend)
+        broken = Migration(version, "broken", ("CREATE TABLE extra (x INTEGER)", "NOT VALID SQL"))
         with pytest.raises(Exception, match="syntax"):
             await factory((*migrations_for(backend), broken))
         # reopen with the fix: the half-applied table must not exist, so this succeeds
-        fixed = Migration(2, "fixed", ("CREATE TABLE extra (x INTEGER)",))
+        fixed = Migration(version, "fixed", ("CREATE TABLE extra (x INTEGER)",))
         store = await factory((*migrations_for(backend), fixed))
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == version
+
+    async def test_a_version_1_database_gains_the_outbox(
+        self, durable: tuple[str, StoreFactory]
+    ) -> None:
+        """A database from before the outbox (schema 1) opens with its incidents intact and
+        an empty outbox that takes messages."""
+        backend, factory = durable
+        old = await factory(migrations_for(backend)[:1])
+        await old.save_incident(incident())
+        await old.close()
+        new = await factory()
+        assert await new.load_incident("inc-1") == incident()
+        assert await new.list_outbox() == []
+        assert await new.enqueue(message("inc-1/page/page/P0"))
+        assert [m.key for m in await new.list_outbox()] == ["inc-1/page/page/P0"]
 
     async def test_concurrent_first_opens_migrate_once(
         self, durable: tuple[str, StoreFactory]

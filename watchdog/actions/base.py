@@ -134,7 +134,10 @@ class Deployer(Protocol):
         ...
 
     async def last_job(self) -> DeployJob | None:
-        """The latest rollback/promote job on the project; None when none or unreadable."""
+        """The latest rollback/promote job on the project; None when there is none.
+
+        Raises ``CallError`` when it cannot be read (restart recovery needs the difference).
+        """
         ...
 
     async def serving(self) -> str | None:

@@ -1,9 +1,10 @@
 """Write-ahead for one side effect: fence, record the intent, act with retries, record the outcome.
 
 I/O boundary: the store's :class:`~watchdog.store.base.ActionJournal` and whatever ``effect``
-the caller hands over (a pager or chat call). The journal never decides *whether* to act; it
-makes one decided action safe to repeat: a key already recorded is a duplicate and is skipped,
-so a restarted daemon never pages or posts twice.
+the caller hands over (a feature-flag switch; notifications go through the outbox,
+:mod:`watchdog.actions.outbox`, which keeps the same journal). The journal never decides
+*whether* to act; it makes one decided action safe to repeat: a key already recorded is a
+duplicate and is skipped, so a restarted daemon never does it twice.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Outcome(enum.StrEnum):
 
 
 class Journal:
-    """The write-ahead wrapper every page, chat message, change marker and flag switch uses."""
+    """The write-ahead wrapper for a side effect done in line (a feature-flag switch)."""
 
     def __init__(
         self,
@@ -45,8 +46,6 @@ class Journal:
         self.clock = clock
         self.retrier = retrier
         self._can_act = can_act
-        #: keys whose last attempt failed and may be tried again (pages, resolves)
-        self._failed_attempts: dict[str, int] = {}
 
     async def allowed(self) -> bool:
         """The fencing hook: only the leader acts, and only while it is not stopping."""
@@ -62,14 +61,12 @@ class Journal:
         *,
         detail: Mapping[str, Any] | None = None,
         retrier: Retrier | None = None,
-        retry_failed: bool = False,
     ) -> Outcome:
-        """Write-ahead one side effect; ``retry_failed`` lets a later call retry a failed one."""
+        """Write-ahead one side effect, once per key (notifications use the outbox instead)."""
         if not await self.allowed():
             log.info("action_fenced", key=key, kind=kind, target=target)
             return Outcome.FENCED
-        attempt = self._failed_attempts.get(key, 0)
-        journal_key = key if attempt == 0 else f"{key}#retry{attempt}"
+        journal_key = key
         record = ActionRecord(
             key=journal_key,
             kind=kind,
@@ -92,9 +89,6 @@ class Journal:
             await self.store.record_outcome(
                 journal_key, ActionStatus.FAILED, self.clock.now(), error=str(exc)
             )
-            if retry_failed:
-                self._failed_attempts[key] = attempt + 1
             return Outcome.FAILED
         await self.store.record_outcome(journal_key, ActionStatus.SUCCEEDED, self.clock.now())
-        self._failed_attempts.pop(key, None)
         return Outcome.DONE

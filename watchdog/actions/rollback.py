@@ -14,10 +14,14 @@ order when production moved:
 Deploy first, so every decision the result produces already names the deployment production
 serves, and the "auto-assignment is off; promote to undo" note is not mistaken for a promote.
 
-A record moves INTENT → REQUESTED → SUCCEEDED/FAILED → VERIFIED/VERIFY_FAILED (or SHADOW). The
-intent is saved before the deployer call that changes production, the outcome after it; after
-a crash :meth:`RollbackRunner.reconcile` settles what was left against what Vercel serves and
-never re-issues blindly.
+A record moves INTENT → REQUESTED → SUCCEEDED/FAILED → VERIFIED/VERIFY_FAILED (or SHADOW, or
+ABANDONED). The intent (journal key and record) is saved *immediately* before the deployer
+call that changes production, after the look-ups that may retry for a minute, and the outcome
+after it. On becoming leader :meth:`RollbackRunner.prepare_restore` settles what a crash left
+against what Vercel shows (:mod:`watchdog.actions.reconcile`); a rollback that provably never
+reached Vercel is ABANDONED and re-issued once, under its own key, if the engine still asks
+for it on fresh data. Every P0 page a rollback sends is keyed by its reason and the chapter's
+rollback key (:func:`page_kind`), so it is never deduplicated against an earlier P0.
 """
 
 from __future__ import annotations
@@ -36,13 +40,22 @@ from watchdog.actions.base import (
     Deployer,
     Deployment,
     FeatureFlag,
+    Page,
     RollbackRequest,
     TargetGoneError,
 )
 from watchdog.actions.journal import Journal
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
-from watchdog.actions.reconcile import PENDING_STATES, reconcile, rollback_key, settle_orphan
+from watchdog.actions.reconcile import (
+    PENDING_STATES,
+    Classified,
+    classify,
+    follow,
+    reissue_key,
+    rollback_key,
+    settle_orphans,
+)
 from watchdog.actions.updates import IncidentUpdates
 from watchdog.actions.verify import ErrorRateProbe, Verifier
 from watchdog.clock import Clock
@@ -118,6 +131,10 @@ class RollbackRunner:
         self._metrics = metrics
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight: dict[str, str] = {}
+        #: rollbacks a crash left running on Vercel, followed in the background
+        self._following: set[str] = set()
+        #: pending rollbacks the last restore could not settle (Vercel did not answer)
+        self.postponed = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- entry points
@@ -195,9 +212,10 @@ class RollbackRunner:
                 )
             )
             try:
+                key = rollback_key(decision.incident or "", decision.chapter, decision.deployment)
                 await self._page_p0(
                     decision,
-                    "rollback-crashed",
+                    page_kind(key, "rollback-crashed"),
                     f"[P0] {decision.target}: {what}; roll back by hand",
                 )
             except Exception:
@@ -206,47 +224,51 @@ class RollbackRunner:
     async def _attempt(self, decision: Decision, incident: IncidentRecord | None) -> None:
         assert decision.incident is not None
         bound = log.bind(target=decision.target, incident=decision.incident)
+        key = rollback_key(decision.incident, decision.chapter, decision.deployment)
         wiring = self._targets.get(decision.target)
         deployer = wiring.deployer if wiring else None
         if wiring is None or deployer is None:
-            await self._refuse(decision, "no_deployer", "no deployer is configured for the target")
+            await self._refuse(
+                decision, key, "no_deployer", "no deployer is configured for the target"
+            )
             return
         project = deployer.project
         lock = self._locks.setdefault(project, asyncio.Lock())
-        key = rollback_key(decision.incident, decision.chapter, decision.deployment)
         if lock.locked():
-            if self._in_flight.get(project) == key:
+            if self._in_flight.get(project) in (key, reissue_key(key)):
                 bound.info("rollback_duplicated", key=key)  # the same decision delivered again
                 return
-            await self._refuse(decision, "in_flight", f"a rollback of {project} is in flight")
+            await self._refuse(decision, key, "in_flight", f"a rollback of {project} is in flight")
             return
         async with lock:
             self._in_flight[project] = key
-            pending = [
-                r
+            records = {
+                r.id: r
                 for r in await self._store.list_rollbacks(target=decision.target)
-                if r.project == project and r.state in PENDING_STATES and r.id != key
-            ]
+                if r.project == project
+            }
+            mine = records.get(key)
+            if mine is not None and mine.state is RollbackState.ABANDONED:
+                # the previous run died before Vercel heard of it (reconcile proved it) and
+                # the engine, on fresh data and past every guard rail, still wants it: once
+                key = reissue_key(key)
+                self._in_flight[project] = key
+                bound.warning("rollback_reissued", key=key)
+                mine = records.get(key)
+            if mine is not None:
+                bound.info("rollback_duplicated", key=key)
+                return
+            pending = [r for r in records.values() if r.state in PENDING_STATES]
             if pending:
                 await self._refuse(
-                    decision, "in_flight", f"rollback {pending[0].id} of {project} is unsettled"
+                    decision,
+                    key,
+                    "in_flight",
+                    f"rollback {pending[0].id} of {project} is unsettled",
                 )
                 return
             if not await self._journal.allowed():
                 bound.info("rollback_fenced")
-                return
-            claimed = await self._store.record_intent(
-                ActionRecord(
-                    key=key,
-                    kind="rollback",
-                    target=decision.target,
-                    created_at=self._clock.now(),
-                    incident=decision.incident,
-                    detail={"reason": decision.reason, "rule": decision.rule},
-                )
-            )
-            if not claimed:
-                bound.info("rollback_duplicated", key=key)
                 return
             await self._execute(decision, incident, wiring, deployer, key, bound)
 
@@ -275,14 +297,14 @@ class RollbackRunner:
         healthy = self._production.healthy(decision.target)
         choice = deployer.policy.choose(current, candidates, known_bad, healthy)
         if choice.target is None:
-            await self._store.record_outcome(
+            await self._close(
+                decision,
                 key,
                 ActionStatus.FAILED,
-                self._clock.now(),
                 error=choice.reason,
                 detail={"refused_by": choice.refused_by},
             )
-            await self._refuse(decision, choice.refused_by or "no_target", choice.reason)
+            await self._refuse(decision, key, choice.refused_by or "no_target", choice.reason)
             return
         target: Deployment = choice.target
         rb = RollbackRecord(
@@ -290,7 +312,7 @@ class RollbackRunner:
             incident=decision.incident,
             target=decision.target,
             project=deployer.project,
-            requested_at=started,
+            requested_at=self._clock.now(),
             from_deployment=current.id,
             to_deployment=target.id,
             detail=choice.reason,
@@ -298,7 +320,17 @@ class RollbackRunner:
         if self._shadow_mode:
             await self._shadow(decision, rb, key, f"would roll back to {target.id}")
             return
-        # write-ahead: the record exists before Vercel hears of it
+        # the look-ups (which may retry for a minute) are done: fence again, then write the
+        # intent immediately before the one call that changes production (DESIGN §5)
+        if not await self._journal.allowed():
+            bound.info("rollback_fenced")
+            return
+        intent = self._intent(
+            decision, key, project=rb.project, frm=rb.from_deployment, to=rb.to_deployment
+        )
+        if not await self._store.record_intent(intent):
+            bound.info("rollback_duplicated", key=key)
+            return
         await self._store.save_rollback(rb)
         request: RollbackRequest | None = None
         excluded: set[str] = set()
@@ -370,6 +402,31 @@ class RollbackRunner:
         self._succeeded(decision.target, target.id, current.id, result.detail)
         await self._verify(decision, incident, wiring, deployer, rb, target, baseline)
 
+    def _intent(self, decision: Decision, key: str, **detail: Any) -> ActionRecord:
+        """The journal's rollback intent: the decision's why, plus what the caller knows."""
+        return ActionRecord(
+            key=key,
+            kind="rollback",
+            target=decision.target,
+            created_at=self._clock.now(),
+            incident=decision.incident,
+            detail={"reason": decision.reason, "rule": decision.rule, **detail},
+        )
+
+    async def _close(
+        self,
+        decision: Decision,
+        key: str,
+        status: ActionStatus,
+        *,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Journal how the chapter's rollback ended, whether or not its intent was written
+        (a look-up can fail before it): the key is then taken, as for any rollback tried."""
+        await self._store.record_intent(self._intent(decision, key))
+        await self._store.record_outcome(key, status, self._clock.now(), error=error, detail=detail)
+
     async def _verify(
         self,
         decision: Decision,
@@ -406,7 +463,7 @@ class RollbackRunner:
                 )
                 await self._page_p0(
                     decision,
-                    "verify-failed",
+                    page_kind(rb.id, "verify-failed"),
                     f"[P0] {decision.target}: rollback did not take "
                     f"(failed: {', '.join(res.failed)}): {res.detail}",
                 )
@@ -427,7 +484,7 @@ class RollbackRunner:
 
     # ----------------------------------------------------------------- endings
 
-    async def _refuse(self, decision: Decision, refused_by: str, reason: str) -> None:
+    async def _refuse(self, decision: Decision, key: str, refused_by: str, reason: str) -> None:
         """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
         assert decision.incident is not None
         self._count(decision.target, "refused")
@@ -439,7 +496,7 @@ class RollbackRunner:
         self._updates.set_status(decision.incident, "Blocked", reason, "on-call decides what to do")
         await self._page_p0(
             decision,
-            "refused",
+            page_kind(key, f"refused/{refused_by}"),
             f"[P0] {decision.target}: automatic rollback refused by {refused_by}: {reason}",
             refused_by=refused_by,
         )
@@ -450,7 +507,7 @@ class RollbackRunner:
         rb = replace(rb, state=RollbackState.FAILED, finished_at=now, detail=what)
         self._count(rb.target, "failed")
         await self._store.save_rollback(rb)
-        await self._store.record_outcome(key, ActionStatus.FAILED, now, error=what)
+        await self._close(decision, key, ActionStatus.FAILED, error=what)
         self._emit(
             RollbackResultEvent(
                 decision.target, now, RollbackOutcome.FAILED, rb.to_deployment or "", what
@@ -458,7 +515,9 @@ class RollbackRunner:
         )
         self._updates.set_status(decision.incident, "Blocked", what, "on-call rolls back by hand")
         await self._page_p0(
-            decision, "rollback-failed", f"[P0] {decision.target}: rollback did not take: {what}"
+            decision,
+            page_kind(key, "rollback-failed"),
+            f"[P0] {decision.target}: rollback did not take: {what}",
         )
 
     async def _shadow(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
@@ -468,7 +527,7 @@ class RollbackRunner:
         await self._store.save_rollback(
             replace(rb, state=RollbackState.SHADOW, finished_at=now, detail=what)
         )
-        await self._store.record_outcome(key, ActionStatus.SKIPPED, now, detail={"would": what})
+        await self._close(decision, key, ActionStatus.SKIPPED, detail={"would": what})
         log.info("rollback_shadowed", target=decision.target, detail=what)
         self._emit(
             RollbackResultEvent(
@@ -492,28 +551,152 @@ class RollbackRunner:
 
     # ----------------------------------------------------------------- restart
 
-    async def reconcile(self) -> list[RollbackRecord]:
-        """After a restart: settle rollbacks left in INTENT/REQUESTED against Vercel."""
-        settled: list[RollbackRecord] = []
-        for wiring in self._targets.values():
-            if wiring.deployer is None:
-                continue
-            for rb in await reconcile(self._store, wiring.deployer, self._clock):
-                settled.append(rb)
-                if rb.state is RollbackState.SUCCEEDED and rb.to_deployment:
-                    self._succeeded(rb.target, rb.to_deployment, rb.from_deployment, rb.detail)
-                else:
-                    self._emit(
-                        RollbackResultEvent(
-                            rb.target,
-                            self._clock.now(),
-                            RollbackOutcome.FAILED,
-                            rb.to_deployment or "",
-                            rb.detail,
-                        )
-                    )
-        return settled
+    async def prepare_restore(self, incidents: Sequence[str] = ()) -> Classified:
+        """Before the engine is re-seeded: settle what a crash left, from two look-ups each.
 
-    async def settle_orphan(self, incident: str) -> bool:
-        """Fail a rollback journaled but never recorded (see :func:`settle_orphan`)."""
-        return await settle_orphan(self._store, self._clock, incident)
+        Runs on becoming leader, before the store is read into the engine, so an ABANDONED
+        rollback is restored as "not rolled back" and the engine may ask for it once more.
+        Never waits for a Vercel job (:meth:`after_restore` follows those in the background):
+        the new leader must renew its lease meanwhile.
+        """
+        out = Classified([], [], [])
+        for incident in incidents:  # the open ones: an orphan of a resolved one is moot
+            out.settled.extend(
+                await settle_orphans(self._store, self._clock, incident, self._project_of)
+            )
+        busy = set(self._in_flight.values()) | self._following
+        for wiring in self._targets.values():
+            if wiring.deployer is None or self.in_flight(wiring.deployer.project):
+                continue
+            found = await classify(self._store, wiring.deployer, self._clock, skip=busy)
+            out.settled.extend(found.settled)
+            out.running.extend(found.running)
+            out.postponed.extend(found.postponed)
+        self.postponed = len(out.postponed)
+        return out
+
+    async def after_restore(self, classified: Classified) -> None:
+        """After the engine is re-seeded: tell it what the settled rollbacks came to, page P0
+        for any that cannot be completed, and follow the jobs Vercel is still running."""
+        for rb in classified.settled:
+            await self._settled(rb)
+        for rb in classified.postponed:
+            # the rollback may or may not have reached Vercel and nobody can tell yet: the
+            # engine keeps it in flight; on-call hears it now (once), the chore keeps trying
+            await self._paging.page(
+                Page(
+                    target=rb.target,
+                    incident=rb.incident,
+                    severity=Severity.P0,
+                    summary=(
+                        f"[P0] {rb.target}: the watchdog restarted during rollback {rb.id} "
+                        "and cannot reach Vercel to tell whether it happened; it keeps "
+                        "trying: check what production serves by hand"
+                    ),
+                    at=self._clock.now(),
+                    reason="restart recovery postponed: Vercel did not answer",
+                    path=("restart", "reconcile", "rollback:unsettled"),
+                    deployment=rb.from_deployment,
+                ),
+                page_kind(rb.id, "rollback-unsettled"),
+            )
+        for rb in classified.running:
+            self._following.add(rb.id)
+            task = asyncio.create_task(self._follow(rb), name=f"reconcile:{rb.target}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        await self._repin()
+
+    async def reconcile(self) -> list[RollbackRecord]:
+        """Settle every pending rollback now, following running jobs to their end (tests and
+        callers that can wait; the daemon uses :meth:`prepare_restore`/:meth:`after_restore`)."""
+        classified = await self.prepare_restore()
+        await self.after_restore(classified)
+        followed = [t for t in self.tasks if t.get_name().startswith("reconcile:")]
+        await asyncio.gather(*followed, return_exceptions=True)
+        done = {r.id for r in classified.settled}
+        latest = {r.id: r for r in await self._store.list_rollbacks()}
+        return [
+            *classified.settled,
+            *(latest[r.id] for r in classified.running if r.id not in done),
+        ]
+
+    def _project_of(self, target: str) -> str | None:
+        wiring = self._targets.get(target)
+        return wiring.deployer.project if wiring and wiring.deployer else None
+
+    async def _follow(self, rb: RollbackRecord) -> None:
+        wiring = self._targets.get(rb.target)
+        try:
+            if wiring is None or wiring.deployer is None:
+                return
+            lock = self._locks.setdefault(wiring.deployer.project, asyncio.Lock())
+            async with lock:
+                self._in_flight[wiring.deployer.project] = rb.id
+                new = await follow(self._store, wiring.deployer, self._clock, rb)
+            await self._settled(new)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("rollback_reconcile_failed", target=rb.target, rollback=rb.id)
+        finally:
+            self._following.discard(rb.id)
+
+    async def _settled(self, rb: RollbackRecord) -> None:
+        """Tell the engine how a rollback a crash interrupted ended; page P0 if it failed."""
+        if rb.state is RollbackState.SUCCEEDED and rb.to_deployment:
+            self._succeeded(rb.target, rb.to_deployment, rb.from_deployment, rb.detail)
+            return
+        if rb.state is RollbackState.ABANDONED:
+            # restored as "not rolled back": the engine decides afresh with current data
+            return
+        self._count(rb.target, "failed")
+        self._emit(
+            RollbackResultEvent(
+                rb.target,
+                self._clock.now(),
+                RollbackOutcome.FAILED,
+                rb.to_deployment or "",
+                rb.detail,
+            )
+        )
+        page = Page(
+            target=rb.target,
+            incident=rb.incident,
+            severity=Severity.P0,
+            summary=f"[P0] {rb.target}: rollback did not take: {rb.detail}",
+            at=self._clock.now(),
+            reason=rb.detail,
+            path=("restart", "reconcile", "rollback:failed"),
+            deployment=rb.from_deployment,
+            notes=self.notes(rb.target),
+        )
+        await self._paging.page(page, page_kind(rb.id, "rollback-failed"))
+
+    async def _repin(self) -> None:
+        """After a restart, the undo note comes back while production still serves what the
+        last successful rollback moved it to (Vercel's auto-assignment is still off)."""
+        for name, wiring in self._targets.items():
+            if wiring.deployer is None or self._production.pinned_to(name) is not None:
+                continue
+            done = [
+                r
+                for r in await self._store.list_rollbacks(target=name)
+                if r.state in (RollbackState.SUCCEEDED, RollbackState.VERIFIED) and r.to_deployment
+            ]
+            if not done:
+                continue
+            last = done[-1]
+            try:
+                serving = await wiring.deployer.serving()
+            except CallError:
+                continue
+            if serving is not None and serving == last.to_deployment:
+                self._production.pinned(name, serving, last.from_deployment)
+
+
+def page_kind(rollback: str, what: str) -> str:
+    """The journal kind of a rollback's P0 page: its reason and the chapter's rollback key, so
+    a "rollback failed" page is never deduplicated against the chapter's earlier P0."""
+    _, _, tail = rollback.partition("/")
+    return f"{what}/{tail or rollback}"

@@ -1,8 +1,9 @@
 """Telling the channel: chat messages in the background, and the procedure's status updates.
 
-I/O boundary: the configured :class:`~watchdog.actions.base.Notifier` (Slack), always through
-the :class:`~watchdog.actions.journal.Journal` and always in a background task with a short
-deadline, so a failing chat never delays a page or a rollback. The open-incident table here is
+I/O boundary: none of its own: every message goes into the chat channel of the
+:class:`~watchdog.actions.outbox.OutboxWorker` (stored, then delivered in order in the
+background, given up after ``chat_max_age``), so a failing chat never delays a page or a
+rollback. The open-incident table here is
 the one place that knows each incident's status line ("In Progress", "Completed", "Blocked")
 and when its next five-minute update is due.
 """
@@ -17,8 +18,8 @@ from typing import Literal
 
 import structlog
 
-from watchdog.actions.base import Deployment, Notifier
-from watchdog.actions.journal import Journal, Outcome
+from watchdog.actions.base import Deployment
+from watchdog.actions.outbox import OutboxWorker
 from watchdog.actions.slack import (
     describe_impact,
     human_duration,
@@ -29,8 +30,6 @@ from watchdog.actions.slack import (
 )
 from watchdog.clock import Clock
 from watchdog.core.model import Decision, Severity
-from watchdog.metrics import Metrics
-from watchdog.retry import Retrier
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +57,6 @@ class OpenIncident:
 @dataclass(frozen=True)
 class ChatSettings:
     update_interval: timedelta
-    chat_deadline: timedelta
     incident_commander: str
     point_of_contact: str
     rollback_method: str
@@ -70,22 +68,15 @@ class IncidentUpdates:
     def __init__(
         self,
         *,
-        notifier: Notifier | None,
-        journal: Journal,
-        retrier: Retrier,
+        outbox: OutboxWorker,
         clock: Clock,
         settings: ChatSettings,
         notes: Notes,
-        metrics: Metrics | None,
     ) -> None:
-        self._notifier = notifier
-        self._journal = journal
-        # a chat message gets ``chat_deadline`` for all its retries, then it is dropped
-        self._retrier = retrier.with_deadline(settings.chat_deadline.total_seconds())
+        self._outbox = outbox
         self._clock = clock
         self._settings = settings
         self._notes = notes
-        self._metrics = metrics
         self._open: dict[str, OpenIncident] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -119,7 +110,9 @@ class IncidentUpdates:
             item.last_update = now
             item.updates += 1
             self.chat(
-                f"{item.incident}/slack/update/{item.updates}",
+                # keyed by its minute, not a counter: a restarted daemon counts from 1 again
+                # and would find updates 1, 2, ... "sent already"
+                f"{item.incident}/slack/update/{now.strftime('%Y%m%dT%H%M')}",
                 item.target,
                 item.incident,
                 render_update(
@@ -135,29 +128,15 @@ class IncidentUpdates:
     # ----------------------------------------------------------------- chat
 
     def chat(self, key: str, target: str, incident: str | None, text: str) -> None:
-        """Send ``text`` in the background, journaled under ``key``; never awaited by callers."""
-        if self._notifier is None:
+        """Put ``text`` in the outbox under ``key``, in the background; never awaited."""
+        if not self._outbox.configured("chat"):
             return
-        notifier = self._notifier
-        deadline = self._settings.chat_deadline.total_seconds()
 
         async def run() -> None:
             try:
-                async with asyncio.timeout(deadline):
-                    outcome = await self._journal.run(
-                        key,
-                        "chat",
-                        target,
-                        incident,
-                        lambda: notifier.send(text),
-                        retrier=self._retrier,
-                    )
-            except TimeoutError:
-                log.warning("chat_dropped", key=key, reason="deadline")
-                outcome = Outcome.FAILED
-            if self._metrics is not None and outcome in (Outcome.DONE, Outcome.FAILED):
-                result = "sent" if outcome is Outcome.DONE else "failed"
-                self._metrics.notifications.labels(result=result).inc()
+                await self._outbox.put("chat", key, target, incident, {"text": text})
+            except Exception:  # the store failing: chat must never stop a caller
+                log.exception("chat_failed", key=key)
 
         task = asyncio.create_task(run(), name=f"chat:{key}")
         self.tasks.add(task)

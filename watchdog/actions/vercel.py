@@ -374,7 +374,10 @@ class VercelDeployer:
                 status=resp.status,
             )
         if resp.status == 409:
-            job = await self.last_job()
+            try:
+                job = await self.last_job()
+            except CallError:
+                job = None
             if job is not None and job.to_deployment == target.id:
                 self._log.info("vercel_rollback_found_running", to=target.id)
                 return RollbackRequest(
@@ -391,11 +394,12 @@ class VercelDeployer:
         raise self._error(resp, method)
 
     async def last_job(self) -> DeployJob | None:
-        """The project's ``lastAliasRequest`` (the latest rollback/promote job), if readable."""
-        try:
-            project = await self.get_project()
-        except CallError:
-            return None
+        """The project's ``lastAliasRequest`` (the latest rollback/promote job); None: no job.
+
+        Raises ``CallError`` when the project cannot be read: restart recovery must tell
+        "Vercel has no job" from "Vercel did not answer".
+        """
+        project = await self.get_project()
         return parse_job(project.get("lastAliasRequest"))
 
     async def await_rollback(self, target: Deployment) -> RollbackResult:

@@ -100,6 +100,12 @@ class Control:
             "kill_switch": self._engine.kill_switch,
             "shadow": self._settings.shadow,
             "targets": targets,
+            # pages and chat the pager has not taken yet, and any given up on (the outbox)
+            "notifications": (
+                self._pipeline.dispatcher.outbox.summary()
+                if self._pipeline.dispatcher is not None
+                else {"pending": 0, "undelivered": []}
+            ),
         }
 
     async def incidents(self, *, open_only: bool) -> list[dict[str, Any]]:

@@ -32,10 +32,11 @@ _PHASES = {
     RollbackState.VERIFIED: RollbackPhase.VERIFIED,
     RollbackState.FAILED: RollbackPhase.FAILED,
     RollbackState.VERIFY_FAILED: RollbackPhase.VERIFY_FAILED,
+    # production never moved: the chapter has not rolled back, and may (once more)
+    RollbackState.ABANDONED: RollbackPhase.NONE,
 }
 
 OnGained = Callable[[], Awaitable[None]]
-SettleOrphan = Callable[[str], Awaitable[bool]]
 
 
 class Leadership:
@@ -58,9 +59,17 @@ class Leadership:
         self._metrics = metrics
         self._stopping = stopping
         self.leader = False
+        #: True while a new leader restores (re-asserts, reconciles, re-seeds): decisions
+        #: of the engine it had as a follower must not be acted on meanwhile
+        self.restoring = False
         self.epoch = 0
         #: run once each time this replica becomes leader (restore, then reconcile)
         self.on_gained: OnGained | None = None
+
+    @property
+    def acting(self) -> bool:
+        """Leader and done restoring: the pipeline records and dispatches decisions only then."""
+        return self.leader and not self.restoring
 
     async def can_act(self) -> bool:
         return self.leader and not self._stopping.is_set()
@@ -87,7 +96,11 @@ class Leadership:
         if self.leader and not was:
             log.info("leadership_gained", holder=self._holder, epoch=self.epoch)
             if self.on_gained is not None:
-                await self.on_gained()
+                self.restoring = True
+                try:
+                    await self.on_gained()
+                finally:
+                    self.restoring = False
         elif was and not self.leader:
             log.warning("leadership_lost", holder=self._holder)
 
@@ -109,7 +122,6 @@ async def load_snapshot(
     settings: Settings,
     budget_window: timedelta,
     now: datetime,
-    settle_orphan: SettleOrphan | None,
 ) -> tuple[EngineSnapshot, list[IncidentRecord]]:
     """What the engine should hold, read from the store: the store is the truth.
 
@@ -120,7 +132,9 @@ async def load_snapshot(
     automatic = []
     for name in names:
         rollbacks = await store.list_rollbacks(target=name, since=now - budget_window)
-        automatic.append((name, tuple(r.requested_at for r in rollbacks if r.automatic)))
+        # an abandoned rollback never moved production: it spends no cooldown or budget
+        spent = [r for r in rollbacks if r.automatic and r.state is not RollbackState.ABANDONED]
+        automatic.append((name, tuple(r.requested_at for r in spent)))
     open_incidents = await store.list_incidents(open_only=True)
     restored = []
     for incident in open_incidents:
@@ -137,8 +151,8 @@ async def load_snapshot(
         mine = [r for r in mine if r not in earlier]
         latest = mine[-1] if mine else None
         phase = _PHASES[latest.state] if latest else RollbackPhase.NONE
-        if latest is None and settle_orphan is not None and await settle_orphan(incident.id):
-            phase = RollbackPhase.FAILED
+        if latest is not None and latest.state is RollbackState.ABANDONED:
+            latest = None  # never reached Vercel: nothing to remember about when it ran
         restored.append(
             RestoredIncident(
                 target=incident.target,

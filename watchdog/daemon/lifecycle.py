@@ -204,21 +204,47 @@ class Daemon:
     # ----------------------------------------------------------------- becoming leader
 
     async def _restore(self) -> None:
-        """Re-seed the engine from the store, then settle rollbacks a crash interrupted."""
+        """Settle what a crash left, re-seed the engine from the store, then report it.
+
+        Rollbacks are classified against Vercel *first*, so one that provably never reached
+        Vercel is restored as not rolled back and the engine, on fresh data and past every
+        guard rail, may re-issue it once; jobs still running on Vercel are followed in the
+        background so the lease keeps being renewed meanwhile.
+        """
+        if self.dispatcher is not None:
+            # first of all, before any decision of this leader can page: every open
+            # incident's alert again, as last sent (Alertmanager forgets what is not re-sent)
+            await self.dispatcher.outbox.reassert(await self.store.list_incidents(open_only=True))
+        await self._reseed()
+
+    async def _reseed(self) -> None:
+        """Settle the rollbacks against Vercel, then re-seed the engine from the store."""
         dispatcher = self.dispatcher
+        classified = None
+        if dispatcher is not None:
+            open_ids = [i.id for i in await self.store.list_incidents(open_only=True, limit=1000)]
+            classified = await dispatcher.prepare_restore(open_ids)
         snapshot, open_incidents = await load_snapshot(
             self.store,
             self.settings,
             self.pack.flowchart.budget_window,
             self.clock.now(),
-            dispatcher.settle_orphan if dispatcher is not None else None,
         )
         self.pipeline.forget(open_incidents)
         self.engine.restore_snapshot(snapshot)
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self.production.refresh()
-        if dispatcher is not None:
-            await dispatcher.reconcile()
+        if dispatcher is not None and classified is not None:
+            dispatcher.restored(open_incidents)
+            await dispatcher.after_restore(classified)
+            dispatcher.outbox.kick()  # resume what the previous run left undelivered
+
+    async def _settle_postponed(self) -> None:
+        """Vercel did not answer when this replica restored: try again until it does, and
+        re-seed from the store then (a rollback still pending is never left "in flight")."""
+        dispatcher = self.dispatcher
+        if dispatcher is not None and dispatcher.unsettled and self.leadership.leader:
+            await self._reseed()
 
     # ----------------------------------------------------------------- chores
 
@@ -231,6 +257,8 @@ class Daemon:
             # generous: a page sent from here may retry for the dispatcher's whole deadline
             Chore("redecide", every, timeout=timedelta(minutes=5), run=self._redecide),
             Chore("status_updates", every, timeout=timedelta(minutes=1), run=self._post_updates),
+            # delivery runs in the outbox's own tasks; this only wakes it for what is due
+            Chore("outbox", every, timeout=every, run=self._deliver),
             Chore(
                 "deployments",
                 self.settings.scheduler.deploy_poll,
@@ -238,6 +266,7 @@ class Daemon:
                 run=self.production.refresh,
             ),
             Chore("prune", PRUNE_EVERY, timeout=timedelta(minutes=5), run=self._prune),
+            Chore("reconcile", every, timeout=timedelta(minutes=2), run=self._settle_postponed),
             Chore("blindness", every, timeout=every, run=self._export_blindness),
             Chore(
                 "heartbeat",
@@ -267,6 +296,10 @@ class Daemon:
     async def _post_updates(self) -> None:
         if self.dispatcher is not None and self.leadership.leader:
             await self.dispatcher.post_updates()
+
+    async def _deliver(self) -> None:
+        if self.dispatcher is not None and self.leadership.leader:
+            self.dispatcher.outbox.kick()
 
     async def _repost(self) -> None:
         if self._pager_reposts is not None and self.leadership.leader:

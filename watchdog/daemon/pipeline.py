@@ -141,7 +141,9 @@ class Pipeline:
             for listener in self.listeners:
                 listener(decision)
         incident = await self._record(decision, changed)
-        if self.dispatcher is not None and self._leadership.leader:
+        # a new leader acts only once it has restored: before that its engine is a
+        # follower's, whose incidents and rollbacks nobody acted on
+        if self.dispatcher is not None and self._leadership.acting:
             try:
                 await self.dispatcher.execute(decision, incident)
             except FencedError:
@@ -166,9 +168,10 @@ class Pipeline:
         """Audit the decision and keep the incident record current.
 
         Only the leader writes: a follower's engine opens its own incident for the same
-        outage (its id is the second it saw it), which would be a duplicate incident record.
+        outage (its id is the second it saw it), which would be a duplicate incident record;
+        a new leader starts writing once it has restored from the store.
         """
-        if not self._leadership.leader:
+        if not self._leadership.acting:
             return None
         try:
             if changed:

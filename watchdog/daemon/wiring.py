@@ -26,7 +26,7 @@ from watchdog.config import Settings, TargetConfig
 from watchdog.core.engine import Engine
 from watchdog.core.model import Signal
 from watchdog.daemon.loops import SourceState
-from watchdog.sources import build_source
+from watchdog.sources import Canary, build_source
 
 
 @dataclass
@@ -68,9 +68,18 @@ def build_parts(
     semaphore = asyncio.Semaphore(settings.scheduler.max_concurrency)
     for target in settings.targets:
         names = []
+        # one canary per target, shared by its sources, so one poll cycle asks it once
+        canary = (
+            Canary(target.canary_url, session=session, clock=clock) if target.canary_url else None
+        )
         for config in target.sources:
             source = build_source(
-                config, target=target.name, session=session, clock=clock, semaphore=semaphore
+                config,
+                target=target.name,
+                session=session,
+                clock=clock,
+                semaphore=semaphore,
+                canary=canary,
             )
             parts.sources[source.name] = SourceState(source)
             names.append(source.name)

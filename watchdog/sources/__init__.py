@@ -15,7 +15,7 @@ import aiohttp
 from pydantic import Field
 
 from watchdog.clock import Clock
-from watchdog.sources.base import HttpSource, Source, SourceContext
+from watchdog.sources.base import Canary, HttpSource, Source, SourceContext
 from watchdog.sources.detailed import DetailedSource, DetailedSourceConfig
 from watchdog.sources.health import HealthSource, HealthSourceConfig
 from watchdog.sources.prometheus import PrometheusSource, PrometheusSourceConfig
@@ -26,6 +26,7 @@ from watchdog.sources.version import VersionSource, VersionSourceConfig
 
 __all__ = [
     "BUILDERS",
+    "Canary",
     "DetailedSourceConfig",
     "HealthSourceConfig",
     "HttpSource",
@@ -71,7 +72,10 @@ def build_source(
     session: aiohttp.ClientSession,
     clock: Clock,
     semaphore: asyncio.Semaphore,
+    canary: Canary | None = None,
 ) -> HttpSource[Any]:
     """Build the source for ``config``; its name is ``<target>/<name or kind>``."""
-    context = SourceContext(target=target, session=session, clock=clock, semaphore=semaphore)
+    context = SourceContext(
+        target=target, session=session, clock=clock, semaphore=semaphore, canary=canary
+    )
     return BUILDERS[config.kind](config, context)

@@ -40,6 +40,7 @@ from watchdog.transport import (
 
 __all__ = [
     "MISSING",
+    "Canary",
     "HttpSource",
     "HttpURL",
     "Source",
@@ -68,6 +69,62 @@ class Source(Protocol):
         ...
 
 
+class Canary:
+    """The target's reachability canary: one URL outside the app that every HTTP source of
+    the target asks before it blames the app for not answering (DESIGN §3).
+
+    When a source got no HTTP answer and the canary fails too (no answer, or 500 and up),
+    the failure is the watchdog's own network: ``watchdog_network`` unknowns, which page
+    "blind" and never roll back, so a partition never reads as "feature down". One answer is
+    shared for ``ttl`` seconds, so the sources of one poll cycle agree and the canary is not
+    asked once per source.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        timeout: timedelta = timedelta(seconds=5),
+        ttl: float = 2.0,
+    ) -> None:
+        self.url = url
+        self._session = session
+        self._clock = clock
+        self._timeout = timeout
+        self._ttl = ttl
+        self._answer: tuple[float, bool] | None = None
+        self._lock = asyncio.Lock()
+
+    async def reachable(self) -> bool:
+        async with self._lock:
+            now = self._clock.monotonic()
+            if self._answer is not None and now - self._answer[0] < self._ttl:
+                return self._answer[1]
+            ok = await canary_answers(self._session, self.url, request_timeout=self._timeout)
+            self._answer = (self._clock.monotonic(), ok)
+            return ok
+
+
+async def canary_answers(
+    session: aiohttp.ClientSession, url: str, *, request_timeout: timedelta
+) -> bool:
+    """Whether ``url`` answers at all: any status below 500 means the network works."""
+    try:
+        result = await send(
+            session,
+            "GET",
+            url,
+            service="the reachability canary",
+            request_timeout=request_timeout,
+            follow_redirects=True,
+        )
+    except CallError:
+        return False
+    return result.status < 500
+
+
 @dataclass(frozen=True)
 class SourceContext:
     """What the daemon injects into every source: shared by all, owned by none."""
@@ -76,6 +133,8 @@ class SourceContext:
     session: aiohttp.ClientSession
     clock: Clock
     semaphore: asyncio.Semaphore
+    #: the target's reachability canary (``targets[].canary_url``), if configured
+    canary: Canary | None = None
 
 
 # --------------------------------------------------------------------------- config
@@ -215,6 +274,7 @@ class HttpSource(Generic[C]):
         self._session = context.session
         self._clock = context.clock
         self._semaphore = context.semaphore
+        self._canary = context.canary
         self._attempts = config.attempts
         self._failing_since: datetime | None = None
         self._log = structlog.get_logger(__name__).bind(source=self.name, target=context.target)
@@ -240,7 +300,14 @@ class HttpSource(Generic[C]):
             samples = await self._poll()
         except CallError as exc:
             self._count_error(exc, final=True)
-            samples = self._unknown_all(UnknownReason.PROVIDER_ERROR, str(exc))
+            if await self._network_down(exc):
+                samples = self._unknown_all(
+                    UnknownReason.WATCHDOG_NETWORK,
+                    f"{exc}; the reachability canary failed too: the watchdog's own network "
+                    "is down",
+                )
+            else:
+                samples = self._unknown_all(UnknownReason.PROVIDER_ERROR, str(exc))
         except Exception as exc:
             # a bug in a parser must not stop the watchdog; it shows as a provider error
             self.errors["internal"] += 1
@@ -329,6 +396,22 @@ class HttpSource(Generic[C]):
         except CallError:
             return False
         return result.status < 500
+
+    async def _network_down(self, exc: CallError) -> bool:
+        """Did ``exc`` come from the watchdog's own network rather than the upstream?
+
+        Only a failure with no HTTP answer at all can be the network's (an HTTP error is
+        the upstream talking), and only a failing canary says so: the source's own
+        ``canary_url`` where it has one, else the target's.
+        """
+        if exc.status is not None or exc.reason == "watchdog_busy":
+            return False
+        own = getattr(self.config, "canary_url", None)
+        if isinstance(own, str):
+            return not await self._canary_ok(own)
+        if self._canary is not None:
+            return not await self._canary.reachable()
+        return False
 
     def _retry_after(self, result: Response) -> float | None:
         """The server's own back-off hint on a 429/5xx; vendors override for reset headers."""

@@ -2,9 +2,10 @@
 
 A failed probe is a real measurement (``health_up = 0``), not an unknown: the app not
 answering *is* the outage the procedure's "system down" rule looks for. The one exception is
-the watchdog's own network: when the probe got no HTTP answer at all and the optional
-reachability canary fails too, both signals are unknown (``watchdog_network``), so a cut
-cable at the watchdog pages "blind" and never rolls production back.
+the watchdog's own network: when the probe got no HTTP answer at all and the reachability
+canary (the source's ``canary_url``, else the target's) fails too, both signals are unknown
+(``watchdog_network``), so a cut cable at the watchdog pages "blind" and never rolls
+production back.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class HealthSourceConfig(SourceConfigBase):
     )
     canary_url: HttpURL | None = Field(
         default=None,
-        description="a URL outside the app; if it fails too, the watchdog's network is down",
+        description="a URL outside the app; if it fails too, the watchdog's network is down "
+        "(default: the target's canary_url)",
     )
     headers: dict[str, str] = Field(default_factory=dict)
     # one probe per poll: the rule's consecutive count is the retry, and a retried probe
@@ -74,8 +76,7 @@ class HealthSource(HttpSource[HealthSourceConfig]):
             # our own congestion says nothing about the app
             return self._unknown_all(UnknownReason.PROVIDER_ERROR, str(exc))
         # no HTTP answer at all: check whether we can reach anything before blaming the app
-        canary = self.config.canary_url
-        if exc.status is None and canary is not None and not await self._canary_ok(canary):
+        if await self._network_down(exc):
             return self._unknown_all(
                 UnknownReason.WATCHDOG_NETWORK,
                 f"{exc}; the reachability canary failed too: the watchdog's own network "

@@ -58,6 +58,7 @@ class SmokeCheck(BaseModel):
 class SmokeSourceConfig(SourceConfigBase):
     kind: Literal["smoke"] = "smoke"
     checks: list[SmokeCheck] = Field(min_length=1)
+    #: a URL outside the app (default: the target's ``canary_url``)
     canary_url: HttpURL | None = None
     attempts: int = Field(default=1, ge=1, le=10)
     interval: Duration = Field(default=timedelta(seconds=60))
@@ -88,18 +89,22 @@ class SmokeSource(HttpSource[SmokeSourceConfig]):
 
     async def _poll(self) -> list[Sample]:
         outcomes = await asyncio.gather(*(self._check(check) for check in self.config.checks))
-        unreachable = all(isinstance(o, CallError) and o.status is None for o in outcomes)
-        canary = self.config.canary_url
-        if unreachable and canary is not None and not await self._canary_ok(canary):
-            return self._unknown_all(
-                UnknownReason.WATCHDOG_NETWORK,
-                "no smoke check got an answer and the reachability canary failed too: "
-                "the watchdog's own network is down",
-            )
+        unanswered = [o for o in outcomes if isinstance(o, CallError) and o.status is None]
+        # a check that got no answer is the watchdog's network when the canary fails too
+        blind = bool(unanswered) and await self._network_down(unanswered[0])
         samples: list[Sample] = []
         for check, outcome in zip(self.config.checks, outcomes, strict=True):
             signal = Signal.feature_up(check.name)
-            if isinstance(outcome, CallError) and outcome.reason == "watchdog_busy":
+            if blind and isinstance(outcome, CallError) and outcome.status is None:
+                samples.append(
+                    self._unknown(
+                        signal,
+                        UnknownReason.WATCHDOG_NETWORK,
+                        f"{check.name}: {outcome}; the reachability canary failed too: the "
+                        "watchdog's own network is down",
+                    )
+                )
+            elif isinstance(outcome, CallError) and outcome.reason == "watchdog_busy":
                 samples.append(self._unknown(signal, UnknownReason.PROVIDER_ERROR, str(outcome)))
             elif isinstance(outcome, CallError) and outcome.status in (401, 403):
                 # stale smoke credentials must not read as "feature down" and roll back

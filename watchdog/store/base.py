@@ -38,6 +38,9 @@ class RollbackState(enum.StrEnum):
     VERIFIED = "verified"
     VERIFY_FAILED = "verify_failed"
     SHADOW = "shadow"  # shadow mode: "would roll back"
+    #: a crash came between the intent and Vercel, and Vercel shows it never heard of it:
+    #: production never moved, so the incident may re-issue it once (DESIGN §5 Write-ahead)
+    ABANDONED = "abandoned"
 
     @property
     def in_flight(self) -> bool:
@@ -97,6 +100,38 @@ class RollbackRecord:
     finished_at: datetime | None = None
     verified_at: datetime | None = None
     detail: str = ""
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # not accepted yet: delivered in order, with backoff
+    DELIVERED = "delivered"
+    #: older than its channel's maximum age and never accepted: given up, and said so
+    EXPIRED = "expired"
+    #: refused in a way retrying cannot fix (a 4xx): given up, and said so
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One notification (page, resolve, change event, chat) waiting for, or past, delivery.
+
+    ``key`` is its idempotency key (the journal's), ``seq`` its place in the order the store
+    assigns on ``enqueue``; messages of one ``(channel, incident)`` are delivered in that
+    order, so a resolve never overtakes its trigger.
+    """
+
+    key: str
+    kind: str  # "page" | "resolve" | "change" | "chat"
+    target: str
+    created_at: datetime
+    payload: dict[str, Any]
+    incident: str | None = None
+    seq: int = 0
+    status: OutboxStatus = OutboxStatus.PENDING
+    attempts: int = 0
+    next_at: datetime | None = None  # None: due now
+    finished_at: datetime | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +228,35 @@ class ActionJournal(Protocol):
     async def known_bad(self, project: str) -> frozenset[str]: ...
 
 
+class Outbox(Protocol):
+    """Notifications written before they are sent, so a crash or a pager outage loses none."""
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        """Save a PENDING message; False if ``message.key`` exists already (never twice)."""
+        ...
+
+    async def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        incident: str | None = None,
+        limit: int = 500,
+    ) -> list[OutboxMessage]:
+        """Messages in delivery order (oldest first); the newest ``limit`` of them."""
+        ...
+
+    async def mark_outbox(
+        self,
+        key: str,
+        status: OutboxStatus,
+        *,
+        attempts: int,
+        next_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
 class EventLog(Protocol):
     async def append_event(self, event: HumanEvent) -> None: ...
 
@@ -215,7 +279,7 @@ class Leadership(Protocol):
     async def release(self, holder: str) -> None: ...
 
 
-class Store(DecisionLog, IncidentStore, ActionJournal, EventLog, DrillLog, Protocol):
+class Store(DecisionLog, IncidentStore, ActionJournal, Outbox, EventLog, DrillLog, Protocol):
     """Everything the daemon persists. ``prune`` enforces retention."""
 
     async def open(self) -> None: ...

@@ -18,6 +18,8 @@ from watchdog.store.base import (
     HumanEvent,
     IncidentRecord,
     Lease,
+    OutboxMessage,
+    OutboxStatus,
     RollbackRecord,
     RollbackState,
 )
@@ -32,6 +34,8 @@ class MemoryStore:
         self.events: list[HumanEvent] = []
         self.drills: dict[str, DrillRecord] = {}
         self.bad: dict[str, set[str]] = {}
+        self.outbox: dict[str, OutboxMessage] = {}
+        self._outbox_seq = 0
         self.lease: Lease | None = None
         self.available = True
 
@@ -121,6 +125,49 @@ class MemoryStore:
     async def known_bad(self, project: str) -> frozenset[str]:
         return frozenset(self.bad.get(project, set()))
 
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        if message.key in self.outbox:
+            return False
+        self._outbox_seq += 1
+        self.outbox[message.key] = replace(message, seq=self._outbox_seq)
+        return True
+
+    async def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        incident: str | None = None,
+        limit: int = 500,
+    ) -> list[OutboxMessage]:
+        rows = [
+            m
+            for m in self.outbox.values()
+            if (status is None or m.status is status)
+            and (incident is None or m.incident == incident)
+        ]
+        rows.sort(key=lambda m: m.seq)
+        return rows[-limit:] if limit > 0 else []
+
+    async def mark_outbox(
+        self,
+        key: str,
+        status: OutboxStatus,
+        *,
+        attempts: int,
+        next_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        old = self.outbox[key]
+        self.outbox[key] = replace(
+            old,
+            status=status,
+            attempts=attempts,
+            next_at=next_at,
+            finished_at=finished_at,
+            error=error,
+        )
+
     async def append_event(self, event: HumanEvent) -> None:
         self.events.append(event)
 
@@ -191,6 +238,16 @@ class MemoryStore:
             for e in self.events
             if e.at >= older_than or (e.until is not None and e.until >= older_than)
         ]
+        open_ids = {i.id for i in self.incidents.values() if i.open}
+        gone = [
+            k
+            for k, m in self.outbox.items()
+            if m.created_at < older_than
+            and m.status is not OutboxStatus.PENDING
+            and (m.incident is None or m.incident not in open_ids)
+        ]
+        for k in gone:
+            del self.outbox[k]
         after = (
             len(self.decisions)
             + len(self.actions)
@@ -198,4 +255,4 @@ class MemoryStore:
             + len(self.incidents)
             + len(self.events)
         )
-        return before - after
+        return before - after + len(gone)

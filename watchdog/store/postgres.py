@@ -44,6 +44,8 @@ from watchdog.store.base import (
     HumanEvent,
     IncidentRecord,
     Lease,
+    OutboxMessage,
+    OutboxStatus,
     RollbackRecord,
     RollbackState,
 )
@@ -54,6 +56,7 @@ from watchdog.store.postgres_sql import (
     PRUNE_DECISIONS,
     PRUNE_EVENTS,
     PRUNE_INCIDENTS,
+    PRUNE_OUTBOX,
     PRUNE_ROLLBACKS,
     migrate,
 )
@@ -361,6 +364,69 @@ class PostgresStore:
         )
         return [_ROWS.action(r) for r in reversed(rows)]
 
+    # -- outbox (fenced: only the leader notifies) -------------------------------------------
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        async with self._fenced() as conn:
+            key = await conn.fetchval(
+                "INSERT INTO outbox (key, kind, target, incident, created_at, payload, status,"
+                " attempts, next_at, finished_at, error)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (key) DO NOTHING RETURNING key",
+                message.key,
+                message.kind,
+                message.target,
+                message.incident,
+                require_aware(message.created_at),
+                message.payload,
+                OutboxStatus(message.status).value,
+                message.attempts,
+                _aware_opt(message.next_at),
+                _aware_opt(message.finished_at),
+                message.error,
+            )
+        return key is not None
+
+    async def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        incident: str | None = None,
+        limit: int = 500,
+    ) -> list[OutboxMessage]:
+        rows = await self._fetch(
+            "SELECT * FROM outbox WHERE ($1::text IS NULL OR status = $1)"
+            " AND ($2::text IS NULL OR incident = $2) ORDER BY seq DESC LIMIT $3",
+            None if status is None else OutboxStatus(status).value,
+            incident,
+            max(limit, 0),
+        )
+        return [_ROWS.outbox(r) for r in reversed(rows)]
+
+    async def mark_outbox(
+        self,
+        key: str,
+        status: OutboxStatus,
+        *,
+        attempts: int,
+        next_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self._fenced() as conn:
+            found = await conn.fetchval(
+                "UPDATE outbox SET status = $2, attempts = $3, next_at = $4, finished_at = $5,"
+                " error = $6 WHERE key = $1 RETURNING key",
+                key,
+                OutboxStatus(status).value,
+                attempts,
+                _aware_opt(next_at),
+                _aware_opt(finished_at),
+                error,
+            )
+        if found is None:
+            raise KeyError(key)
+
     async def save_rollback(self, rollback: RollbackRecord) -> None:
         async with self._fenced() as conn:
             await conn.execute(
@@ -482,6 +548,9 @@ class PostgresStore:
                 await conn.execute(PRUNE_ACTIONS, cutoff, _IN_FLIGHT, ActionStatus.INTENT.value)
             )
             deleted += _rowcount(await conn.execute(PRUNE_EVENTS, cutoff))
+            deleted += _rowcount(
+                await conn.execute(PRUNE_OUTBOX, cutoff, OutboxStatus.PENDING.value)
+            )
         if deleted:
             self._log.info("store_pruned", older_than=cutoff.isoformat(), rows=deleted)
         return deleted

@@ -112,6 +112,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "notification outbox",
+        (
+            """CREATE TABLE outbox (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                key TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                incident TEXT,
+                created_at TIMESTAMPTZ NOT NULL,
+                payload JSONB NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_at TIMESTAMPTZ,
+                finished_at TIMESTAMPTZ,
+                error TEXT
+            )""",
+            "CREATE INDEX outbox_status ON outbox (status, seq)",
+            "CREATE INDEX outbox_incident ON outbox (incident, seq)",
+        ),
+    ),
 )
 
 # One statement decides take / renew / refuse, so two replicas racing cannot both win.
@@ -151,6 +173,11 @@ DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < $1 AND id 
     SELECT incident FROM rollbacks WHERE state = ANY($2::text[]))
 """
 PRUNE_EVENTS = "DELETE FROM events WHERE at < $1 AND (until IS NULL OR until < $1)"
+# delivered or given-up notifications of resolved incidents; pending ones always stay
+PRUNE_OUTBOX = """
+DELETE FROM outbox WHERE created_at < $1 AND status <> $2 AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL))
+"""
 
 
 async def migrate(

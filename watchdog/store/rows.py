@@ -19,6 +19,8 @@ from watchdog.store.base import (
     DrillRecord,
     HumanEvent,
     IncidentRecord,
+    OutboxMessage,
+    OutboxStatus,
     RollbackRecord,
     RollbackState,
 )
@@ -98,6 +100,23 @@ def rollback(r: Row, c: Codec) -> RollbackRecord:
     )
 
 
+def outbox(r: Row, c: Codec) -> OutboxMessage:
+    return OutboxMessage(
+        key=r["key"],
+        kind=r["kind"],
+        target=r["target"],
+        created_at=c.time(r["created_at"]),
+        payload=c.json(r["payload"]),
+        incident=r["incident"],
+        seq=int(r["seq"]),
+        status=OutboxStatus(r["status"]),
+        attempts=int(r["attempts"]),
+        next_at=c.time_opt(r["next_at"]),
+        finished_at=c.time_opt(r["finished_at"]),
+        error=r["error"],
+    )
+
+
 def event(r: Row, c: Codec) -> HumanEvent:
     return HumanEvent(
         kind=r["kind"],
@@ -143,6 +162,9 @@ class Reader:
 
     def rollback(self, r: Any) -> RollbackRecord:
         return rollback(r, self._codec)
+
+    def outbox(self, r: Any) -> OutboxMessage:
+        return outbox(r, self._codec)
 
     def event(self, r: Any) -> HumanEvent:
         return event(r, self._codec)

@@ -38,6 +38,8 @@ from watchdog.store.base import (
     HumanEvent,
     IncidentRecord,
     Lease,
+    OutboxMessage,
+    OutboxStatus,
     RollbackRecord,
     RollbackState,
 )
@@ -60,6 +62,7 @@ from watchdog.store.sqlite_sql import (
     PRUNE_DECISIONS,
     PRUNE_EVENTS,
     PRUNE_INCIDENTS,
+    PRUNE_OUTBOX,
     PRUNE_ROLLBACKS,
 )
 
@@ -362,6 +365,76 @@ class SqliteStore:
         rows = await self._fetch("SELECT deployment FROM known_bad WHERE project = ?", (project,))
         return frozenset(str(r["deployment"]) for r in rows)
 
+    # -- outbox ------------------------------------------------------------------------------
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        # durable: a page the daemon decided must survive a power cut before it is sent
+        async with self._write(durable=True) as db:
+            cursor = await db.execute(
+                "INSERT INTO outbox (key, kind, target, incident, created_at, payload, status,"
+                " attempts, next_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (
+                    message.key,
+                    message.kind,
+                    message.target,
+                    message.incident,
+                    dt_to_text(message.created_at),
+                    to_json(message.payload),
+                    OutboxStatus(message.status).value,
+                    message.attempts,
+                    dt_to_text_opt(message.next_at),
+                    dt_to_text_opt(message.finished_at),
+                    message.error,
+                ),
+            )
+            inserted = cursor.rowcount == 1
+            await cursor.close()
+        return inserted
+
+    async def list_outbox(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        incident: str | None = None,
+        limit: int = 500,
+    ) -> list[OutboxMessage]:
+        state = None if status is None else OutboxStatus(status).value
+        rows = await self._fetch(
+            "SELECT * FROM outbox WHERE (? IS NULL OR status = ?) AND (? IS NULL OR incident = ?)"
+            " ORDER BY seq DESC LIMIT ?",
+            (state, state, incident, incident, max(limit, 0)),
+        )
+        return [_ROWS.outbox(r) for r in reversed(rows)]
+
+    async def mark_outbox(
+        self,
+        key: str,
+        status: OutboxStatus,
+        *,
+        attempts: int,
+        next_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self._write(durable=True) as db:
+            cursor = await db.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, next_at = ?, finished_at = ?,"
+                " error = ? WHERE key = ?",
+                (
+                    OutboxStatus(status).value,
+                    attempts,
+                    dt_to_text_opt(next_at),
+                    dt_to_text_opt(finished_at),
+                    error,
+                    key,
+                ),
+            )
+            found = cursor.rowcount == 1
+            await cursor.close()
+        if not found:
+            raise KeyError(key)
+
     # -- human events ------------------------------------------------------------------------
 
     async def append_event(self, event: HumanEvent) -> None:
@@ -434,7 +507,8 @@ class SqliteStore:
         """Delete history older than the cutoff, keeping what the daemon still needs.
 
         Never deleted: open incidents and everything attached to them, rollbacks in flight
-        (reconciliation needs them), action intents without an outcome (same), human events
+        (reconciliation needs them), action intents without an outcome (same), notifications
+        not delivered yet, human events
         whose ``until`` is still ahead of the cutoff, known-bad deployments and drills.
         """
         cutoff = dt_to_text(older_than)
@@ -447,6 +521,7 @@ class SqliteStore:
                 (PRUNE_ROLLBACKS, (cutoff, flying, flying)),
                 (PRUNE_INCIDENTS, (cutoff, flying)),
                 (PRUNE_EVENTS, (cutoff, cutoff)),
+                (PRUNE_OUTBOX, (cutoff, OutboxStatus.PENDING.value)),
             ]
             for sql, params in statements:
                 cursor = await db.execute(sql, params)

@@ -102,6 +102,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "notification outbox",
+        (
+            """CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                key TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                incident TEXT,
+                created_at TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_at TEXT,
+                finished_at TEXT,
+                error TEXT
+            )""",
+            "CREATE INDEX outbox_status ON outbox (status, seq)",
+            "CREATE INDEX outbox_incident ON outbox (incident, seq)",
+        ),
+    ),
 )
 
 
@@ -128,3 +150,8 @@ DELETE FROM incidents WHERE resolved_at IS NOT NULL AND resolved_at < ? AND id N
     SELECT incident FROM rollbacks WHERE state IN (SELECT value FROM json_each(?)))
 """
 PRUNE_EVENTS = "DELETE FROM events WHERE at < ? AND (until IS NULL OR until < ?)"
+# delivered or given-up notifications of resolved incidents; pending ones always stay
+PRUNE_OUTBOX = """
+DELETE FROM outbox WHERE created_at < ? AND status <> ? AND (incident IS NULL OR incident NOT IN (
+    SELECT id FROM incidents WHERE resolved_at IS NULL))
+"""

@@ -146,6 +146,11 @@ class FakeServer:
         """Answer the next matching requests with these faults, in order."""
         self._faults.extend(faults)
 
+    def clear_faults(self) -> None:
+        """Answer normally again: drop every scripted fault (the upstream recovered)."""
+        self._faults.clear()
+        self._always = None
+
     def fail_always(self, fault: Fault | None) -> None:
         """Answer every matching request with ``fault`` (after queued ones) until None."""
         self._always = fault
@@ -202,13 +207,16 @@ class FakeServer:
         self.routes(app)
         return app
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on loopback: a free port, or ``port`` again (a fake that was closed to
+        refuse connections comes back where its clients point)."""
         self._closing = asyncio.Event()
         # a scripted slow answer must not hold the test run up at shutdown
         self._runner = web.AppRunner(self.application(), shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
         port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
         self._url = f"http://127.0.0.1:{port}"
