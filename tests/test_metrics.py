@@ -18,7 +18,14 @@ from watchdog.core.model import (
     Severity,
     UnknownReason,
 )
-from watchdog.metrics import Metrics, exposed_names
+from watchdog.metrics import (
+    DECISION_KINDS,
+    SOURCE_ERROR_REASONS,
+    Metrics,
+    exposed_names,
+    severity_label,
+)
+from watchdog.sources.base import FAILING_REASONS
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -73,12 +80,17 @@ def populated() -> CollectorRegistry:
             ),
         )
     )
-    m.record_poll(target="web", source="sentry", duration_s=0.2, at_epoch_s=1.7e9)
+    m.declare({"web": {"web/sentry": ("error_rate", "latency_p95_s"), "web/health": ()}})
+    m.record_poll(target="web", source="web/sentry", duration_s=0.2, at_epoch_s=1.7e9)
     m.record_poll(
-        target="web", source="health", duration_s=5.0, at_epoch_s=1.7e9, error_reason="timeout"
+        target="web",
+        source="web/health",
+        duration_s=5.0,
+        at_epoch_s=1.7e9,
+        error_reason="provider_error",
     )
     m.scheduling_lag.observe(0.004)
-    m.blind.labels(target="web", source="supabase").set(1)
+    m.set_blind("web", "web/supabase", True)
     m.rollbacks.labels(target="web", result="verified").inc()
     m.rollback_duration.observe(42.0)
     m.verification_duration.observe(61.0)
@@ -263,7 +275,7 @@ class TestHelpers:
         assert registry.get_sample_value("watchdog_source_up", labels) == 0
         assert (
             registry.get_sample_value(
-                "watchdog_source_errors_total", {**labels, "reason": "timeout"}
+                "watchdog_source_errors_total", {**labels, "reason": "provider_error"}
             )
             == 1
         )
@@ -284,24 +296,28 @@ class TestHelpers:
             assert registry.get_sample_value("watchdog_polls_total", labels) == 1
 
 
-class TestDeclareTarget:
-    def test_outcome_series_exist_at_zero(self) -> None:
-        """Declaring a target creates its rollback, page and poll series at 0 for increase()."""
-        registry = CollectorRegistry()
-        Metrics(registry).declare_target("web", ["sentry"])
-        for result in ("failed", "verify_failed", "verified"):
-            labels = {"target": "web", "result": result}
-            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
-        assert (
-            registry.get_sample_value("watchdog_pages_total", {"target": "web", "result": "failed"})
-            == 0
-        )
-        labels = {"target": "web", "source": "sentry"}
-        assert registry.get_sample_value("watchdog_polls_total", labels) == 0
-        assert registry.get_sample_value("watchdog_blind", labels) == 0
+class TestSourceLabel:
+    def test_one_format_in_every_family(self) -> None:
+        """Every family with a source label names the source within its target, never
+        the qualified ``web/health``: dashboards join source panels by (target, source)."""
+        registry = populated()
+        values = {
+            (family.name, sample.labels["source"])
+            for family in registry.collect()
+            for sample in family.samples
+            if "source" in sample.labels
+        }
+        families = {name for name, _ in values}
+        assert {
+            "watchdog_source_up",
+            "watchdog_polls",
+            "watchdog_source_errors",
+            "watchdog_poll_duration_seconds",
+            "watchdog_last_successful_poll_timestamp_seconds",
+            "watchdog_blind",
+        } <= families
+        assert {source for _, source in values} == {"sentry", "health", "supabase"}
 
-
-class TestCardinality:
     def test_poll_duration_is_shared_across_targets(self) -> None:
         """The poll-duration histogram is per source name, not per target and source."""
         registry = CollectorRegistry()
@@ -314,3 +330,67 @@ class TestCardinality:
             "watchdog_poll_duration_seconds_count", {"source": "sentry"}
         )
         assert count == 3
+
+
+def declared() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Metrics(registry).declare(
+        {"web": {"web/sentry": ("error_rate", "latency_p95_s"), "web/health": ("health_up",)}}
+    )
+    return registry
+
+
+class TestDeclare:
+    """Every known label set exists at zero before anything happens."""
+
+    def test_outcome_series_exist_at_zero(self) -> None:
+        """Rollback results, page and chat results are 0 for increase()."""
+        registry = declared()
+        for result in ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
+        for result in ("sent", "failed", "deduplicated"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_pages_total", labels) == 0
+        for result in ("sent", "failed"):
+            labels = {"result": result}
+            assert registry.get_sample_value("watchdog_notifications_total", labels) == 0
+
+    def test_decision_kinds_exist_at_zero(self) -> None:
+        """Each (action, severity) the flowchart decides has a series, so the first rollback
+        after a restart shows in increase()."""
+        registry = declared()
+        for action, severity in DECISION_KINDS:
+            labels = {
+                "target": "web",
+                "action": action.value,
+                "severity": severity_label(severity),
+            }
+            assert registry.get_sample_value("watchdog_decisions_total", labels) == 0
+
+    def test_source_series_exist_at_zero(self) -> None:
+        """Polls, errors by reason, the duration histogram and blindness exist per source."""
+        registry = declared()
+        for source in ("sentry", "health"):
+            labels = {"target": "web", "source": source}
+            assert registry.get_sample_value("watchdog_polls_total", labels) == 0
+            assert registry.get_sample_value("watchdog_blind", labels) == 0
+            for reason in ("provider_error", "watchdog_network"):
+                errors = {**labels, "reason": reason}
+                assert registry.get_sample_value("watchdog_source_errors_total", errors) == 0
+            count = registry.get_sample_value(
+                "watchdog_poll_duration_seconds_count", {"source": source}
+            )
+            assert count == 0
+
+    def test_unknown_reasons_exist_per_signal(self) -> None:
+        """Each signal of each source has its unknown-sample series at zero."""
+        registry = declared()
+        for signal in ("error_rate", "latency_p95_s", "health_up"):
+            for reason in ("no_data", "provider_error", "watchdog_network"):
+                labels = {"target": "web", "signal": signal, "reason": reason}
+                assert registry.get_sample_value("watchdog_signal_unknown_total", labels) == 0
+
+    def test_source_error_reasons_are_the_sources_failing_reasons(self) -> None:
+        """The reasons declared for source errors are exactly the ones polls count."""
+        assert set(SOURCE_ERROR_REASONS) == set(FAILING_REASONS)

@@ -7,15 +7,25 @@ objects and a few helpers that encode label conventions in one place, so the das
 ``deploy/grafana/`` and the alerts in ``deploy/prometheus/`` can rely on them.
 
 Label values must come from bounded sets (target and source names from the config, rule
-names from the rule pack, reasons from ``UnknownReason`` or ``CallError.reason``), never
-from free text such as error messages, or a flapping provider would explode cardinality.
+names from the rule pack, reasons from ``UnknownReason``), never from
+free text such as error messages, or a flapping provider would explode cardinality.
+
+Two conventions dashboards rely on from the first scrape:
+
+- **One source label format.** A source is named by ``target`` plus ``source``, its name
+  within the target (``target="web", source="health"``), in every family; the daemon's
+  qualified name (``web/health``) never reaches a label.
+- **Every known label set exists at zero** (:meth:`Metrics.declare_target`), so ``rate()``
+  and ``increase()`` see the first event after a restart and panels read 0, not "no data",
+  on a healthy daemon. The exception is a gauge with nothing to report yet: a signal's
+  value before its first sample.
 """
 
 from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from prometheus_client import (
@@ -28,7 +38,7 @@ from prometheus_client import (
 )
 
 from watchdog import __version__
-from watchdog.core.model import Action, Decision, Sample, Severity
+from watchdog.core.model import Action, Decision, Sample, Severity, UnknownReason
 
 PREFIX: Final = "watchdog_"
 
@@ -62,6 +72,31 @@ ROLLBACK_BUCKETS: Final = (
 ROLLBACK_RESULTS: Final = ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow")
 #: values of the ``result`` label of ``watchdog_pages_total``
 PAGE_RESULTS: Final = ("sent", "failed", "deduplicated")
+#: values of the ``result`` label of ``watchdog_notifications_total``
+NOTIFICATION_RESULTS: Final = ("sent", "failed")
+#: why a source's sample was unknown (``watchdog_signal_unknown_total``): the reasons a
+#: source reports; staleness and sample size are the engine's judgement, not a sample's
+SAMPLE_UNKNOWN_REASONS: Final = (
+    UnknownReason.NO_DATA,
+    UnknownReason.PROVIDER_ERROR,
+    UnknownReason.WATCHDOG_NETWORK,
+)
+#: reasons of ``watchdog_source_errors_total``: a poll that could not reach or read its
+#: provider (the sources' ``FAILING_REASONS``; actions may not import sources, so a test
+#: keeps the two equal). "No data in the window" is an answer, not an error: a quiet night
+#: must not read as a source down
+SOURCE_ERROR_REASONS: Final = (UnknownReason.PROVIDER_ERROR, UnknownReason.WATCHDOG_NETWORK)
+#: the (action, severity) pairs the flowchart decides (DESIGN §4)
+DECISION_KINDS: Final = (
+    (Action.MONITOR, None),
+    (Action.MONITOR, Severity.P3),
+    (Action.NOTIFY, Severity.P2),
+    (Action.PAGE, Severity.P0),
+    (Action.PAGE, Severity.P1),
+    (Action.PAGE, Severity.INVESTIGATE),
+    (Action.ROLLBACK, Severity.P0),
+    (Action.ROLLBACK, Severity.P1),
+)
 
 
 class Metrics:
@@ -96,8 +131,8 @@ class Metrics:
         )
         self.signal_unknown: Final = Counter(
             "watchdog_signal_unknown_total",
-            "Samples whose value was unknown, by why (no_data, stale, provider_error, "
-            "too_few_requests, watchdog_network).",
+            "Samples a source reported unknown, by why (no_data, provider_error, "
+            "watchdog_network).",
             ["target", "signal", "reason"],
             registry=registry,
         )
@@ -117,7 +152,8 @@ class Metrics:
         # --- sources --------------------------------------------------------------------
         self.source_up: Final = Gauge(
             "watchdog_source_up",
-            "1 if the source's last poll succeeded, 0 if it failed.",
+            "1 if the source's last poll reached its provider, 0 if it could not. The source "
+            "label is its name within the target (here and in every family).",
             ["target", "source"],
             registry=registry,
         )
@@ -129,14 +165,16 @@ class Metrics:
         )
         self.source_errors: Final = Counter(
             "watchdog_source_errors_total",
-            "Failed polls by bounded reason (e.g. timeout, rate_limited, http_503).",
+            "Polls that could not reach or read their provider, by reason (provider_error, "
+            "watchdog_network); no data in the window is not an error.",
             ["target", "source", "reason"],
             registry=registry,
         )
         self.poll_duration: Final = Histogram(
             "watchdog_poll_duration_seconds",
-            "Wall time of one poll, retries included, by source name within its target "
-            "(not per target: 16 buckets x every source of 1,000 targets is 48,000 series).",
+            "Wall time of one poll, retries included, by source name within its target, "
+            "shared across targets (16 buckets x every source of 1,000 targets would be "
+            "48,000 series).",
             ["source"],
             buckets=POLL_BUCKETS,
             registry=registry,
@@ -244,19 +282,40 @@ class Metrics:
 
     # ----------------------------------------------------------------------- helpers
 
-    def declare_target(self, target: str, sources: Iterable[str]) -> None:
-        """Create a target's outcome series at zero before anything happens.
+    def declare(self, targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+        """Create every known series at zero before anything happens.
 
+        ``targets`` maps each target to its sources (qualified names) and their signals.
         Prometheus' ``increase()`` cannot see the step from "no series" to 1, so without this
-        the first failed rollback or page after a restart would never fire an alert.
+        the first failed rollback or page after a restart would never fire an alert, and the
+        unknown-samples, source-error and error-ratio panels would be empty on a healthy
+        daemon.
         """
+        for result in NOTIFICATION_RESULTS:
+            self.notifications.labels(result=result)
+        for target, sources in targets.items():
+            self.declare_target(target, sources)
+
+    def declare_target(self, target: str, sources: Mapping[str, Iterable[str]]) -> None:
+        """One target's series at zero (see :meth:`declare`)."""
         for result in ROLLBACK_RESULTS:
             self.rollbacks.labels(target=target, result=result)
         for result in PAGE_RESULTS:
             self.pages.labels(target=target, result=result)
-        for source in sources:
+        for action, severity in DECISION_KINDS:
+            self.decisions.labels(
+                target=target, action=action.value, severity=severity_label(severity)
+            )
+        for name, signals in sources.items():
+            source = source_label(target, name)
             self.polls.labels(target=target, source=source)
+            for reason in SOURCE_ERROR_REASONS:
+                self.source_errors.labels(target=target, source=source, reason=reason.value)
+            self.poll_duration.labels(source=source)
             self.blind.labels(target=target, source=source).set(0)
+            for signal in signals:
+                for unknown in SAMPLE_UNKNOWN_REASONS:
+                    self.signal_unknown.labels(target=target, signal=signal, reason=unknown.value)
 
     def observe_sample(self, sample: Sample) -> None:
         """Export a sample: numbers as-is, unknown as NaN plus a reason count.
@@ -302,9 +361,14 @@ class Metrics:
         at_epoch_s: float,
         error_reason: str | None = None,
     ) -> None:
-        """Export one poll's outcome: duration, up/down, error reason or success time."""
+        """Export one poll's outcome: duration, up/down, error reason or success time.
+
+        ``source`` is the daemon's qualified name; ``error_reason`` is set only when the poll
+        could not reach or read its provider.
+        """
+        source = source_label(target, source)
         # "web/sentry" and "api/sentry" share one histogram: bounded by kinds, not targets
-        self.poll_duration.labels(source=source.rpartition("/")[2]).observe(duration_s)
+        self.poll_duration.labels(source=source).observe(duration_s)
         self.polls.labels(target=target, source=source).inc()
         up = self.source_up.labels(target=target, source=source)
         if error_reason is None:
@@ -314,9 +378,22 @@ class Metrics:
             up.set(0)
             self.source_errors.labels(target=target, source=source, reason=error_reason).inc()
 
+    def set_blind(self, target: str, source: str, blind: bool) -> None:
+        """``watchdog_blind`` for a source, by its qualified name."""
+        self.set_flag(self.blind.labels(target=target, source=source_label(target, source)), blind)
+
     def set_flag(self, gauge: Gauge, on: bool) -> None:
         """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""
         gauge.set(1 if on else 0)
+
+
+def source_label(target: str, source: str) -> str:
+    """The ``source`` label: the source's name within its target (``web/health`` → ``health``).
+
+    The target is its own label; one format in every family lets a dashboard join source
+    panels ``by (target, source)``.
+    """
+    return source.removeprefix(f"{target}/")
 
 
 def action_level(action: Action) -> int:

@@ -141,8 +141,7 @@ class Daemon:
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         parts = build_parts(self.settings, self._session, self.clock, self.engine)
         self.sources.update(parts.sources)
-        for target, names in parts.source_names.items():
-            self.metrics.declare_target(target, names)
+        self.metrics.declare(parts.source_signals)
         pager = build_pager(self.settings, self._session, self.clock)
         if isinstance(pager, AlertmanagerPager):
             self._pager_reposts = pager

@@ -223,9 +223,7 @@ class Pipeline:
             blind = blind_by_target.get(target)
             if blind is None:
                 blind = blind_by_target[target] = self._engine.blind_signals(target, now)
-            self._metrics.blind.labels(target=target, source=state.source.name).set(
-                1 if state.signals <= blind else 0
-            )
+            self._metrics.set_blind(target, state.source.name, state.signals <= blind)
 
 
 def _decision_record(decision: Decision) -> DecisionRecord:

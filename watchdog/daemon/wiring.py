@@ -34,8 +34,8 @@ class Parts:
     sources: dict[str, SourceState] = field(default_factory=dict)
     deployers: dict[str, VercelDeployer] = field(default_factory=dict)
     actions: dict[str, TargetActions] = field(default_factory=dict)
-    #: source names per target (the metrics declare their series up front)
-    source_names: dict[str, list[str]] = field(default_factory=dict)
+    #: per target, each source's name and signals (the metrics declare their series up front)
+    source_signals: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def measures_error_rate(target: TargetConfig) -> bool:
@@ -67,14 +67,13 @@ def build_parts(
     parts = Parts()
     semaphore = asyncio.Semaphore(settings.scheduler.max_concurrency)
     for target in settings.targets:
-        names = []
+        signals = parts.source_signals[target.name] = {}
         for config in target.sources:
             source = build_source(
                 config, target=target.name, session=session, clock=clock, semaphore=semaphore
             )
             parts.sources[source.name] = SourceState(source)
-            names.append(source.name)
-        parts.source_names[target.name] = names
+            signals[source.name] = tuple(getattr(source, "signals", ()))
         deployer = None
         if target.deployer is not None:
             deployer = VercelDeployer(target.deployer, session, clock)

@@ -1,0 +1,135 @@
+"""The daemon's metrics as a scrape sees them: every known series declared at start."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.daemon.support import (
+    TARGET,
+    World,
+    build_daemon,
+    settings_for,
+)
+from watchdog.core.model import Sample, UnknownReason
+from watchdog.daemon import Daemon
+from watchdog.daemon.loops import Poller, SourceState
+from watchdog.metrics import Metrics
+from watchdog.store.memory import MemoryStore
+from watchdog.testing.clock import FakeClock
+
+
+def value(daemon: Daemon, name: str, **labels: str) -> float | None:
+    return daemon.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+async def started(world: World, clock: FakeClock) -> AsyncIterator[list[Daemon]]:
+    daemons: list[Daemon] = []
+    yield daemons
+    for daemon in daemons:
+        await daemon.stop()
+
+
+async def start(daemons: list[Daemon], daemon: Daemon) -> Daemon:
+    await daemon.start(loops=False)
+    daemons.append(daemon)
+    return daemon
+
+
+class TestDeclaredAtStart:
+    async def test_healthy_daemon_has_every_panel_series(
+        self, world: World, clock: FakeClock, started: list[Daemon]
+    ) -> None:
+        """Before anything happens, the source-error, unknown-sample and decision series a
+        dashboard reads exist at 0, under the source's name within its target."""
+        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        assert (
+            value(
+                daemon,
+                "watchdog_source_errors_total",
+                target=TARGET,
+                source="health",
+                reason="provider_error",
+            )
+            == 0
+        )
+        assert value(daemon, "watchdog_polls_total", target=TARGET, source="health") == 0
+        assert (
+            value(
+                daemon,
+                "watchdog_signal_unknown_total",
+                target=TARGET,
+                signal="health_up",
+                reason="provider_error",
+            )
+            == 0
+        )
+        assert (
+            value(
+                daemon, "watchdog_decisions_total", target=TARGET, action="rollback", severity="P0"
+            )
+            == 0
+        )
+
+
+class _OneSignal:
+    """A source whose every poll reports ``error_rate`` unknown for ``unknown``'s reason."""
+
+    name = f"{TARGET}/sentry"
+    target = TARGET
+    interval = timedelta(seconds=10)
+    signals = ("error_rate",)
+
+    def __init__(self, clock: FakeClock, unknown: UnknownReason) -> None:
+        self._clock = clock
+        self._unknown = unknown
+
+    async def poll(self) -> list[Sample]:
+        now = self._clock.now()
+        return [Sample(TARGET, "error_rate", None, now, unknown=self._unknown, source=self.name)]
+
+
+async def poll_once(clock: FakeClock, unknown: UnknownReason) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    stopping = asyncio.Event()
+
+    async def ingest(samples: Sequence[Sample]) -> None:
+        stopping.set()
+
+    poller = Poller(clock, metrics, 0.0, ingest)
+    await poller.run(SourceState(_OneSignal(clock, unknown)), stopping)  # type: ignore[arg-type]
+    return registry
+
+
+class TestSourceHealth:
+    async def test_no_data_is_an_answer_not_an_error(self, clock: FakeClock) -> None:
+        """Sentry answering "no events in the window" (a quiet night) leaves the source up,
+        stamps a successful poll and counts no error."""
+        registry = await poll_once(clock, UnknownReason.NO_DATA)
+        labels = {"target": TARGET, "source": "sentry"}
+        assert registry.get_sample_value("watchdog_source_up", labels) == 1
+        assert registry.get_sample_value(
+            "watchdog_last_successful_poll_timestamp_seconds", labels
+        ) == pytest.approx(clock.now().timestamp())
+        errors = [
+            s
+            for f in registry.collect()
+            if f.name == "watchdog_source_errors"
+            for s in f.samples
+            if s.value
+        ]
+        assert errors == []
+
+    async def test_provider_error_marks_the_source_down(self, clock: FakeClock) -> None:
+        """A poll that could not reach its provider is down and counted by reason."""
+        registry = await poll_once(clock, UnknownReason.PROVIDER_ERROR)
+        labels = {"target": TARGET, "source": "sentry"}
+        assert registry.get_sample_value("watchdog_source_up", labels) == 0
+        errors = {**labels, "reason": "provider_error"}
+        assert registry.get_sample_value("watchdog_source_errors_total", errors) == 1
