@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -20,6 +22,7 @@ from watchdog.core.model import (
 )
 from watchdog.metrics import (
     DECISION_KINDS,
+    GUARDS,
     SOURCE_ERROR_REASONS,
     Metrics,
     exposed_names,
@@ -43,6 +46,7 @@ REQUIRED = (
     "watchdog_decisions_total",
     "watchdog_current_action",
     "watchdog_rollbacks_total",
+    "watchdog_rollback_refusals_total",
     "watchdog_rollback_duration_seconds_bucket",
     "watchdog_verification_duration_seconds_bucket",
     "watchdog_pages_total",
@@ -92,6 +96,7 @@ def populated() -> CollectorRegistry:
     m.scheduling_lag.observe(0.004)
     m.set_blind("web", "web/supabase", True)
     m.rollbacks.labels(target="web", result="verified").inc()
+    m.count_refusal("web", "cooldown")
     m.rollback_duration.observe(42.0)
     m.verification_duration.observe(61.0)
     m.pages.labels(target="web", result="sent").inc()
@@ -344,11 +349,14 @@ class TestDeclare:
     """Every known label set exists at zero before anything happens."""
 
     def test_outcome_series_exist_at_zero(self) -> None:
-        """Rollback results, page and chat results are 0 for increase()."""
+        """Rollback results, refusals by guard rail, page and chat results are 0 for increase()."""
         registry = declared()
         for result in ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow"):
             labels = {"target": "web", "result": result}
             assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
+        for guard in GUARDS:
+            labels = {"target": "web", "guard": guard}
+            assert registry.get_sample_value("watchdog_rollback_refusals_total", labels) == 0
         for result in ("sent", "failed", "deduplicated"):
             labels = {"target": "web", "result": result}
             assert registry.get_sample_value("watchdog_pages_total", labels) == 0
@@ -394,3 +402,42 @@ class TestDeclare:
     def test_source_error_reasons_are_the_sources_failing_reasons(self) -> None:
         """The reasons declared for source errors are exactly the ones polls count."""
         assert set(SOURCE_ERROR_REASONS) == set(FAILING_REASONS)
+
+
+class TestRefusals:
+    def test_a_refusal_counts_by_guard_and_as_a_refused_rollback(self) -> None:
+        """count_refusal counts the guard rail and rollbacks_total{result="refused"} alike."""
+        registry = populated()
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollback_refusals_total", {"target": "web", "guard": "cooldown"}
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollbacks_total", {"target": "web", "result": "refused"}
+            )
+            == 1
+        )
+
+    def test_every_guard_rail_in_the_code_is_declared(self) -> None:
+        """Every guard name the engine, the targeting rules and the runner use is in GUARDS,
+        so none of them appears only after its first refusal."""
+        root = Path(__file__).parents[1] / "watchdog"
+        names: set[str] = set()
+        for path in ("core/guards.py", "core/targeting.py", "actions/rollback.py"):
+            for node in ast.walk(ast.parse((root / path).read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called == "Guard" and isinstance(node.args[0], ast.Constant):
+                    names.add(node.args[0].value)
+                if called == "_refuse" and isinstance(node.args[1], ast.Constant):
+                    names.add(node.args[1].value)
+                for kw in node.keywords:
+                    if kw.arg == "refused_by" and isinstance(kw.value, ast.Constant):
+                        names.add(kw.value.value)
+        assert len(names) >= 12  # the scan found them
+        assert names <= set(GUARDS), names - set(GUARDS)

@@ -7,7 +7,7 @@ objects and a few helpers that encode label conventions in one place, so the das
 ``deploy/grafana/`` and the alerts in ``deploy/prometheus/`` can rely on them.
 
 Label values must come from bounded sets (target and source names from the config, rule
-names from the rule pack, reasons from ``UnknownReason``), never from
+names from the rule pack, reasons from ``UnknownReason``, guard rails by name), never from
 free text such as error messages, or a flapping provider would explode cardinality.
 
 Two conventions dashboards rely on from the first scrape:
@@ -74,6 +74,25 @@ ROLLBACK_RESULTS: Final = ("succeeded", "failed", "verified", "verify_failed", "
 PAGE_RESULTS: Final = ("sent", "failed", "deduplicated")
 #: values of the ``result`` label of ``watchdog_notifications_total``
 NOTIFICATION_RESULTS: Final = ("sent", "failed")
+#: the guard rails that can refuse an automatic rollback (``guard`` of
+#: ``watchdog_rollback_refusals_total``): the engine's (``core/guards.py``), then the
+#: shell's, which find out only when they try (``actions/rollback.py``, ``core/targeting.py``)
+GUARDS: Final = (
+    "rollback_failed",
+    "already_rolled_back",
+    "kill_switch",
+    "freeze",
+    "hold",
+    "deploy_unknown",
+    "deploy_too_old",
+    "predates_deploy",
+    "cooldown",
+    "budget",
+    "no_deployer",
+    "in_flight",
+    "no_target",
+    "migration",
+)
 #: why a source's sample was unknown (``watchdog_signal_unknown_total``): the reasons a
 #: source reports; staleness and sample size are the engine's judgement, not a sample's
 SAMPLE_UNKNOWN_REASONS: Final = (
@@ -214,8 +233,16 @@ class Metrics:
         self.rollbacks: Final = Counter(
             "watchdog_rollbacks_total",
             "Automatic rollbacks by result (succeeded, failed, verified, verify_failed, "
-            "refused, shadow).",
+            "refused, shadow); refused counts every refusal, by the engine's guard rails or "
+            "the rollback runner's.",
             ["target", "result"],
+            registry=registry,
+        )
+        self.rollback_refusals: Final = Counter(
+            "watchdog_rollback_refusals_total",
+            "Rollbacks the flowchart asked for and a guard rail refused (the decision became a "
+            'P0 page), by guard rail; sums to rollbacks_total{result="refused"}.',
+            ["target", "guard"],
             registry=registry,
         )
         self.rollback_duration: Final = Histogram(
@@ -300,6 +327,8 @@ class Metrics:
         """One target's series at zero (see :meth:`declare`)."""
         for result in ROLLBACK_RESULTS:
             self.rollbacks.labels(target=target, result=result)
+        for guard in GUARDS:
+            self.rollback_refusals.labels(target=target, guard=guard)
         for result in PAGE_RESULTS:
             self.pages.labels(target=target, result=result)
         for action, severity in DECISION_KINDS:
@@ -381,6 +410,11 @@ class Metrics:
     def set_blind(self, target: str, source: str, blind: bool) -> None:
         """``watchdog_blind`` for a source, by its qualified name."""
         self.set_flag(self.blind.labels(target=target, source=source_label(target, source)), blind)
+
+    def count_refusal(self, target: str, guard: str) -> None:
+        """A guard rail refused a rollback the flowchart asked for (engine or runner)."""
+        self.rollbacks.labels(target=target, result="refused").inc()
+        self.rollback_refusals.labels(target=target, guard=guard).inc()
 
     def set_flag(self, gauge: Gauge, on: bool) -> None:
         """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""

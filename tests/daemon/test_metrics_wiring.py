@@ -1,4 +1,5 @@
-"""The daemon's metrics as a scrape sees them: every known series declared at start."""
+"""The daemon's metrics as a scrape sees them: declared at start, refusals counted by guard
+rail wherever they happen."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from tests.daemon.support import (
     TARGET,
     World,
     build_daemon,
+    ingest_each,
+    outage,
     settings_for,
+    settle,
 )
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.daemon import Daemon
@@ -45,8 +49,8 @@ class TestDeclaredAtStart:
     async def test_healthy_daemon_has_every_panel_series(
         self, world: World, clock: FakeClock, started: list[Daemon]
     ) -> None:
-        """Before anything happens, the source-error, unknown-sample and decision series a
-        dashboard reads exist at 0, under the source's name within its target."""
+        """Before anything happens, the source-error, unknown-sample, refusal and decision
+        series a dashboard reads exist at 0, under the source's name within its target."""
         daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
         assert (
             value(
@@ -70,11 +74,65 @@ class TestDeclaredAtStart:
             == 0
         )
         assert (
+            value(daemon, "watchdog_rollback_refusals_total", target=TARGET, guard="cooldown") == 0
+        )
+        assert (
             value(
                 daemon, "watchdog_decisions_total", target=TARGET, action="rollback", severity="P0"
             )
             == 0
         )
+
+
+class TestRefusals:
+    async def test_engine_refusal_counts_once_by_guard_rail(
+        self, world: World, clock: FakeClock, started: list[Daemon]
+    ) -> None:
+        """The kill switch refusing the outage's rollback counts once under guard="kill_switch"
+        and as a refused rollback, however many failed probes restate it."""
+        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        await daemon.kill_switch(True, "maintenance", "bob")
+        samples = outage(clock.now(), count=6)
+        await ingest_each(daemon, samples, clock)
+        await settle(daemon)
+        assert world.rollback_posts() == []
+        guard = {"target": TARGET, "guard": "kill_switch"}
+        assert value(daemon, "watchdog_rollback_refusals_total", **guard) == 1
+        assert value(daemon, "watchdog_rollbacks_total", target=TARGET, result="refused") == 1
+
+    async def test_runner_refusal_counts_by_guard_rail(
+        self, world: World, clock: FakeClock, started: list[Daemon]
+    ) -> None:
+        """A declared incident's rollback the runner cannot run (no deployer) counts under
+        guard="no_deployer"; refused rollbacks always equal the refusals by guard rail."""
+        settings = settings_for(world)
+        target = settings.targets[0].model_copy(update={"deployer": None})
+        settings = settings.model_copy(update={"targets": [target]})
+        daemon = await start(started, build_daemon(settings, MemoryStore(), clock))
+        await daemon.declare(TARGET, "security vulnerability", "alice")
+        await settle(daemon)
+        guard = {"target": TARGET, "guard": "no_deployer"}
+        assert value(daemon, "watchdog_rollback_refusals_total", **guard) == 1
+        refused = value(daemon, "watchdog_rollbacks_total", target=TARGET, result="refused")
+        by_guard = sum(
+            s.value
+            for f in daemon.registry.collect()
+            if f.name == "watchdog_rollback_refusals"
+            for s in f.samples
+            if s.labels["target"] == TARGET
+        )
+        assert refused == by_guard
+
+    async def test_a_follower_does_not_count(
+        self, world: World, clock: FakeClock, started: list[Daemon]
+    ) -> None:
+        """Only the replica that acts counts refusals: two replicas never double a panel."""
+        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon.leadership.fenced()
+        await daemon.kill_switch(True, "maintenance", "bob")
+        await ingest_each(daemon, outage(clock.now()), clock)
+        guard = {"target": TARGET, "guard": "kill_switch"}
+        assert value(daemon, "watchdog_rollback_refusals_total", **guard) == 0
 
 
 class _OneSignal:

@@ -430,7 +430,8 @@ class RollbackRunner:
     async def _refuse(self, decision: Decision, refused_by: str, reason: str) -> None:
         """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
         assert decision.incident is not None
-        self._count(decision.target, "refused")
+        if self._metrics is not None:
+            self._metrics.count_refusal(decision.target, refused_by)
         self._emit(
             RollbackResultEvent(
                 decision.target, self._clock.now(), RollbackOutcome.FAILED, "", reason

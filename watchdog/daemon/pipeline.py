@@ -134,6 +134,10 @@ class Pipeline:
             or previous.refused_by != decision.refused_by
         )
         self._metrics.record_decision(decision)
+        if changed and decision.refused_by is not None and self._leadership.leader:
+            # the engine's guard rails refuse without the dispatcher ever seeing a rollback;
+            # counted once per decision that names a (new) guard rail, by the replica that acts
+            self._metrics.count_refusal(decision.target, decision.refused_by)
         if not (changed or force or decision.execute_rollback or decision.resolved_incident):
             return
         self._export_rules(decision.target)
