@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from watchdog.metrics import (
     severity_label,
 )
 from watchdog.sources.base import FAILING_REASONS
+from watchdog.store.base import DrillRecord
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -105,9 +106,7 @@ def populated() -> CollectorRegistry:
     m.set_flag(m.is_leader, True)
     m.set_flag(m.kill_switch, False)
     m.heartbeat.set(1.7e9)
-    m.drill_duration.set(95.0)
-    m.set_flag(m.drill_success, True)
-    m.last_drill.set(1.7e9)
+    m.export_drills([DrillRecord("d1", "web-staging", AT, AT, True, 95.0)])
     return registry
 
 
@@ -441,3 +440,34 @@ class TestRefusals:
                         names.add(kw.value.value)
         assert len(names) >= 12  # the scan found them
         assert names <= set(GUARDS), names - set(GUARDS)
+
+
+class TestDrills:
+    def test_absent_until_a_drill_ran(self) -> None:
+        """No drill gauge has a sample before any drill: "last drill failed, 1970" is impossible."""
+        registry = declared()
+        names = {"watchdog_drill_success", "watchdog_drill_duration_seconds"}
+        names.add("watchdog_last_drill_timestamp_seconds")
+        samples = [s for f in registry.collect() for s in f.samples if s.name in names]
+        assert samples == []
+
+    def test_latest_drill_per_target(self) -> None:
+        """Each drilled target shows its newest drill; an older one never overwrites it."""
+        registry = CollectorRegistry()
+        later = AT + timedelta(days=90)
+        Metrics(registry).export_drills(
+            [
+                DrillRecord("d3", "web-staging", later, later, False, 200.0),
+                DrillRecord("d2", "api-staging", AT, AT, True, 60.0),
+                DrillRecord("d1", "web-staging", AT, AT, True, 95.0),
+            ]
+        )
+        web = {"target": "web-staging"}
+        assert registry.get_sample_value("watchdog_drill_success", web) == 0
+        assert registry.get_sample_value("watchdog_drill_duration_seconds", web) == 200.0
+        assert (
+            registry.get_sample_value("watchdog_last_drill_timestamp_seconds", web)
+            == later.timestamp()
+        )
+        api = {"target": "api-staging"}
+        assert registry.get_sample_value("watchdog_drill_success", api) == 1

@@ -17,8 +17,8 @@ Two conventions dashboards rely on from the first scrape:
   qualified name (``web/health``) never reaches a label.
 - **Every known label set exists at zero** (:meth:`Metrics.declare_target`), so ``rate()``
   and ``increase()`` see the first event after a restart and panels read 0, not "no data",
-  on a healthy daemon. The exception is a gauge with nothing to report yet: a signal's
-  value before its first sample.
+  on a healthy daemon. The exceptions are gauges with nothing to report yet: a signal's
+  value before its first sample, and the drill gauges before any drill ran.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from prometheus_client import (
 
 from watchdog import __version__
 from watchdog.core.model import Action, Decision, Sample, Severity, UnknownReason
+from watchdog.store.base import DrillRecord
 
 PREFIX: Final = "watchdog_"
 
@@ -291,19 +292,26 @@ class Metrics:
             "Unix time the last full evaluation cycle completed (the dead man's switch).",
             registry=registry,
         )
+        # per drilled (staging) target, and absent until a drill ran: a 0 would read as
+        # "the last drill failed, in 1970"
         self.drill_duration: Final = Gauge(
             "watchdog_drill_duration_seconds",
-            "Duration of the last rollback drill (the procedure's target is under 180 s).",
+            "Rollback + verify time of the target's last drill (the procedure's target is "
+            "under 180 s); absent until a drill ran.",
+            ["target"],
             registry=registry,
         )
         self.drill_success: Final = Gauge(
             "watchdog_drill_success",
-            "1 if the last rollback drill rolled back, verified and restored, else 0.",
+            "1 if the target's last drill rolled back, verified and restored, else 0; absent "
+            "until a drill ran.",
+            ["target"],
             registry=registry,
         )
         self.last_drill: Final = Gauge(
             "watchdog_last_drill_timestamp_seconds",
-            "Unix time the last rollback drill finished.",
+            "Unix time the target's last drill finished; absent until a drill ran.",
+            ["target"],
             registry=registry,
         )
 
@@ -415,6 +423,19 @@ class Metrics:
         """A guard rail refused a rollback the flowchart asked for (engine or runner)."""
         self.rollbacks.labels(target=target, result="refused").inc()
         self.rollback_refusals.labels(target=target, guard=guard).inc()
+
+    def export_drills(self, drills: Iterable[DrillRecord]) -> None:
+        """Each target's latest drill (``drills`` newest first, as the store lists them)."""
+        seen: set[str] = set()
+        for drill in drills:
+            if drill.target in seen:
+                continue
+            seen.add(drill.target)
+            self.set_flag(self.drill_success.labels(target=drill.target), drill.succeeded)
+            if drill.duration_s is not None:
+                self.drill_duration.labels(target=drill.target).set(drill.duration_s)
+            finished = drill.finished_at or drill.started_at
+            self.last_drill.labels(target=drill.target).set(finished.timestamp())
 
     def set_flag(self, gauge: Gauge, on: bool) -> None:
         """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""

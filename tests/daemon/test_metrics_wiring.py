@@ -1,11 +1,11 @@
 """The daemon's metrics as a scrape sees them: declared at start, refusals counted by guard
-rail wherever they happen."""
+rail wherever they happen, the drill gauges following the store."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,11 +18,14 @@ from tests.daemon.support import (
     outage,
     settings_for,
     settle,
+    wait_for,
 )
+from watchdog.clock import SystemClock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.daemon import Daemon
 from watchdog.daemon.loops import Poller, SourceState
 from watchdog.metrics import Metrics
+from watchdog.store.base import DrillRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 
@@ -133,6 +136,37 @@ class TestRefusals:
         await ingest_each(daemon, outage(clock.now()), clock)
         guard = {"target": TARGET, "guard": "kill_switch"}
         assert value(daemon, "watchdog_rollback_refusals_total", **guard) == 0
+
+
+class TestDrills:
+    async def test_gauges_follow_the_store_while_running(self, world: World) -> None:
+        """No drill gauge until a drill is recorded; one recorded while the daemon runs (by
+        `watchdog drill` in another process) shows within a tick."""
+        store = MemoryStore()
+        daemon = build_daemon(
+            settings_for(
+                world,
+                tick=timedelta(seconds=0.05),
+                health_interval=timedelta(seconds=1),
+                health_timeout=timedelta(seconds=0.5),
+            ),
+            store,
+            SystemClock(),
+        )
+        await daemon.start()
+        try:
+            labels = {"target": "web-staging"}
+            assert value(daemon, "watchdog_drill_success", **labels) is None
+            now = datetime.now(UTC)
+            await store.save_drill(DrillRecord("d1", "web-staging", now, now, True, 95.0))
+            await wait_for(
+                lambda: value(daemon, "watchdog_drill_success", **labels) == 1, 5, "drill gauge"
+            )
+            assert value(daemon, "watchdog_drill_duration_seconds", **labels) == 95.0
+            stamp = value(daemon, "watchdog_last_drill_timestamp_seconds", **labels)
+            assert stamp == pytest.approx(now.timestamp())
+        finally:
+            await daemon.stop()
 
 
 class _OneSignal:

@@ -40,6 +40,8 @@ log = structlog.get_logger(__name__)
 
 #: how often old records are pruned (and how long before the first prune)
 PRUNE_EVERY = timedelta(hours=1)
+#: recent drills read back for the drill gauges (the latest per target counts)
+DRILLS_READ = 50
 
 
 class Daemon:
@@ -169,7 +171,7 @@ class Daemon:
         )
         self.pipeline.on_version = self.production.version_seen
         await self.leadership.elect()
-        await self._export_last_drill()
+        await self._export_drills()
         if loops:
             for state in self.sources.values():
                 self._spawn(self.poller.run(state, self._stopping), f"poll:{state.source.name}")
@@ -238,6 +240,8 @@ class Daemon:
             ),
             Chore("prune", PRUNE_EVERY, timeout=timedelta(minutes=5), run=self._prune),
             Chore("blindness", every, timeout=every, run=self._export_blindness),
+            # `watchdog drill` runs in another process and writes the store: read it back
+            Chore("drills", every, timeout=timedelta(seconds=10), run=self._export_drills),
             Chore(
                 "heartbeat",
                 self.settings.heartbeat.interval,
@@ -296,15 +300,10 @@ class Daemon:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("heartbeat_failed", error=type(exc).__name__)
 
-    async def _export_last_drill(self) -> None:
+    async def _export_drills(self) -> None:
         try:
-            drills = await self.store.list_drills(limit=1)
+            drills = await self.store.list_drills(limit=DRILLS_READ)
         except Exception:  # metrics must never stop the daemon
+            log.warning("drill_lookup_failed", exc_info=True)
             return
-        if drills:
-            drill = drills[0]
-            self.metrics.drill_success.set(1 if drill.succeeded else 0)
-            if drill.duration_s is not None:
-                self.metrics.drill_duration.set(drill.duration_s)
-            finished = drill.finished_at or drill.started_at
-            self.metrics.last_drill.set(finished.timestamp())
+        self.metrics.export_drills(drills)
