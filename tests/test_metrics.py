@@ -119,10 +119,28 @@ class TestNames:
         assert not missing
 
     def test_all_names_carry_the_prefix(self) -> None:
-        """Every exported name starts with watchdog_, so nothing collides on a shared server."""
+        """Every name the watchdog defines starts with watchdog_, so nothing collides on a
+        shared server; the rest are the standard process_* and python_* collectors."""
+        registry = CollectorRegistry()
+        Metrics(registry, standard=False)
+        assert all(n.startswith("watchdog_") for n in exposed_names(registry))
         registry = CollectorRegistry()
         Metrics(registry)
-        assert all(n.startswith("watchdog_") for n in exposed_names(registry))
+        others = {n for n in exposed_names(registry) if not n.startswith("watchdog_")}
+        assert others
+        assert all(n.startswith(("process_", "python_")) for n in others)
+
+    def test_standard_collectors_are_on_the_registry(self) -> None:
+        """process_* and python_* are served from the daemon's own registry."""
+        scrape = generate_latest(populated()).decode()
+        for name in (
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "python_info",
+            "python_gc_objects_collected_total",
+        ):
+            assert f"\n{name}" in scrape, name
 
     def test_exposed_names_lists_series_of_every_type(self) -> None:
         """Counters, histograms and info metrics expand to the series names Prometheus stores."""

@@ -32,8 +32,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
@@ -128,11 +131,19 @@ class Metrics:
     the action ranking) in one place.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, version: str = __version__) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, version: str = __version__, standard: bool = True
+    ) -> None:
         self.registry = registry
         # the ``*_created`` series double the scrape at 1,000 targets and no alert or
         # dashboard reads them (process-wide, and harmless to repeat)
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        if standard:
+            # process_* (CPU, memory, file descriptors) and python_* (GC, version): what every
+            # Python exporter serves, and what a "watchdog is leaking" alert reads
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
 
         self.build_info: Final = Info(
             "watchdog_build",

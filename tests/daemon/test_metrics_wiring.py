@@ -85,6 +85,7 @@ class TestDeclaredAtStart:
             )
             == 0
         )
+        assert value(daemon, "process_cpu_seconds_total") is not None
 
 
 class TestRefusals:
@@ -188,7 +189,7 @@ class _OneSignal:
 
 async def poll_once(clock: FakeClock, unknown: UnknownReason) -> CollectorRegistry:
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, standard=False)
     stopping = asyncio.Event()
 
     async def ingest(samples: Sequence[Sample]) -> None:
