@@ -184,6 +184,16 @@ class AlertmanagerPager:
             batch.append(resolved(old.alert, self._clock.now()))
         await self._post(batch)
         self._active[key] = _Active(alert, self._clock.now())
+        log.info(
+            "page_triggered",
+            pager="alertmanager",
+            target=page.target,
+            incident=page.incident,
+            severity=alert["labels"]["severity"],
+            priority=page.severity.value,
+            refused_by=page.refused_by,
+            summary=page.summary,
+        )
 
     async def resolve(self, target: str, incident: str, at: datetime) -> None:
         old = self._active.get((target, incident))
@@ -206,6 +216,7 @@ class AlertmanagerPager:
             ]
         await self._post(batch)
         self._active.pop((target, incident), None)
+        log.info("page_resolved", pager="alertmanager", target=target, incident=incident)
 
     async def change(self, change: Change) -> None:
         log.debug("alertmanager_change_ignored", target=change.target)

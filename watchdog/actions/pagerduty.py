@@ -208,21 +208,35 @@ class PagerDutyPager:
         )
 
     async def trigger(self, page: Page) -> None:
-        await self._post(
-            "/v2/enqueue",
-            trigger_event(
-                self._config.routing_key.get_secret_value(),
-                page,
-                source=self._config.source,
-                links=self._links(page.deployment),
-                severity=self._config.severity,
-            ),
+        event = trigger_event(
+            self._config.routing_key.get_secret_value(),
+            page,
+            source=self._config.source,
+            links=self._links(page.deployment),
+            severity=self._config.severity,
+        )
+        await self._post("/v2/enqueue", event)
+        log.info(
+            "page_triggered",
+            pager="pagerduty",
+            target=page.target,
+            incident=page.incident,
+            dedup_key=event["dedup_key"],
+            severity=event["payload"]["severity"],
+            priority=page.severity.value,
+            refused_by=page.refused_by,
+            summary=page.summary,
         )
 
     async def resolve(self, target: str, incident: str, at: datetime) -> None:
-        await self._post(
-            "/v2/enqueue",
-            resolve_event(self._config.routing_key.get_secret_value(), target, incident),
+        event = resolve_event(self._config.routing_key.get_secret_value(), target, incident)
+        await self._post("/v2/enqueue", event)
+        log.info(
+            "page_resolved",
+            pager="pagerduty",
+            target=target,
+            incident=incident,
+            dedup_key=event["dedup_key"],
         )
 
     async def change(self, change: Change) -> None:
@@ -234,6 +248,9 @@ class PagerDutyPager:
                 source=self._config.source,
                 links=self._links(change.deployment),
             ),
+        )
+        log.info(
+            "change_event_sent", pager="pagerduty", target=change.target, summary=change.summary
         )
 
     async def _post(self, path: str, event: Mapping[str, Any]) -> None:

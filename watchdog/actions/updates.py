@@ -155,6 +155,10 @@ class IncidentUpdates:
             except TimeoutError:
                 log.warning("chat_dropped", key=key, reason="deadline")
                 outcome = Outcome.FAILED
+            if outcome is Outcome.DONE:
+                # the message's first line is the procedure template's heading
+                heading = text.strip().splitlines()[0] if text.strip() else ""
+                log.info("chat_sent", key=key, target=target, incident=incident, heading=heading)
             if self._metrics is not None and outcome in (Outcome.DONE, Outcome.FAILED):
                 result = "sent" if outcome is Outcome.DONE else "failed"
                 self._metrics.notifications.labels(result=result).inc()
