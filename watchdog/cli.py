@@ -51,6 +51,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config and/or a rule pack; exit 1 naming file, line, rule and field."""
     problems: list[str] = []
     checked: list[str] = []
+    warnings: list[str] = []
     rules_paths: list[str | Path] = list(args.rules or [])
     if args.config:
         from watchdog.config import load_settings
@@ -62,6 +63,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             checked.append(f"config {args.config}: {len(settings.targets)} target(s)")
             rules_paths = rules_paths or list(settings.rule_files())
+            from watchdog.daemon.wiring import config_gaps
+
+            warnings = [gap.consequence for gap in config_gaps(settings)]
     if rules_paths or not args.config:
         try:
             pack = load_rules(rules_paths)
@@ -77,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     for line in checked:
         print(f"ok: {line}")
+    for line in warnings:  # valid, but the daemon will warn the same at start-up
+        print(f"warning: {line}")
     return 0
 
 

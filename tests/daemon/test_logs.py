@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from tests.daemon.support import (
     settle,
 )
 from watchdog import logs as wlog
+from watchdog.cli import main
 from watchdog.daemon import Daemon
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
@@ -150,3 +152,55 @@ class TestIncident:
         assert refused["level"] == "warning"
         assert (refused["target"], refused["guard"]) == (TARGET, "kill_switch")
         assert "kill switch" in refused["reason"]
+
+
+class TestStartup:
+    async def test_names_what_is_not_configured(
+        self,
+        world: World,
+        clock: FakeClock,
+        daemons: list[Daemon],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """No pager, no chat and no deployer each get a start-up warning saying what the
+        watchdog therefore cannot do."""
+        wlog.configure("info", "json")
+        settings = settings_for(world)
+        target = settings.targets[0].model_copy(update={"deployer": None})
+        settings = settings.model_copy(update={"pager": None, "chat": None, "targets": [target]})
+        await start(daemons, build_daemon(settings, MemoryStore(), clock))
+        entries = lines(capsys)
+        warned = {e["event"]: e for e in entries if e["level"] == "warning"}
+        assert {"pager_not_configured", "chat_not_configured", "deployer_not_configured"} <= set(
+            warned
+        )
+        deployer = warned["deployer_not_configured"]
+        assert deployer["target"] == TARGET
+        assert f"rollbacks impossible for target {TARGET}" in deployer["consequence"]
+        assert "P0" in warned["pager_not_configured"]["consequence"]
+
+    async def test_a_complete_config_warns_of_nothing(
+        self,
+        world: World,
+        clock: FakeClock,
+        daemons: list[Daemon],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """With pager, chat, deployer and verification configured, start-up warns of nothing."""
+        wlog.configure("info", "json")
+        await start(daemons, build_daemon(settings_for(world), MemoryStore(), clock))
+        assert [e for e in lines(capsys) if e["level"] == "warning"] == []
+
+    def test_check_prints_the_same_gaps(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`watchdog check` accepts such a config (exit 0) and prints the same warnings."""
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            "targets:\n  - name: web\n    sources:\n"
+            "      - {kind: health, url: 'https://x.example/api/health'}\n"
+        )
+        assert main(["check", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert "warning: no pager" in out
+        assert "warning: rollbacks impossible for target web" in out

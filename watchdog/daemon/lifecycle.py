@@ -32,7 +32,7 @@ from watchdog.daemon.leadership import Leadership, load_snapshot
 from watchdog.daemon.loops import Chore, Poller, SourceState, run_chore
 from watchdog.daemon.pipeline import Health, Pipeline
 from watchdog.daemon.production import ProductionWatcher
-from watchdog.daemon.wiring import build_notifier, build_pager, build_parts
+from watchdog.daemon.wiring import build_notifier, build_pager, build_parts, config_gaps
 from watchdog.metrics import Metrics
 from watchdog.store.base import LeaderStore
 
@@ -179,6 +179,8 @@ class Daemon:
                 self._spawn(run_chore(chore, self.clock, self._stopping), f"chore:{chore.name}")
         self._spawn(self.pipeline.apply_queued(), "events")
         log.info("watchdog_started", targets=len(self.settings.targets), sources=len(self.sources))
+        for gap in config_gaps(self.settings):
+            log.warning(gap.event, target=gap.target, consequence=gap.consequence)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

@@ -38,6 +38,48 @@ class Parts:
     source_signals: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Something the config leaves out, and what the watchdog therefore cannot do."""
+
+    event: str
+    consequence: str
+    target: str | None = None
+
+
+def config_gaps(settings: Settings) -> list[Gap]:
+    """What a start-up warning must name: a P0 with no pager would otherwise leave no trace
+    but a log line nobody reads, and a target without a deployer is never rolled back."""
+    gaps: list[Gap] = []
+    if settings.pager is None:
+        gaps.append(Gap("pager_not_configured", "no pager: pages, P0 included, are only logged"))
+    if settings.chat is None:
+        gaps.append(Gap("chat_not_configured", "no chat: the procedure's messages are not sent"))
+    for target in settings.targets:
+        if target.deployer is None:
+            gaps.append(
+                Gap(
+                    "deployer_not_configured",
+                    f"rollbacks impossible for target {target.name}: it is paged only",
+                    target.name,
+                )
+            )
+        elif target.verify.health_url is None and target.verify.version_url is None:
+            gaps.append(
+                Gap(
+                    "verification_not_configured",
+                    f"rollbacks of target {target.name} are verified on Vercel's word only "
+                    "(no verify.health_url or verify.version_url)",
+                    target.name,
+                )
+            )
+    if settings.shadow:
+        gaps.append(Gap("shadow_mode_on", "shadow mode: rollbacks are recorded, never performed"))
+    if settings.kill_switch:
+        gaps.append(Gap("kill_switch_on", "kill switch on: no automatic actions, pages only"))
+    return gaps
+
+
 def measures_error_rate(target: TargetConfig) -> bool:
     for source in target.sources:
         if source.kind == "sentry":
