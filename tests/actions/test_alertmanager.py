@@ -80,7 +80,7 @@ class TestPayloads:
                 "flowchart_path": "p0-firing?yes → rollback",
                 "deployment": "dpl_new",
                 "deployment_url": "https://vercel.com/acme/web/dpl_new",
-                "signals": "health_up=0.0 == 0.0",
+                "signals": "health_up=0 == 0",
                 "runbook_url": "https://runbooks/rollback",
             },
             "startsAt": "2026-08-20T10:00:00Z",

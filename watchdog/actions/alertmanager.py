@@ -117,7 +117,8 @@ def build_alert(page: Page, config: AlertmanagerConfig) -> dict[str, Any]:
     signals = observation_details(page.observations)
     if signals:
         annotations["signals"] = "; ".join(
-            f"{s['signal']}={s['value']} {s['op']} {s['threshold']}" for s in signals
+            f"{s['signal']}={_number(s['value'])} {s['op']} {_number(s['threshold'])}"
+            for s in signals
         )
     if page.notes:
         annotations["notes"] = " ".join(page.notes)
@@ -141,6 +142,13 @@ def build_alert(page: Page, config: AlertmanagerConfig) -> dict[str, Any]:
             incident=page.incident, target=page.target
         )
     return alert
+
+
+def _number(value: object) -> str:
+    """A value as a person reads it in a notification: 0.1113, not 0.11128315138625093."""
+    if value is None:
+        return "unknown"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def resolved(alert: Mapping[str, Any], at: datetime) -> dict[str, Any]:
