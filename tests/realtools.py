@@ -61,14 +61,27 @@ async def _ready(tool: Tool, path: str, limit_s: float) -> None:
 
 
 @asynccontextmanager
-async def _run(args: list[str], log: Path, url: str, ready: str) -> AsyncIterator[Tool]:
+async def _serve(
+    binary: str, workdir: Path, name: str, config: Any, *args: str
+) -> AsyncIterator[Tool]:
+    """Run ``binary`` with ``config`` (written as ``<name>.yml``) on a free loopback port until
+    it answers ``/-/ready``; stop it by its own process afterwards."""
+    port = free_port()
+    path = workdir / f"{name}.yml"
+    path.write_text(json.dumps(config))
+    log = workdir / f"{name}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *args, stdout=out, stderr=asyncio.subprocess.STDOUT
+            binary,
+            f"--config.file={path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            *args,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
         )
-    tool = Tool(url, process, log)
+    tool = Tool(f"http://127.0.0.1:{port}", process, log)
     try:
-        await _ready(tool, ready, 20.0)
+        await _ready(tool, "/-/ready", 20.0)
         yield tool
     finally:
         if process.returncode is None:
@@ -87,8 +100,6 @@ async def prometheus(
     """Prometheus scraping each ``job -> host:port`` every second, evaluating ``rule_files``
     every second. The first scraped value shows after about 6 s (targets are picked up on a
     5 s tick, TOOLING.md)."""
-    binary = require_tool("PROMETHEUS", "prometheus")
-    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(p) for p in rule_files],
@@ -97,24 +108,16 @@ async def prometheus(
             for job, address in scrape.items()
         ],
     }
-    path = workdir / "prometheus.yml"
-    path.write_text(json.dumps(config))
-    args = [
-        binary,
-        f"--config.file={path}",
-        f"--storage.tsdb.path={workdir / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    async with _run(args, workdir / "prometheus.log", f"http://127.0.0.1:{port}", "/-/ready") as t:
-        yield t
+    binary = require_tool("PROMETHEUS", "prometheus")
+    tsdb = f"--storage.tsdb.path={workdir / 'tsdb'}"
+    async with _serve(binary, workdir, "prometheus", config, tsdb) as tool:
+        yield tool
 
 
 @asynccontextmanager
 async def alertmanager(workdir: Path, *, webhook: str) -> AsyncIterator[Tool]:
     """Alertmanager routing everything to ``webhook`` at once (no grouping delay), firing and
     resolved notifications both; no cluster (TOOLING.md: the empty address saves 4 s)."""
-    binary = require_tool("ALERTMANAGER", "prometheus-alertmanager")
-    port = free_port()
     config = {
         "route": {
             "receiver": "watchdog-test",
@@ -130,19 +133,12 @@ async def alertmanager(workdir: Path, *, webhook: str) -> AsyncIterator[Tool]:
             }
         ],
     }
-    path = workdir / "alertmanager.yml"
-    path.write_text(json.dumps(config))
-    args = [
-        binary,
-        f"--config.file={path}",
-        f"--storage.path={workdir / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    async with _run(
-        args, workdir / "alertmanager.log", f"http://127.0.0.1:{port}", "/-/ready"
-    ) as t:
-        yield t
+    binary = require_tool("ALERTMANAGER", "prometheus-alertmanager")
+    storage = f"--storage.path={workdir / 'am-data'}"
+    async with _serve(
+        binary, workdir, "alertmanager", config, storage, "--cluster.listen-address="
+    ) as tool:
+        yield tool
 
 
 async def get_json(url: str, **params: str) -> Any:

@@ -1,14 +1,15 @@
 """What the daemon says in its JSON log: one line per thing it decides or does.
 
-The logs are configured as ``watchdog run`` configures them (JSON lines on stderr) and read
-back from stderr, so context bound to a rollback's task (target, incident) is checked as an
-operator's log query would see it.
+The logs are configured as ``watchdog run`` configures them (JSON lines) and read back as
+text, so context bound to a rollback's task (target, incident) is checked as an operator's
+log query would see it.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import structlog
 
+from tests.daemon.conftest import Start
 from tests.daemon.support import (
     API_TOKEN,
     ROUTING_KEY,
@@ -31,58 +33,48 @@ from tests.daemon.support import (
 )
 from watchdog import logs as wlog
 from watchdog.cli import main
-from watchdog.daemon import Daemon
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 
+Logs = Callable[[], list[dict[str, Any]]]
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """Every stderr line, each of which must be one JSON object."""
-    return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+
+@pytest.fixture
+def logs() -> Logs:
+    """Logs configured as ``watchdog run`` does, written to a buffer instead of stderr; call
+    it for the lines since the last call, each of which must be one JSON object."""
+    buffer = io.StringIO()
+    wlog.configure("info", "json")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
+
+    def read() -> list[dict[str, Any]]:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    return read
 
 
 def named(entries: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["event"] == event]
 
 
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[Daemon]]:
-    """Daemons stopped after the test; their last lines no longer go to the captured stderr,
-    which pytest may have closed by then."""
-    started: list[Daemon] = []
-    yield started
-    structlog.reset_defaults()
-    for daemon in started:
-        await daemon.stop()
-
-
-async def start(started: list[Daemon], daemon: Daemon) -> Daemon:
-    await daemon.start(loops=False)
-    started.append(daemon)
-    return daemon
-
-
 class TestIncident:
     async def test_one_line_per_step_in_order(
-        self,
-        world: World,
-        clock: FakeClock,
-        daemons: list[Daemon],
-        capsys: pytest.CaptureFixture[str],
+        self, world: World, clock: FakeClock, started: Start, logs: Logs
     ) -> None:
         """Outage to resolution logs the decision, the page, the rollback request, result and
         verification, the chat messages and the resolve, in that order, with no secret."""
-        wlog.configure("info", "json")
-        daemon = await start(daemons, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon = await started(build_daemon(settings_for(world), MemoryStore(), clock))
         await ingest_each(daemon, outage(clock.now()), clock)
         await settle(daemon)
         t = clock.now()
         await ingest_each(daemon, [health(t + timedelta(seconds=15 * i), True) for i in range(30)])
         await settle(daemon)
-        raw = capsys.readouterr().err
+        entries = logs()
         for secret in (API_TOKEN, ROUTING_KEY, VERCEL_TOKEN):
-            assert secret not in raw
-        entries = [json.loads(line) for line in raw.splitlines() if line]
+            assert secret not in json.dumps(entries)
         order = [
             e["event"]
             for e in entries
@@ -135,20 +127,15 @@ class TestIncident:
         assert any("RESOLVED" in c["heading"] for c in chats)
 
     async def test_a_refusal_names_the_guard_rail_once(
-        self,
-        world: World,
-        clock: FakeClock,
-        daemons: list[Daemon],
-        capsys: pytest.CaptureFixture[str],
+        self, world: World, clock: FakeClock, started: Start, logs: Logs
     ) -> None:
         """A rollback the kill switch refuses logs rollback_refused with the guard rail, once,
         however many failed probes restate it."""
-        wlog.configure("info", "json")
-        daemon = await start(daemons, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon = await started(build_daemon(settings_for(world), MemoryStore(), clock))
         await daemon.kill_switch(True, "maintenance", "bob")
         await ingest_each(daemon, outage(clock.now(), count=6), clock)
         await settle(daemon)
-        (refused,) = named(lines(capsys), "rollback_refused")
+        (refused,) = named(logs(), "rollback_refused")
         assert refused["level"] == "warning"
         assert (refused["target"], refused["guard"]) == (TARGET, "kill_switch")
         assert "kill switch" in refused["reason"]
@@ -156,20 +143,15 @@ class TestIncident:
 
 class TestStartup:
     async def test_names_what_is_not_configured(
-        self,
-        world: World,
-        clock: FakeClock,
-        daemons: list[Daemon],
-        capsys: pytest.CaptureFixture[str],
+        self, world: World, clock: FakeClock, started: Start, logs: Logs
     ) -> None:
         """No pager, no chat and no deployer each get a start-up warning saying what the
         watchdog therefore cannot do."""
-        wlog.configure("info", "json")
         settings = settings_for(world)
         target = settings.targets[0].model_copy(update={"deployer": None})
         settings = settings.model_copy(update={"pager": None, "chat": None, "targets": [target]})
-        await start(daemons, build_daemon(settings, MemoryStore(), clock))
-        entries = lines(capsys)
+        await started(build_daemon(settings, MemoryStore(), clock))
+        entries = logs()
         warned = {e["event"]: e for e in entries if e["level"] == "warning"}
         assert {"pager_not_configured", "chat_not_configured", "deployer_not_configured"} <= set(
             warned
@@ -180,16 +162,11 @@ class TestStartup:
         assert "P0" in warned["pager_not_configured"]["consequence"]
 
     async def test_a_complete_config_warns_of_nothing(
-        self,
-        world: World,
-        clock: FakeClock,
-        daemons: list[Daemon],
-        capsys: pytest.CaptureFixture[str],
+        self, world: World, clock: FakeClock, started: Start, logs: Logs
     ) -> None:
         """With pager, chat, deployer and verification configured, start-up warns of nothing."""
-        wlog.configure("info", "json")
-        await start(daemons, build_daemon(settings_for(world), MemoryStore(), clock))
-        assert [e for e in lines(capsys) if e["level"] == "warning"] == []
+        await started(build_daemon(settings_for(world), MemoryStore(), clock))
+        assert [e for e in logs() if e["level"] == "warning"] == []
 
     def test_check_prints_the_same_gaps(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -4,12 +4,13 @@ rail wherever they happen, the drill gauges following the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.daemon.conftest import Start
 from tests.daemon.support import (
     TARGET,
     World,
@@ -34,27 +35,13 @@ def value(daemon: Daemon, name: str, **labels: str) -> float | None:
     return daemon.registry.get_sample_value(name, labels)
 
 
-@pytest.fixture
-async def started(world: World, clock: FakeClock) -> AsyncIterator[list[Daemon]]:
-    daemons: list[Daemon] = []
-    yield daemons
-    for daemon in daemons:
-        await daemon.stop()
-
-
-async def start(daemons: list[Daemon], daemon: Daemon) -> Daemon:
-    await daemon.start(loops=False)
-    daemons.append(daemon)
-    return daemon
-
-
 class TestDeclaredAtStart:
     async def test_healthy_daemon_has_every_panel_series(
-        self, world: World, clock: FakeClock, started: list[Daemon]
+        self, world: World, clock: FakeClock, started: Start
     ) -> None:
         """Before anything happens, the source-error, unknown-sample, refusal and decision
         series a dashboard reads exist at 0, under the source's name within its target."""
-        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon = await started(build_daemon(settings_for(world), MemoryStore(), clock))
         assert (
             value(
                 daemon,
@@ -90,11 +77,11 @@ class TestDeclaredAtStart:
 
 class TestRefusals:
     async def test_engine_refusal_counts_once_by_guard_rail(
-        self, world: World, clock: FakeClock, started: list[Daemon]
+        self, world: World, clock: FakeClock, started: Start
     ) -> None:
         """The kill switch refusing the outage's rollback counts once under guard="kill_switch"
         and as a refused rollback, however many failed probes restate it."""
-        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon = await started(build_daemon(settings_for(world), MemoryStore(), clock))
         await daemon.kill_switch(True, "maintenance", "bob")
         samples = outage(clock.now(), count=6)
         await ingest_each(daemon, samples, clock)
@@ -105,14 +92,14 @@ class TestRefusals:
         assert value(daemon, "watchdog_rollbacks_total", target=TARGET, result="refused") == 1
 
     async def test_runner_refusal_counts_by_guard_rail(
-        self, world: World, clock: FakeClock, started: list[Daemon]
+        self, world: World, clock: FakeClock, started: Start
     ) -> None:
         """A declared incident's rollback the runner cannot run (no deployer) counts under
         guard="no_deployer"; refused rollbacks always equal the refusals by guard rail."""
         settings = settings_for(world)
         target = settings.targets[0].model_copy(update={"deployer": None})
         settings = settings.model_copy(update={"targets": [target]})
-        daemon = await start(started, build_daemon(settings, MemoryStore(), clock))
+        daemon = await started(build_daemon(settings, MemoryStore(), clock))
         await daemon.declare(TARGET, "security vulnerability", "alice")
         await settle(daemon)
         guard = {"target": TARGET, "guard": "no_deployer"}
@@ -128,10 +115,10 @@ class TestRefusals:
         assert refused == by_guard
 
     async def test_a_follower_does_not_count(
-        self, world: World, clock: FakeClock, started: list[Daemon]
+        self, world: World, clock: FakeClock, started: Start
     ) -> None:
         """Only the replica that acts counts refusals: two replicas never double a panel."""
-        daemon = await start(started, build_daemon(settings_for(world), MemoryStore(), clock))
+        daemon = await started(build_daemon(settings_for(world), MemoryStore(), clock))
         daemon.leadership.fenced()
         await daemon.kill_switch(True, "maintenance", "bob")
         await ingest_each(daemon, outage(clock.now()), clock)
