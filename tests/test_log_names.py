@@ -10,9 +10,6 @@ import watchdog
 
 _LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
 _STYLE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")
-#: names that operators' log queries and the source tests already use; renaming them is a
-#: decision for the maintainers, not a refactor
-_KEPT = {"source failing", "source recovered"}
 
 
 def _event_names() -> dict[str, str]:
@@ -37,5 +34,5 @@ class TestLogNames:
         """Every log event name is snake_case with at least two words."""
         names = _event_names()
         assert len(names) > 20  # the scan found the log calls
-        odd = {n: where for n, where in names.items() if n not in _KEPT and not _STYLE.fullmatch(n)}
+        odd = {n: where for n, where in names.items() if not _STYLE.fullmatch(n)}
         assert odd == {}

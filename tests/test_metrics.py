@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -18,7 +20,16 @@ from watchdog.core.model import (
     Severity,
     UnknownReason,
 )
-from watchdog.metrics import Metrics, exposed_names
+from watchdog.metrics import (
+    DECISION_KINDS,
+    GUARDS,
+    SOURCE_ERROR_REASONS,
+    Metrics,
+    exposed_names,
+    severity_label,
+)
+from watchdog.sources.base import FAILING_REASONS
+from watchdog.store.base import DrillRecord
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -36,6 +47,7 @@ REQUIRED = (
     "watchdog_decisions_total",
     "watchdog_current_action",
     "watchdog_rollbacks_total",
+    "watchdog_rollback_refusals_total",
     "watchdog_rollback_duration_seconds_bucket",
     "watchdog_verification_duration_seconds_bucket",
     "watchdog_pages_total",
@@ -73,13 +85,19 @@ def populated() -> CollectorRegistry:
             ),
         )
     )
-    m.record_poll(target="web", source="sentry", duration_s=0.2, at_epoch_s=1.7e9)
+    m.declare({"web": {"web/sentry": ("error_rate", "latency_p95_s"), "web/health": ()}})
+    m.record_poll(target="web", source="web/sentry", duration_s=0.2, at_epoch_s=1.7e9)
     m.record_poll(
-        target="web", source="health", duration_s=5.0, at_epoch_s=1.7e9, error_reason="timeout"
+        target="web",
+        source="web/health",
+        duration_s=5.0,
+        at_epoch_s=1.7e9,
+        error_reason="provider_error",
     )
     m.scheduling_lag.observe(0.004)
-    m.blind.labels(target="web", source="supabase").set(1)
+    m.set_blind("web", "web/supabase", True)
     m.rollbacks.labels(target="web", result="verified").inc()
+    m.count_refusal("web", "cooldown")
     m.rollback_duration.observe(42.0)
     m.verification_duration.observe(61.0)
     m.pages.labels(target="web", result="sent").inc()
@@ -88,9 +106,7 @@ def populated() -> CollectorRegistry:
     m.set_flag(m.is_leader, True)
     m.set_flag(m.kill_switch, False)
     m.heartbeat.set(1.7e9)
-    m.drill_duration.set(95.0)
-    m.set_flag(m.drill_success, True)
-    m.last_drill.set(1.7e9)
+    m.export_drills([DrillRecord("d1", "web-staging", AT, AT, True, 95.0)])
     return registry
 
 
@@ -103,10 +119,28 @@ class TestNames:
         assert not missing
 
     def test_all_names_carry_the_prefix(self) -> None:
-        """Every exported name starts with watchdog_, so nothing collides on a shared server."""
+        """Every name the watchdog defines starts with watchdog_, so nothing collides on a
+        shared server; the rest are the standard process_* and python_* collectors."""
+        registry = CollectorRegistry()
+        Metrics(registry, standard=False)
+        assert all(n.startswith("watchdog_") for n in exposed_names(registry))
         registry = CollectorRegistry()
         Metrics(registry)
-        assert all(n.startswith("watchdog_") for n in exposed_names(registry))
+        others = {n for n in exposed_names(registry) if not n.startswith("watchdog_")}
+        assert others
+        assert all(n.startswith(("process_", "python_")) for n in others)
+
+    def test_standard_collectors_are_on_the_registry(self) -> None:
+        """process_* and python_* are served from the daemon's own registry."""
+        scrape = generate_latest(populated()).decode()
+        for name in (
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "python_info",
+            "python_gc_objects_collected_total",
+        ):
+            assert f"\n{name}" in scrape, name
 
     def test_exposed_names_lists_series_of_every_type(self) -> None:
         """Counters, histograms and info metrics expand to the series names Prometheus stores."""
@@ -263,7 +297,7 @@ class TestHelpers:
         assert registry.get_sample_value("watchdog_source_up", labels) == 0
         assert (
             registry.get_sample_value(
-                "watchdog_source_errors_total", {**labels, "reason": "timeout"}
+                "watchdog_source_errors_total", {**labels, "reason": "provider_error"}
             )
             == 1
         )
@@ -284,24 +318,28 @@ class TestHelpers:
             assert registry.get_sample_value("watchdog_polls_total", labels) == 1
 
 
-class TestDeclareTarget:
-    def test_outcome_series_exist_at_zero(self) -> None:
-        """Declaring a target creates its rollback, page and poll series at 0 for increase()."""
-        registry = CollectorRegistry()
-        Metrics(registry).declare_target("web", ["sentry"])
-        for result in ("failed", "verify_failed", "verified"):
-            labels = {"target": "web", "result": result}
-            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
-        assert (
-            registry.get_sample_value("watchdog_pages_total", {"target": "web", "result": "failed"})
-            == 0
-        )
-        labels = {"target": "web", "source": "sentry"}
-        assert registry.get_sample_value("watchdog_polls_total", labels) == 0
-        assert registry.get_sample_value("watchdog_blind", labels) == 0
+class TestSourceLabel:
+    def test_one_format_in_every_family(self) -> None:
+        """Every family with a source label names the source within its target, never
+        the qualified ``web/health``: dashboards join source panels by (target, source)."""
+        registry = populated()
+        values = {
+            (family.name, sample.labels["source"])
+            for family in registry.collect()
+            for sample in family.samples
+            if "source" in sample.labels
+        }
+        families = {name for name, _ in values}
+        assert {
+            "watchdog_source_up",
+            "watchdog_polls",
+            "watchdog_source_errors",
+            "watchdog_poll_duration_seconds",
+            "watchdog_last_successful_poll_timestamp_seconds",
+            "watchdog_blind",
+        } <= families
+        assert {source for _, source in values} == {"sentry", "health", "supabase"}
 
-
-class TestCardinality:
     def test_poll_duration_is_shared_across_targets(self) -> None:
         """The poll-duration histogram is per source name, not per target and source."""
         registry = CollectorRegistry()
@@ -314,3 +352,140 @@ class TestCardinality:
             "watchdog_poll_duration_seconds_count", {"source": "sentry"}
         )
         assert count == 3
+
+
+def declared() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Metrics(registry).declare(
+        {"web": {"web/sentry": ("error_rate", "latency_p95_s"), "web/health": ("health_up",)}}
+    )
+    return registry
+
+
+class TestDeclare:
+    """Every known label set exists at zero before anything happens."""
+
+    def test_outcome_series_exist_at_zero(self) -> None:
+        """Rollback results, refusals by guard rail, page and chat results are 0 for increase()."""
+        registry = declared()
+        for result in ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_rollbacks_total", labels) == 0
+        for guard in GUARDS:
+            labels = {"target": "web", "guard": guard}
+            assert registry.get_sample_value("watchdog_rollback_refusals_total", labels) == 0
+        for result in ("sent", "failed", "deduplicated"):
+            labels = {"target": "web", "result": result}
+            assert registry.get_sample_value("watchdog_pages_total", labels) == 0
+        for result in ("sent", "failed"):
+            labels = {"result": result}
+            assert registry.get_sample_value("watchdog_notifications_total", labels) == 0
+
+    def test_decision_kinds_exist_at_zero(self) -> None:
+        """Each (action, severity) the flowchart decides has a series, so the first rollback
+        after a restart shows in increase()."""
+        registry = declared()
+        for action, severity in DECISION_KINDS:
+            labels = {
+                "target": "web",
+                "action": action.value,
+                "severity": severity_label(severity),
+            }
+            assert registry.get_sample_value("watchdog_decisions_total", labels) == 0
+
+    def test_source_series_exist_at_zero(self) -> None:
+        """Polls, errors by reason, the duration histogram and blindness exist per source."""
+        registry = declared()
+        for source in ("sentry", "health"):
+            labels = {"target": "web", "source": source}
+            assert registry.get_sample_value("watchdog_polls_total", labels) == 0
+            assert registry.get_sample_value("watchdog_blind", labels) == 0
+            for reason in ("provider_error", "watchdog_network"):
+                errors = {**labels, "reason": reason}
+                assert registry.get_sample_value("watchdog_source_errors_total", errors) == 0
+            count = registry.get_sample_value(
+                "watchdog_poll_duration_seconds_count", {"source": source}
+            )
+            assert count == 0
+
+    def test_unknown_reasons_exist_per_signal(self) -> None:
+        """Each signal of each source has its unknown-sample series at zero."""
+        registry = declared()
+        for signal in ("error_rate", "latency_p95_s", "health_up"):
+            for reason in ("no_data", "provider_error", "watchdog_network"):
+                labels = {"target": "web", "signal": signal, "reason": reason}
+                assert registry.get_sample_value("watchdog_signal_unknown_total", labels) == 0
+
+    def test_source_error_reasons_are_the_sources_failing_reasons(self) -> None:
+        """The reasons declared for source errors are exactly the ones polls count."""
+        assert set(SOURCE_ERROR_REASONS) == set(FAILING_REASONS)
+
+
+class TestRefusals:
+    def test_a_refusal_counts_by_guard_and_as_a_refused_rollback(self) -> None:
+        """count_refusal counts the guard rail and rollbacks_total{result="refused"} alike."""
+        registry = populated()
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollback_refusals_total", {"target": "web", "guard": "cooldown"}
+            )
+            == 1
+        )
+        assert (
+            registry.get_sample_value(
+                "watchdog_rollbacks_total", {"target": "web", "result": "refused"}
+            )
+            == 1
+        )
+
+    def test_every_guard_rail_in_the_code_is_declared(self) -> None:
+        """Every guard name the engine, the targeting rules and the runner use is in GUARDS,
+        so none of them appears only after its first refusal."""
+        root = Path(__file__).parents[1] / "watchdog"
+        names: set[str] = set()
+        for path in ("core/guards.py", "core/targeting.py", "actions/rollback.py"):
+            for node in ast.walk(ast.parse((root / path).read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called == "Guard" and isinstance(node.args[0], ast.Constant):
+                    names.add(node.args[0].value)
+                if called == "_refuse" and isinstance(node.args[1], ast.Constant):
+                    names.add(node.args[1].value)
+                for kw in node.keywords:
+                    if kw.arg == "refused_by" and isinstance(kw.value, ast.Constant):
+                        names.add(kw.value.value)
+        assert len(names) >= 12  # the scan found them
+        assert names <= set(GUARDS), names - set(GUARDS)
+
+
+class TestDrills:
+    def test_absent_until_a_drill_ran(self) -> None:
+        """No drill gauge has a sample before any drill: "last drill failed, 1970" is impossible."""
+        registry = declared()
+        names = {"watchdog_drill_success", "watchdog_drill_duration_seconds"}
+        names.add("watchdog_last_drill_timestamp_seconds")
+        samples = [s for f in registry.collect() for s in f.samples if s.name in names]
+        assert samples == []
+
+    def test_latest_drill_per_target(self) -> None:
+        """Each drilled target shows its newest drill; an older one never overwrites it."""
+        registry = CollectorRegistry()
+        later = AT + timedelta(days=90)
+        Metrics(registry).export_drills(
+            [
+                DrillRecord("d3", "web-staging", later, later, False, 200.0),
+                DrillRecord("d2", "api-staging", AT, AT, True, 60.0),
+                DrillRecord("d1", "web-staging", AT, AT, True, 95.0),
+            ]
+        )
+        web = {"target": "web-staging"}
+        assert registry.get_sample_value("watchdog_drill_success", web) == 0
+        assert registry.get_sample_value("watchdog_drill_duration_seconds", web) == 200.0
+        assert (
+            registry.get_sample_value("watchdog_last_drill_timestamp_seconds", web)
+            == later.timestamp()
+        )
+        api = {"target": "api-staging"}
+        assert registry.get_sample_value("watchdog_drill_success", api) == 1

@@ -51,6 +51,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config and/or a rule pack; exit 1 naming file, line, rule and field."""
     problems: list[str] = []
     checked: list[str] = []
+    warnings: list[str] = []
     rules_paths: list[str | Path] = list(args.rules or [])
     if args.config:
         from watchdog.config import load_settings
@@ -62,6 +63,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             checked.append(f"config {args.config}: {len(settings.targets)} target(s)")
             rules_paths = rules_paths or list(settings.rule_files())
+            from watchdog.daemon.wiring import config_gaps
+
+            warnings = [gap.consequence for gap in config_gaps(settings)]
     if rules_paths or not args.config:
         try:
             pack = load_rules(rules_paths)
@@ -77,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     for line in checked:
         print(f"ok: {line}")
+    for line in warnings:  # valid, but the daemon will warn the same at start-up
+        print(f"warning: {line}")
     return 0
 
 
@@ -278,6 +284,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from watchdog.actions.verify import Verifier
     from watchdog.clock import SystemClock
     from watchdog.drill import (
+        DrillExit,
         DrillReport,
         drill_record,
         report_json,
@@ -288,18 +295,21 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     if settings is None:
-        return 1
+        return DrillExit.CANNOT_RUN
     target = next((t for t in settings.targets if t.name == args.target), None)
     if target is None:
         names = ", ".join(t.name for t in settings.targets)
-        return fail(f"no target {args.target!r} in {args.config} (targets: {names})")
+        fail(f"no target {args.target!r} in {args.config} (targets: {names})")
+        return DrillExit.CANNOT_RUN
     if target.environment != "staging":
-        return fail(
+        fail(
             f"target {target.name!r} is not marked 'environment: staging': a drill rolls the "
             "target back for real, so it only runs against staging"
         )
+        return DrillExit.CANNOT_RUN
     if target.deployer is None:
-        return fail(f"target {target.name!r} has no deployer configured")
+        fail(f"target {target.name!r} has no deployer configured")
+        return DrillExit.CANNOT_RUN
     deployer_config = target.deployer
 
     async def drill() -> DrillReport:
@@ -329,9 +339,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
             json.dumps(report_json(report), indent=2, default=str), encoding="utf-8"
         )
         print(f"wrote {out / stem}.md and .json")
-    if report.staging_left_changed:
-        return 2
-    return 0 if report.passed else 1
+    return int(report.exit_code)
 
 
 @command("demo")
@@ -412,7 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--store", help="store URL instead of --config, e.g. sqlite:///w.db")
     pm.add_argument("--output", help="write the Markdown here instead of stdout")
 
-    drill = sub.add_parser("drill", help="quarterly rollback drill on a staging target")
+    drill = sub.add_parser(
+        "drill",
+        help="quarterly rollback drill on a staging target",
+        description="Roll a staging target back, verify, time it against the procedure's "
+        "3-minute target, restore, and report.",
+        epilog="exit status: 0 passed; 1 the drill could not run (config, target not staging, "
+        "no deployer); 2 usage error; 3 the drill failed, staging as it was; 4 staging may not "
+        "serve what it did before the drill: restore it by hand now (see the report)",
+    )
     drill.add_argument("--config", required=True, help="daemon config YAML")
     drill.add_argument("--target", required=True, help="a target marked 'environment: staging'")
     drill.add_argument("--report-dir", help="also write the report as Markdown and JSON here")

@@ -39,6 +39,7 @@ from watchdog.drill_report import (
     TIMED,
     VERIFY,
     VERIFY_RESTORE,
+    DrillExit,
     DrillReport,
     DrillStep,
     drill_record,
@@ -50,6 +51,7 @@ from watchdog.store.base import DrillLog
 from watchdog.transport import CallError
 
 __all__ = [
+    "DrillExit",
     "DrillReport",
     "DrillStep",
     "drill_record",

@@ -6,6 +6,7 @@ people and JSON for machines, and turned into the stored :class:`DrillRecord`.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -45,6 +46,25 @@ _HINTS: Final = {
     RESTORE_JOB: "Vercel's restore job stayed pending/in-progress a long time",
     VERIFY_RESTORE: "verifying the restore took long: the app was slow to report the original",
 }
+
+
+class DrillExit(enum.IntEnum):
+    """``watchdog drill``'s exit status, for the cron job or CI step that runs the drill.
+
+    Distinct from argparse's 2 (a usage error), so a wrapper can tell "the drill failed"
+    from "the drill was called wrong", and "staging needs a human now" from both.
+    """
+
+    #: rolled back, verified and restored, under the procedure's target time
+    PASSED = 0
+    #: the drill did not run: bad config, a target not marked staging, no deployer (the
+    #: exit status every ``watchdog`` command gives a user error)
+    CANNOT_RUN = 1
+    #: the drill ran and failed (slow, a check failed, the rollback did not take, it could not
+    #: start); staging serves what it served before
+    FAILED = 3
+    #: staging may not serve what it served before the drill: restore it by hand now
+    STAGING_CHANGED = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +147,13 @@ class DrillReport:
                     )
                 )
         return tuple(slow)
+
+    @property
+    def exit_code(self) -> DrillExit:
+        """The most urgent thing the report says, as ``watchdog drill``'s exit status."""
+        if self.staging_left_changed:
+            return DrillExit.STAGING_CHANGED
+        return DrillExit.PASSED if self.passed else DrillExit.FAILED
 
     @property
     def verdict(self) -> str:

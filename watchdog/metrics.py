@@ -7,28 +7,42 @@ objects and a few helpers that encode label conventions in one place, so the das
 ``deploy/grafana/`` and the alerts in ``deploy/prometheus/`` can rely on them.
 
 Label values must come from bounded sets (target and source names from the config, rule
-names from the rule pack, reasons from ``UnknownReason`` or ``CallError.reason``), never
-from free text such as error messages, or a flapping provider would explode cardinality.
+names from the rule pack, reasons from ``UnknownReason``, guard rails by name), never from
+free text such as error messages, or a flapping provider would explode cardinality.
+
+Two conventions dashboards rely on from the first scrape:
+
+- **One source label format.** A source is named by ``target`` plus ``source``, its name
+  within the target (``target="web", source="health"``), in every family; the daemon's
+  qualified name (``web/health``) never reaches a label.
+- **Every known label set exists at zero** (:meth:`Metrics.declare_target`), so ``rate()``
+  and ``increase()`` see the first event after a restart and panels read 0, not "no data",
+  on a healthy daemon. The exceptions are gauges with nothing to report yet: a signal's
+  value before its first sample, and the drill gauges before any drill ran.
 """
 
 from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
 from watchdog import __version__
-from watchdog.core.model import Action, Decision, Sample, Severity
+from watchdog.core.model import Action, Decision, Sample, Severity, UnknownReason
+from watchdog.store.base import DrillRecord
 
 PREFIX: Final = "watchdog_"
 
@@ -62,6 +76,51 @@ ROLLBACK_BUCKETS: Final = (
 ROLLBACK_RESULTS: Final = ("succeeded", "failed", "verified", "verify_failed", "refused", "shadow")
 #: values of the ``result`` label of ``watchdog_pages_total``
 PAGE_RESULTS: Final = ("sent", "failed", "deduplicated")
+#: values of the ``result`` label of ``watchdog_notifications_total``
+NOTIFICATION_RESULTS: Final = ("sent", "failed")
+#: the guard rails that can refuse an automatic rollback (``guard`` of
+#: ``watchdog_rollback_refusals_total``): the engine's (``core/guards.py``), then the
+#: shell's, which find out only when they try (``actions/rollback.py``, ``core/targeting.py``)
+GUARDS: Final = (
+    "rollback_failed",
+    "already_rolled_back",
+    "kill_switch",
+    "freeze",
+    "hold",
+    "deploy_unknown",
+    "deploy_too_old",
+    "predates_deploy",
+    "baseline_as_bad",
+    "cooldown",
+    "budget",
+    "no_deployer",
+    "in_flight",
+    "no_target",
+    "migration",
+)
+#: why a source's sample was unknown (``watchdog_signal_unknown_total``): the reasons a
+#: source reports; staleness and sample size are the engine's judgement, not a sample's
+SAMPLE_UNKNOWN_REASONS: Final = (
+    UnknownReason.NO_DATA,
+    UnknownReason.PROVIDER_ERROR,
+    UnknownReason.WATCHDOG_NETWORK,
+)
+#: reasons of ``watchdog_source_errors_total``: a poll that could not reach or read its
+#: provider (the sources' ``FAILING_REASONS``; actions may not import sources, so a test
+#: keeps the two equal). "No data in the window" is an answer, not an error: a quiet night
+#: must not read as a source down
+SOURCE_ERROR_REASONS: Final = (UnknownReason.PROVIDER_ERROR, UnknownReason.WATCHDOG_NETWORK)
+#: the (action, severity) pairs the flowchart decides (DESIGN §4)
+DECISION_KINDS: Final = (
+    (Action.MONITOR, None),
+    (Action.MONITOR, Severity.P3),
+    (Action.NOTIFY, Severity.P2),
+    (Action.PAGE, Severity.P0),
+    (Action.PAGE, Severity.P1),
+    (Action.PAGE, Severity.INVESTIGATE),
+    (Action.ROLLBACK, Severity.P0),
+    (Action.ROLLBACK, Severity.P1),
+)
 
 
 class Metrics:
@@ -73,11 +132,19 @@ class Metrics:
     the action ranking) in one place.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, version: str = __version__) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, version: str = __version__, standard: bool = True
+    ) -> None:
         self.registry = registry
         # the ``*_created`` series double the scrape at 1,000 targets and no alert or
         # dashboard reads them (process-wide, and harmless to repeat)
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        if standard:
+            # process_* (CPU, memory, file descriptors) and python_* (GC, version): what every
+            # Python exporter serves, and what a "watchdog is leaking" alert reads
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
 
         self.build_info: Final = Info(
             "watchdog_build",
@@ -96,8 +163,8 @@ class Metrics:
         )
         self.signal_unknown: Final = Counter(
             "watchdog_signal_unknown_total",
-            "Samples whose value was unknown, by why (no_data, stale, provider_error, "
-            "too_few_requests, watchdog_network).",
+            "Samples a source reported unknown, by why (no_data, provider_error, "
+            "watchdog_network).",
             ["target", "signal", "reason"],
             registry=registry,
         )
@@ -117,7 +184,8 @@ class Metrics:
         # --- sources --------------------------------------------------------------------
         self.source_up: Final = Gauge(
             "watchdog_source_up",
-            "1 if the source's last poll succeeded, 0 if it failed.",
+            "1 if the source's last poll reached its provider, 0 if it could not. The source "
+            "label is its name within the target (here and in every family).",
             ["target", "source"],
             registry=registry,
         )
@@ -129,14 +197,16 @@ class Metrics:
         )
         self.source_errors: Final = Counter(
             "watchdog_source_errors_total",
-            "Failed polls by bounded reason (e.g. timeout, rate_limited, http_503).",
+            "Polls that could not reach or read their provider, by reason (provider_error, "
+            "watchdog_network); no data in the window is not an error.",
             ["target", "source", "reason"],
             registry=registry,
         )
         self.poll_duration: Final = Histogram(
             "watchdog_poll_duration_seconds",
-            "Wall time of one poll, retries included, by source name within its target "
-            "(not per target: 16 buckets x every source of 1,000 targets is 48,000 series).",
+            "Wall time of one poll, retries included, by source name within its target, "
+            "shared across targets (16 buckets x every source of 1,000 targets would be "
+            "48,000 series).",
             ["source"],
             buckets=POLL_BUCKETS,
             registry=registry,
@@ -176,8 +246,16 @@ class Metrics:
         self.rollbacks: Final = Counter(
             "watchdog_rollbacks_total",
             "Automatic rollbacks by result (succeeded, failed, verified, verify_failed, "
-            "refused, shadow).",
+            "refused, shadow); refused counts every refusal, by the engine's guard rails or "
+            "the rollback runner's.",
             ["target", "result"],
+            registry=registry,
+        )
+        self.rollback_refusals: Final = Counter(
+            "watchdog_rollback_refusals_total",
+            "Rollbacks the flowchart asked for and a guard rail refused (the decision became a "
+            'P0 page), by guard rail; sums to rollbacks_total{result="refused"}.',
+            ["target", "guard"],
             registry=registry,
         )
         self.rollback_duration: Final = Histogram(
@@ -239,37 +317,67 @@ class Metrics:
             "Unix time the last full evaluation cycle completed (the dead man's switch).",
             registry=registry,
         )
+        # per drilled (staging) target, and absent until a drill ran: a 0 would read as
+        # "the last drill failed, in 1970"
         self.drill_duration: Final = Gauge(
             "watchdog_drill_duration_seconds",
-            "Duration of the last rollback drill (the procedure's target is under 180 s).",
+            "Rollback + verify time of the target's last drill (the procedure's target is "
+            "under 180 s); absent until a drill ran.",
+            ["target"],
             registry=registry,
         )
         self.drill_success: Final = Gauge(
             "watchdog_drill_success",
-            "1 if the last rollback drill rolled back, verified and restored, else 0.",
+            "1 if the target's last drill rolled back, verified and restored, else 0; absent "
+            "until a drill ran.",
+            ["target"],
             registry=registry,
         )
         self.last_drill: Final = Gauge(
             "watchdog_last_drill_timestamp_seconds",
-            "Unix time the last rollback drill finished.",
+            "Unix time the target's last drill finished; absent until a drill ran.",
+            ["target"],
             registry=registry,
         )
 
     # ----------------------------------------------------------------------- helpers
 
-    def declare_target(self, target: str, sources: Iterable[str]) -> None:
-        """Create a target's outcome series at zero before anything happens.
+    def declare(self, targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+        """Create every known series at zero before anything happens.
 
+        ``targets`` maps each target to its sources (qualified names) and their signals.
         Prometheus' ``increase()`` cannot see the step from "no series" to 1, so without this
-        the first failed rollback or page after a restart would never fire an alert.
+        the first failed rollback or page after a restart would never fire an alert, and the
+        unknown-samples, source-error and error-ratio panels would be empty on a healthy
+        daemon.
         """
+        for result in NOTIFICATION_RESULTS:
+            self.notifications.labels(result=result)
+        for target, sources in targets.items():
+            self.declare_target(target, sources)
+
+    def declare_target(self, target: str, sources: Mapping[str, Iterable[str]]) -> None:
+        """One target's series at zero (see :meth:`declare`)."""
         for result in ROLLBACK_RESULTS:
             self.rollbacks.labels(target=target, result=result)
+        for guard in GUARDS:
+            self.rollback_refusals.labels(target=target, guard=guard)
         for result in PAGE_RESULTS:
             self.pages.labels(target=target, result=result)
-        for source in sources:
+        for action, severity in DECISION_KINDS:
+            self.decisions.labels(
+                target=target, action=action.value, severity=severity_label(severity)
+            )
+        for name, signals in sources.items():
+            source = source_label(target, name)
             self.polls.labels(target=target, source=source)
+            for reason in SOURCE_ERROR_REASONS:
+                self.source_errors.labels(target=target, source=source, reason=reason.value)
+            self.poll_duration.labels(source=source)
             self.blind.labels(target=target, source=source).set(0)
+            for signal in signals:
+                for unknown in SAMPLE_UNKNOWN_REASONS:
+                    self.signal_unknown.labels(target=target, signal=signal, reason=unknown.value)
 
     def observe_sample(self, sample: Sample) -> None:
         """Export a sample: numbers as-is, unknown as NaN plus a reason count.
@@ -315,9 +423,14 @@ class Metrics:
         at_epoch_s: float,
         error_reason: str | None = None,
     ) -> None:
-        """Export one poll's outcome: duration, up/down, error reason or success time."""
+        """Export one poll's outcome: duration, up/down, error reason or success time.
+
+        ``source`` is the daemon's qualified name; ``error_reason`` is set only when the poll
+        could not reach or read its provider.
+        """
+        source = source_label(target, source)
         # "web/sentry" and "api/sentry" share one histogram: bounded by kinds, not targets
-        self.poll_duration.labels(source=source.rpartition("/")[2]).observe(duration_s)
+        self.poll_duration.labels(source=source).observe(duration_s)
         self.polls.labels(target=target, source=source).inc()
         up = self.source_up.labels(target=target, source=source)
         if error_reason is None:
@@ -327,9 +440,40 @@ class Metrics:
             up.set(0)
             self.source_errors.labels(target=target, source=source, reason=error_reason).inc()
 
+    def set_blind(self, target: str, source: str, blind: bool) -> None:
+        """``watchdog_blind`` for a source, by its qualified name."""
+        self.set_flag(self.blind.labels(target=target, source=source_label(target, source)), blind)
+
+    def count_refusal(self, target: str, guard: str) -> None:
+        """A guard rail refused a rollback the flowchart asked for (engine or runner)."""
+        self.rollbacks.labels(target=target, result="refused").inc()
+        self.rollback_refusals.labels(target=target, guard=guard).inc()
+
+    def export_drills(self, drills: Iterable[DrillRecord]) -> None:
+        """Each target's latest drill (``drills`` newest first, as the store lists them)."""
+        seen: set[str] = set()
+        for drill in drills:
+            if drill.target in seen:
+                continue
+            seen.add(drill.target)
+            self.set_flag(self.drill_success.labels(target=drill.target), drill.succeeded)
+            if drill.duration_s is not None:
+                self.drill_duration.labels(target=drill.target).set(drill.duration_s)
+            finished = drill.finished_at or drill.started_at
+            self.last_drill.labels(target=drill.target).set(finished.timestamp())
+
     def set_flag(self, gauge: Gauge, on: bool) -> None:
         """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""
         gauge.set(1 if on else 0)
+
+
+def source_label(target: str, source: str) -> str:
+    """The ``source`` label: the source's name within its target (``web/health`` → ``health``).
+
+    The target is its own label; one format in every family lets a dashboard join source
+    panels ``by (target, source)``.
+    """
+    return source.removeprefix(f"{target}/")
 
 
 def action_level(action: Action) -> int:

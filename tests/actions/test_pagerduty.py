@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 
 from watchdog.actions.base import Change, Page
 from watchdog.actions.pagerduty import (
@@ -80,6 +81,7 @@ class TestPayloads:
                 "component": "web",
                 "class": "deploy-regression",
                 "custom_details": {
+                    "priority": "P1",
                     "reason": "error rate 7.2% > 5%",
                     "flowchart_path": ["p0-firing?no", "rollback-threshold?yes", "rollback"],
                     "rule": "error-rate-critical",
@@ -142,6 +144,40 @@ class TestPayloads:
         """The dedup key is the same for the same incident and at most 255 characters."""
         assert dedup_key("web", "inc-1") == dedup_key("web", "inc-1") == "watchdog/web/inc-1"
         assert len(dedup_key("w" * 300, "i")) == 255
+
+
+class TestSeverity:
+    @pytest.mark.parametrize(
+        ("severity", "expected"),
+        [
+            (Severity.P0, "critical"),
+            (Severity.P1, "error"),
+            (Severity.INVESTIGATE, "warning"),
+            (Severity.P2, "info"),
+        ],
+    )
+    def test_default_mapping(self, severity: Severity, expected: str) -> None:
+        """The Events v2 defaults give each paging level of the procedure its own severity."""
+        cfg = PagerDutyConfig.model_validate({"routing_key": KEY})
+        event = trigger_event(
+            KEY, replace(PAGE, severity=severity), source="s", severity=cfg.severity
+        )
+        assert event["payload"]["severity"] == expected
+
+    async def test_configured_mapping_is_sent(
+        self, pd: FakePagerDuty, session: aiohttp.ClientSession, clock: FakeClock
+    ) -> None:
+        """``severity: {P1: critical}`` pages a P1 as critical; details keep the P1."""
+        await make_pager(pd, session, clock, severity={"P1": "critical"}).trigger(PAGE)
+        (event,) = pd.events
+        assert event["payload"]["severity"] == "critical"
+        assert event["payload"]["custom_details"]["priority"] == "P1"
+
+    def test_value_outside_events_v2_is_rejected(self) -> None:
+        """PagerDuty would answer 400 to any other severity, so the config refuses it first."""
+        with pytest.raises(ValidationError) as info:
+            PagerDutyConfig.model_validate({"routing_key": KEY, "severity": {"P1": "page"}})
+        assert "'critical', 'error', 'warning' or 'info'" in str(info.value)
 
 
 class TestPager:

@@ -205,7 +205,10 @@ class TestWiring:
         daemon = build_daemon(settings_for(world), store, clock)
         await daemon.start(loops=False)
         try:
-            assert daemon.registry.get_sample_value("watchdog_drill_success") == 1
-            assert daemon.registry.get_sample_value("watchdog_drill_duration_seconds") == 95.0
+            labels = {"target": TARGET}
+            assert daemon.registry.get_sample_value("watchdog_drill_success", labels) == 1
+            assert daemon.registry.get_sample_value("watchdog_drill_duration_seconds", labels) == (
+                95.0
+            )
         finally:
             await daemon.stop()

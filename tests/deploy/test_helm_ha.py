@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ import yaml
 
 from tests.daemon.support import GOOD, ROUTING_KEY, VERCEL_TOKEN, World
 from tests.deploy.support import CHART, Manifest, Pod, clean_env, materialize
+from tests.realtools import free_port
 
 pytestmark = [pytest.mark.tool, pytest.mark.postgres, pytest.mark.timeout(90)]
 
@@ -90,13 +90,6 @@ def stand_in_values(world: World) -> dict[str, Any]:
             ],
         }
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

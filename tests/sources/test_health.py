@@ -129,8 +129,8 @@ class TestHealthSource:
                 await source.poll()
         events = [(e["event"], e["source"], e["target"]) for e in logs]
         assert events == [
-            ("source failing", "web/health", "web"),
-            ("source recovered", "web/health", "web"),
+            ("source_failed", "web/health", "web"),
+            ("source_recovered", "web/health", "web"),
         ]
 
 

@@ -295,7 +295,7 @@ class TestSentryAuth:
         detail = first[0].detail
         assert f"Sentry rejected the credentials ({status})" in detail
         assert "org:read" in detail
-        assert [e["event"] for e in logs] == ["source failing"]
+        assert [e["event"] for e in logs] == ["source_failed"]
         assert CANARY_SECRET not in repr(first + second) + repr(logs)
         assert source.errors[f"http_{status}"] == 2
 

@@ -10,6 +10,7 @@ Alertmanager has no change events: :meth:`change` does nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.actions.base import Change, Page
-from watchdog.actions.details import iso, observation_details, truncate
+from watchdog.actions.details import iso, observation_details, severity_mapping, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
@@ -29,6 +30,20 @@ from watchdog.transport import classify_status, parse_retry_after, send
 log = structlog.get_logger(__name__)
 
 SERVICE: Final = "Alertmanager"
+
+#: the ``severity`` label per procedure severity (DESIGN §6). Routing trees conventionally
+#: match critical/warning/info, and both P0 and P1 roll back, so both are critical; the
+#: procedure's own level travels in the ``priority`` annotation.
+DEFAULT_SEVERITY: Final[Mapping[Severity, str]] = {
+    Severity.P0: "critical",
+    Severity.P1: "critical",
+    Severity.INVESTIGATE: "warning",
+    Severity.P2: "info",
+    Severity.P3: "info",
+}
+
+#: a label value a routing tree's matcher can name without quoting surprises
+_LABEL_VALUE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
 
 
 class AlertmanagerConfig(BaseModel):
@@ -43,6 +58,10 @@ class AlertmanagerConfig(BaseModel):
     generator_url: str | None = None
     runbook_url: str | None = None
     dashboard_url: str | None = None
+    #: e.g. ``https://vercel.com/acme/web/{deployment}``
+    deployment_url: str | None = None
+    #: the ``severity`` label per procedure severity; only the ones named change
+    severity: dict[Severity, str] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     #: Alertmanager expires alerts that are not re-sent (every 30 s to 3 min is advised)
     repost_interval: Duration = timedelta(seconds=60)
     bearer_token: SecretStr | None = None
@@ -52,6 +71,17 @@ class AlertmanagerConfig(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("severity")
+    @classmethod
+    def _complete(cls, value: dict[Severity, str]) -> dict[Severity, str]:
+        for severity, label in value.items():
+            if not _LABEL_VALUE.fullmatch(label):
+                raise ValueError(
+                    f"the severity label for {severity.value} must be 1-63 letters, digits or "
+                    f"'_.:-', starting with a letter or digit (got {label!r})"
+                )
+        return severity_mapping(DEFAULT_SEVERITY, value)
 
 
 # --------------------------------------------------------------------------- pure builders
@@ -74,16 +104,21 @@ def build_alert(page: Page, config: AlertmanagerConfig) -> dict[str, Any]:
     annotations: dict[str, str] = {
         "summary": truncate(page.summary, 1024),
         "description": page.reason,
+        # the label says critical for both P0 and P1; the person paged still needs which
+        "priority": page.severity.value,
         "flowchart_path": " → ".join(page.path),
     }
     if page.deployment:
         annotations["deployment"] = page.deployment
+        if config.deployment_url:
+            annotations["deployment_url"] = config.deployment_url.format(deployment=page.deployment)
     if page.refused_by:
         annotations["refused_by"] = page.refused_by
     signals = observation_details(page.observations)
     if signals:
         annotations["signals"] = "; ".join(
-            f"{s['signal']}={s['value']} {s['op']} {s['threshold']}" for s in signals
+            f"{s['signal']}={_number(s['value'])} {s['op']} {_number(s['threshold'])}"
+            for s in signals
         )
     if page.notes:
         annotations["notes"] = " ".join(page.notes)
@@ -95,7 +130,7 @@ def build_alert(page: Page, config: AlertmanagerConfig) -> dict[str, Any]:
         "labels": alert_labels(
             page.target,
             page.incident,
-            page.severity.pager_severity,
+            config.severity[page.severity],
             alertname=config.alertname,
             extra=config.labels,
         ),
@@ -107,6 +142,13 @@ def build_alert(page: Page, config: AlertmanagerConfig) -> dict[str, Any]:
             incident=page.incident, target=page.target
         )
     return alert
+
+
+def _number(value: object) -> str:
+    """A value as a person reads it in a notification: 0.1113, not 0.11128315138625093."""
+    if value is None:
+        return "unknown"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def resolved(alert: Mapping[str, Any], at: datetime) -> dict[str, Any]:
@@ -150,6 +192,16 @@ class AlertmanagerPager:
             batch.append(resolved(old.alert, self._clock.now()))
         await self._post(batch)
         self._active[key] = _Active(alert, self._clock.now())
+        log.info(
+            "page_triggered",
+            pager="alertmanager",
+            target=page.target,
+            incident=page.incident,
+            severity=alert["labels"]["severity"],
+            priority=page.severity.value,
+            refused_by=page.refused_by,
+            summary=page.summary,
+        )
 
     async def resolve(self, target: str, incident: str, at: datetime) -> None:
         old = self._active.get((target, incident))
@@ -168,10 +220,11 @@ class AlertmanagerPager:
                     ),
                     "endsAt": iso(at),
                 }
-                for sev in sorted({s.pager_severity for s in Severity})
+                for sev in sorted(set(self._config.severity.values()))
             ]
         await self._post(batch)
         self._active.pop((target, incident), None)
+        log.info("page_resolved", pager="alertmanager", target=target, incident=incident)
 
     async def change(self, change: Change) -> None:
         log.debug("alertmanager_change_ignored", target=change.target)

@@ -5,11 +5,13 @@ Pure helpers shared by the pager modules, so one vendor never imports another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from watchdog.core.model import Observation
+from watchdog.core.model import Observation, Severity
+
+V = TypeVar("V", bound=str)
 
 
 def iso(at: datetime) -> str:
@@ -38,3 +40,14 @@ def observation_details(observations: Sequence[Observation]) -> list[dict[str, A
             row["since"] = iso(obs.since)
         rows.append(row)
     return rows
+
+
+def severity_mapping(
+    defaults: Mapping[Severity, V], configured: Mapping[Severity, V]
+) -> dict[Severity, V]:
+    """A pager's ``severity`` option over its defaults, so a config names only what differs.
+
+    Every procedure severity ends up mapped (a P3 is never paged, but a rule pack may still
+    page one): a page can never reach a pager without a severity the routing tree expects.
+    """
+    return {severity: configured.get(severity, defaults[severity]) for severity in Severity}

@@ -474,6 +474,13 @@ class OutboxWorker:
         await self._store.record_outcome(m.key, status, at, error=error)
 
     def _count(self, m: OutboxMessage, result: str) -> None:
+        if result == "sent":
+            text = str(m.payload.get("text", "")).strip() if m.kind == "chat" else ""
+            # a chat message's first line is the procedure template's heading
+            heading = text.splitlines()[0] if text else ""
+            log.info(
+                f"{m.kind}_sent", key=m.key, target=m.target, incident=m.incident, heading=heading
+            )
         if self._metrics is None:
             return
         if m.kind == "page":

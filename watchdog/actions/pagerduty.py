@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.actions._limiter import TokenBucket
 from watchdog.actions.base import Change, Page
-from watchdog.actions.details import iso, observation_details, truncate
+from watchdog.actions.details import iso, observation_details, severity_mapping, truncate
 from watchdog.clock import Clock
+from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
@@ -29,6 +30,18 @@ log = structlog.get_logger(__name__)
 SERVICE: Final = "PagerDuty"
 SUMMARY_MAX: Final = 1024
 DEDUP_MAX: Final = 255
+
+#: the only values Events v2 accepts (EXTERNAL-APIS §3)
+EventSeverity = Literal["critical", "error", "warning", "info"]
+#: Events v2 ``payload.severity`` per procedure severity (DESIGN §6): PagerDuty has four
+#: levels, so each procedure level that pages gets its own
+DEFAULT_SEVERITY: Final[Mapping[Severity, EventSeverity]] = {
+    Severity.P0: "critical",
+    Severity.P1: "error",
+    Severity.INVESTIGATE: "warning",
+    Severity.P2: "info",
+    Severity.P3: "info",
+}
 
 
 class PagerDutyConfig(BaseModel):
@@ -44,6 +57,8 @@ class PagerDutyConfig(BaseModel):
     dashboard_url: str | None = None
     #: e.g. ``https://vercel.com/acme/web/{deployment}``
     deployment_url: str | None = None
+    #: ``payload.severity`` per procedure severity; only the ones named change
+    severity: dict[Severity, EventSeverity] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     events_per_minute: int = Field(default=120, ge=1, le=1000)
     request_timeout: Duration = timedelta(seconds=10)
 
@@ -51,6 +66,11 @@ class PagerDutyConfig(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("severity")
+    @classmethod
+    def _complete(cls, value: dict[Severity, EventSeverity]) -> dict[Severity, EventSeverity]:
+        return severity_mapping(DEFAULT_SEVERITY, value)
 
 
 # --------------------------------------------------------------------------- pure builders
@@ -84,9 +104,11 @@ def trigger_event(
     *,
     source: str,
     links: Sequence[Mapping[str, str]] = (),
+    severity: Mapping[Severity, str] = DEFAULT_SEVERITY,
 ) -> dict[str, Any]:
-    """The Events v2 trigger for ``page`` (EXTERNAL-APIS §3)."""
+    """The Events v2 trigger for ``page`` (EXTERNAL-APIS §3), severity mapped by ``severity``."""
     details: dict[str, Any] = {
+        "priority": page.severity.value,
         "reason": page.reason,
         "flowchart_path": list(page.path),
         "rule": page.rule,
@@ -105,7 +127,7 @@ def trigger_event(
         "payload": {
             "summary": truncate(page.summary, SUMMARY_MAX),
             "source": source,
-            "severity": page.severity.pager_severity,
+            "severity": severity[page.severity],
             "timestamp": iso(page.at),
             "component": page.target,
             "class": page.event_class,
@@ -186,20 +208,35 @@ class PagerDutyPager:
         )
 
     async def trigger(self, page: Page) -> None:
-        await self._post(
-            "/v2/enqueue",
-            trigger_event(
-                self._config.routing_key.get_secret_value(),
-                page,
-                source=self._config.source,
-                links=self._links(page.deployment),
-            ),
+        event = trigger_event(
+            self._config.routing_key.get_secret_value(),
+            page,
+            source=self._config.source,
+            links=self._links(page.deployment),
+            severity=self._config.severity,
+        )
+        await self._post("/v2/enqueue", event)
+        log.info(
+            "page_triggered",
+            pager="pagerduty",
+            target=page.target,
+            incident=page.incident,
+            dedup_key=event["dedup_key"],
+            severity=event["payload"]["severity"],
+            priority=page.severity.value,
+            refused_by=page.refused_by,
+            summary=page.summary,
         )
 
     async def resolve(self, target: str, incident: str, at: datetime) -> None:
-        await self._post(
-            "/v2/enqueue",
-            resolve_event(self._config.routing_key.get_secret_value(), target, incident),
+        event = resolve_event(self._config.routing_key.get_secret_value(), target, incident)
+        await self._post("/v2/enqueue", event)
+        log.info(
+            "page_resolved",
+            pager="pagerduty",
+            target=target,
+            incident=incident,
+            dedup_key=event["dedup_key"],
         )
 
     async def change(self, change: Change) -> None:
@@ -211,6 +248,9 @@ class PagerDutyPager:
                 source=self._config.source,
                 links=self._links(change.deployment),
             ),
+        )
+        log.info(
+            "change_event_sent", pager="pagerduty", target=change.target, summary=change.summary
         )
 
     async def _post(self, path: str, event: Mapping[str, Any]) -> None:

@@ -196,6 +196,9 @@ class RollbackRunner:
         """Every rollback the engine committed ends in an outcome it hears of: an error here
         (the store failing the write-ahead, a bug) fails it with a P0 page, never leaves the
         engine believing it in flight."""
+        # this task's own context: every line logged on its behalf (Vercel, verification,
+        # chat it starts) names the target and incident
+        structlog.contextvars.bind_contextvars(target=decision.target, incident=decision.incident)
         try:
             await self._attempt(decision, incident)
         except asyncio.CancelledError:
@@ -487,7 +490,9 @@ class RollbackRunner:
     async def _refuse(self, decision: Decision, key: str, refused_by: str, reason: str) -> None:
         """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
         assert decision.incident is not None
-        self._count(decision.target, "refused")
+        log.warning("rollback_refused", target=decision.target, guard=refused_by, reason=reason)
+        if self._metrics is not None:
+            self._metrics.count_refusal(decision.target, refused_by)
         self._emit(
             RollbackResultEvent(
                 decision.target, self._clock.now(), RollbackOutcome.FAILED, "", reason
@@ -505,6 +510,7 @@ class RollbackRunner:
         assert decision.incident is not None
         now = self._clock.now()
         rb = replace(rb, state=RollbackState.FAILED, finished_at=now, detail=what)
+        log.error("rollback_failed", target=rb.target, to=rb.to_deployment, error=what)
         self._count(rb.target, "failed")
         await self._store.save_rollback(rb)
         await self._close(decision, key, ActionStatus.FAILED, error=what)

@@ -32,7 +32,7 @@ from watchdog.daemon.leadership import Leadership, load_snapshot
 from watchdog.daemon.loops import Chore, Poller, SourceState, run_chore
 from watchdog.daemon.pipeline import Health, Pipeline
 from watchdog.daemon.production import ProductionWatcher
-from watchdog.daemon.wiring import build_notifier, build_pager, build_parts
+from watchdog.daemon.wiring import build_notifier, build_pager, build_parts, config_gaps
 from watchdog.metrics import Metrics
 from watchdog.store.base import LeaderStore
 
@@ -40,6 +40,8 @@ log = structlog.get_logger(__name__)
 
 #: how often old records are pruned (and how long before the first prune)
 PRUNE_EVERY = timedelta(hours=1)
+#: recent drills read back for the drill gauges (the latest per target counts)
+DRILLS_READ = 50
 
 
 class Daemon:
@@ -141,8 +143,7 @@ class Daemon:
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         parts = build_parts(self.settings, self._session, self.clock, self.engine)
         self.sources.update(parts.sources)
-        for target, names in parts.source_names.items():
-            self.metrics.declare_target(target, names)
+        self.metrics.declare(parts.source_signals)
         pager = build_pager(self.settings, self._session, self.clock)
         if isinstance(pager, AlertmanagerPager):
             self._pager_reposts = pager
@@ -170,7 +171,7 @@ class Daemon:
         )
         self.pipeline.on_version = self.production.version_seen
         await self.leadership.elect()
-        await self._export_last_drill()
+        await self._export_drills()
         if loops:
             for state in self.sources.values():
                 self._spawn(self.poller.run(state, self._stopping), f"poll:{state.source.name}")
@@ -178,6 +179,8 @@ class Daemon:
                 self._spawn(run_chore(chore, self.clock, self._stopping), f"chore:{chore.name}")
         self._spawn(self.pipeline.apply_queued(), "events")
         log.info("watchdog_started", targets=len(self.settings.targets), sources=len(self.sources))
+        for gap in config_gaps(self.settings):
+            log.warning(gap.event, target=gap.target, consequence=gap.consequence)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
@@ -268,6 +271,8 @@ class Daemon:
             Chore("prune", PRUNE_EVERY, timeout=timedelta(minutes=5), run=self._prune),
             Chore("reconcile", every, timeout=timedelta(minutes=2), run=self._settle_postponed),
             Chore("blindness", every, timeout=every, run=self._export_blindness),
+            # `watchdog drill` runs in another process and writes the store: read it back
+            Chore("drills", every, timeout=timedelta(seconds=10), run=self._export_drills),
             Chore(
                 "heartbeat",
                 self.settings.heartbeat.interval,
@@ -330,15 +335,10 @@ class Daemon:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("heartbeat_failed", error=type(exc).__name__)
 
-    async def _export_last_drill(self) -> None:
+    async def _export_drills(self) -> None:
         try:
-            drills = await self.store.list_drills(limit=1)
+            drills = await self.store.list_drills(limit=DRILLS_READ)
         except Exception:  # metrics must never stop the daemon
+            log.warning("drill_lookup_failed", exc_info=True)
             return
-        if drills:
-            drill = drills[0]
-            self.metrics.drill_success.set(1 if drill.succeeded else 0)
-            if drill.duration_s is not None:
-                self.metrics.drill_duration.set(drill.duration_s)
-            finished = drill.finished_at or drill.started_at
-            self.metrics.last_drill.set(finished.timestamp())
+        self.metrics.export_drills(drills)

@@ -22,6 +22,7 @@ from watchdog.core.model import Sample, UnknownReason
 from watchdog.daemon.scheduling import next_slot, phase
 from watchdog.metrics import Metrics
 from watchdog.sources import Source
+from watchdog.sources.base import FAILING_REASONS
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,8 @@ class SourceState:
     skipped: int = 0
     last_ok: datetime | None = None
     last_error: str | None = None
+    #: why the last poll could not reach or read its provider (None: it could)
+    failing: str | None = None
 
 
 class Poller:
@@ -66,7 +69,7 @@ class Poller:
                 source=source.name,
                 duration_s=self._clock.monotonic() - started,
                 at_epoch_s=self._clock.now().timestamp(),
-                error_reason=state.last_error,
+                error_reason=state.failing,
             )
             await self._ingest(samples)
             slot = next_slot(planned, interval, self._clock.monotonic())
@@ -88,6 +91,10 @@ class Poller:
             samples = self._unknowns(state, f"source error: {type(exc).__name__}")
         errors = [s for s in samples if s.value is None]
         state.last_error = errors[0].unknown.value if errors and errors[0].unknown else None
+        # "no data in the window" is the provider's answer; only a poll that did not get
+        # one counts against the source (watchdog_source_up, watchdog_source_errors_total)
+        failing = next((s.unknown for s in samples if s.unknown in FAILING_REASONS), None)
+        state.failing = failing.value if failing is not None else None
         if not errors:
             state.last_ok = self._clock.now()
         state.signals.update(s.signal for s in samples)

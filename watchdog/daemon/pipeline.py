@@ -20,7 +20,7 @@ import structlog
 from watchdog.actions.dispatcher import Dispatcher
 from watchdog.actions.pagerduty import dedup_key
 from watchdog.core.engine import Engine
-from watchdog.core.model import Decision, Event, Sample, Severity, Signal
+from watchdog.core.model import Action, Decision, Event, Sample, Severity, Signal
 from watchdog.daemon.leadership import Leadership
 from watchdog.daemon.loops import SourceState
 from watchdog.metrics import Metrics
@@ -134,6 +134,19 @@ class Pipeline:
             or previous.refused_by != decision.refused_by
         )
         self._metrics.record_decision(decision)
+        if changed:
+            log_decision(decision, leader=self._leadership.leader)
+        if changed and decision.refused_by is not None and self._leadership.leader:
+            # the engine's guard rails refuse without the dispatcher ever seeing a rollback;
+            # counted once per decision that names a (new) guard rail, by the replica that acts
+            self._metrics.count_refusal(decision.target, decision.refused_by)
+            log.warning(
+                "rollback_refused",
+                target=decision.target,
+                incident=decision.incident,
+                guard=decision.refused_by,
+                reason=decision.reason,
+            )
         if not (changed or force or decision.execute_rollback or decision.resolved_incident):
             return
         self._export_rules(decision.target)
@@ -226,9 +239,31 @@ class Pipeline:
             blind = blind_by_target.get(target)
             if blind is None:
                 blind = blind_by_target[target] = self._engine.blind_signals(target, now)
-            self._metrics.blind.labels(target=target, source=state.source.name).set(
-                1 if state.signals <= blind else 0
-            )
+            self._metrics.set_blind(target, state.source.name, state.signals <= blind)
+
+
+def log_decision(decision: Decision, *, leader: bool) -> None:
+    """One JSON line per decision that changed: what, why, and the path that led there.
+
+    Warning from ``page`` up, so a log-based alert on level catches every page and rollback
+    even when no pager is configured; ``leader`` says whether this replica acts on it.
+    """
+    level = log.warning if decision.action.rank >= Action.PAGE.rank else log.info
+    level(
+        "decision_changed",
+        target=decision.target,
+        action=decision.action.value,
+        severity=decision.severity.value if decision.severity else None,
+        rule=decision.rule,
+        reason=decision.reason,
+        path=list(decision.path),
+        incident=decision.incident,
+        resolved_incident=decision.resolved_incident,
+        refused_by=decision.refused_by,
+        deployment=decision.deployment,
+        execute_rollback=decision.execute_rollback,
+        leader=leader,
+    )
 
 
 def _decision_record(decision: Decision) -> DecisionRecord:

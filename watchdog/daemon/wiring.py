@@ -34,8 +34,50 @@ class Parts:
     sources: dict[str, SourceState] = field(default_factory=dict)
     deployers: dict[str, VercelDeployer] = field(default_factory=dict)
     actions: dict[str, TargetActions] = field(default_factory=dict)
-    #: source names per target (the metrics declare their series up front)
-    source_names: dict[str, list[str]] = field(default_factory=dict)
+    #: per target, each source's name and signals (the metrics declare their series up front)
+    source_signals: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Something the config leaves out, and what the watchdog therefore cannot do."""
+
+    event: str
+    consequence: str
+    target: str | None = None
+
+
+def config_gaps(settings: Settings) -> list[Gap]:
+    """What a start-up warning must name: a P0 with no pager would otherwise leave no trace
+    but a log line nobody reads, and a target without a deployer is never rolled back."""
+    gaps: list[Gap] = []
+    if settings.pager is None:
+        gaps.append(Gap("pager_not_configured", "no pager: pages, P0 included, are only logged"))
+    if settings.chat is None:
+        gaps.append(Gap("chat_not_configured", "no chat: the procedure's messages are not sent"))
+    for target in settings.targets:
+        if target.deployer is None:
+            gaps.append(
+                Gap(
+                    "deployer_not_configured",
+                    f"rollbacks impossible for target {target.name}: it is paged only",
+                    target.name,
+                )
+            )
+        elif target.verify.health_url is None and target.verify.version_url is None:
+            gaps.append(
+                Gap(
+                    "verification_not_configured",
+                    f"rollbacks of target {target.name} are verified on Vercel's word only "
+                    "(no verify.health_url or verify.version_url)",
+                    target.name,
+                )
+            )
+    if settings.shadow:
+        gaps.append(Gap("shadow_mode_on", "shadow mode: rollbacks are recorded, never performed"))
+    if settings.kill_switch:
+        gaps.append(Gap("kill_switch_on", "kill switch on: no automatic actions, pages only"))
+    return gaps
 
 
 def measures_error_rate(target: TargetConfig) -> bool:
@@ -67,7 +109,7 @@ def build_parts(
     parts = Parts()
     semaphore = asyncio.Semaphore(settings.scheduler.max_concurrency)
     for target in settings.targets:
-        names = []
+        signals = parts.source_signals[target.name] = {}
         # one canary per target, shared by its sources, so one poll cycle asks it once
         canary = (
             Canary(target.canary_url, session=session, clock=clock) if target.canary_url else None
@@ -82,8 +124,7 @@ def build_parts(
                 canary=canary,
             )
             parts.sources[source.name] = SourceState(source)
-            names.append(source.name)
-        parts.source_names[target.name] = names
+            signals[source.name] = tuple(getattr(source, "signals", ()))
         deployer = None
         if target.deployer is not None:
             deployer = VercelDeployer(target.deployer, session, clock)

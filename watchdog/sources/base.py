@@ -493,11 +493,11 @@ class HttpSource(Generic[C]):
         now = self._clock.now()
         if failure is not None and self._failing_since is None:
             self._failing_since = now
-            self._log.warning("source failing", reason=str(failure.unknown), detail=failure.detail)
+            self._log.warning("source_failed", reason=str(failure.unknown), detail=failure.detail)
         elif failure is None and self._failing_since is not None:
             down_for = now - self._failing_since
             self._failing_since = None
-            self._log.info("source recovered", failed_for_s=down_for.total_seconds())
+            self._log.info("source_recovered", failed_for_s=down_for.total_seconds())
 
     @property
     def failing(self) -> bool:
