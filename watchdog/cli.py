@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    wlog.configure(settings.log.level, settings.log.format, wlog.secrets_of(settings))
+    wlog.configure(settings.log.level, settings.log.format, settings.redactor())
     try:
         return asyncio.run(serve(settings, pack))
     except KeyboardInterrupt:

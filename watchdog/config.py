@@ -39,6 +39,7 @@ from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig
 from watchdog.core.model import Window
 from watchdog.core.rules import Duration
+from watchdog.redact import Redactor, dsn_password
 from watchdog.sources import SourceConfig
 from watchdog.yamlfile import (
     FileError,
@@ -219,6 +220,12 @@ class Settings(BaseSettings):
         if isinstance(rules, list) and not rules:
             raise ValueError("an empty list: name at least one rule pack, or remove the key")
         return rules
+
+    def redactor(self) -> Redactor:
+        """The redactor for every secret in these settings: each ``SecretStr`` field and the
+        password in the store URL (a plain string, since the rest of it is not secret)."""
+        password = dsn_password(self.store.url)
+        return Redactor.of(self, extra=[("store_password", password)] if password else [])
 
     def rule_files(self) -> list[Path]:
         """The configured rule pack files (empty: the built-in default pack)."""
