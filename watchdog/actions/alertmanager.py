@@ -24,6 +24,7 @@ from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
 from watchdog.core.rules import Duration
+from watchdog.redact import Redactor
 from watchdog.transport import classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
@@ -134,6 +135,7 @@ class AlertmanagerPager:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
         self._active: dict[tuple[str, str], _Active] = {}
 
     @property
@@ -205,6 +207,7 @@ class AlertmanagerPager:
             request_timeout=self._config.request_timeout,
             headers=headers,
             json_body=alerts,
+            redactor=self._redact,
         )
         if resp.ok:
             return

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
+from watchdog.redact import Redactor
 from watchdog.transport import (
     Response,
     classify_status,
@@ -114,6 +115,7 @@ class UnleashFlag:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
 
     @property
     def flags(self) -> Sequence[str]:
@@ -131,6 +133,7 @@ class UnleashFlag:
                 "Authorization": self._config.token.get_secret_value(),
                 "Accept": "application/json",
             },
+            redactor=self._redact,
         )
         if resp.ok:
             return
@@ -150,6 +153,7 @@ class LaunchDarklyFlag:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
 
     @property
     def flags(self) -> Sequence[str]:
@@ -172,6 +176,7 @@ class LaunchDarklyFlag:
                 separators=(",", ":"),
                 ensure_ascii=False,
             ),
+            redactor=self._redact,
         )
         if resp.ok:
             return

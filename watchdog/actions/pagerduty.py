@@ -22,6 +22,7 @@ from watchdog.actions.base import Change, Page
 from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
+from watchdog.redact import Redactor
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
@@ -172,6 +173,7 @@ class PagerDutyPager:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
         # PD allows ~120 events/min per routing key; staying under it beats a 429 mid-incident
         self._bucket = TokenBucket(
             config.events_per_minute / 60.0, config.events_per_minute, clock.monotonic
@@ -231,6 +233,7 @@ class PagerDutyPager:
             request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             json_body=event,
+            redactor=self._redact,
         )
         if resp.ok:  # 202 is documented; any 2xx means the event was taken
             return

@@ -20,6 +20,7 @@ from watchdog.actions._limiter import TokenBucket
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
 from watchdog.core.rules import Duration
+from watchdog.redact import Redactor
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 SERVICE: Final = "Slack"
@@ -211,6 +212,7 @@ class SlackNotifier:
     def __init__(self, config: SlackConfig, session: aiohttp.ClientSession, clock: Clock) -> None:
         self._config = config
         self._session = session
+        self._redact = Redactor.of(config)
         self._bucket = TokenBucket(config.messages_per_second, config.burst, clock.monotonic)
 
     @property
@@ -234,6 +236,7 @@ class SlackNotifier:
             request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json"},
             json_body=webhook_body(text),
+            redactor=self._redact,
         )
         if resp.ok:
             return

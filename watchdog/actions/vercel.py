@@ -30,6 +30,7 @@ from watchdog.actions.base import (
 from watchdog.clock import Clock
 from watchdog.core.rules import Duration
 from watchdog.core.targeting import TargetPolicy
+from watchdog.redact import Redactor
 from watchdog.transport import (
     CallError,
     Response,
@@ -187,6 +188,7 @@ class VercelDeployer:
         self._session = session
         self._clock = clock
         self._log = log.bind(project=config.project_id)
+        self._redact = Redactor.of(config)
 
     @property
     def project(self) -> str:
@@ -233,6 +235,7 @@ class VercelDeployer:
             },
             params=self._params(params),
             json_body=json_body,
+            redactor=self._redact,
         )
 
     def _error(self, resp: Response, what: str) -> CallError:

@@ -28,11 +28,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
+from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.transport import (
     CallError,
     Response,
-    body_hint,
     classify_status,
     parse_retry_after,
     send,
@@ -218,6 +218,8 @@ class HttpSource(Generic[C]):
         self._attempts = config.attempts
         self._failing_since: datetime | None = None
         self._log = structlog.get_logger(__name__).bind(source=self.name, target=context.target)
+        #: every secret of the config in every form (a Basic-auth header echoed back too)
+        self._redact = Redactor.of(config, extra=(("source_secret", s) for s in self._secrets()))
 
     # -- to implement -------------------------------------------------------------------
 
@@ -284,10 +286,7 @@ class HttpSource(Generic[C]):
         return [self._unknown(signal, reason, detail) for signal in self.signals]
 
     def _clean(self, detail: str) -> str:
-        for secret in self._secrets():
-            if secret:
-                detail = detail.replace(secret, "***")
-        detail = " ".join(detail.split())
+        detail = " ".join(self._redact.text(detail).split())
         return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
 
     def _retrier(self) -> Retrier:
@@ -358,7 +357,7 @@ class HttpSource(Generic[C]):
             raise classify_status(
                 result.status,
                 self.service,
-                body_hint(result.body, result.content_type),
+                result.hint(),
                 retry_after=self._retry_after(result),
                 auth_fix=self.auth_fix,
             )
@@ -399,6 +398,7 @@ class HttpSource(Generic[C]):
                 data=data,
                 follow_redirects=True,
                 name_endpoint=True,
+                redactor=self._redact,
             )
         finally:
             self._semaphore.release()
