@@ -1,6 +1,7 @@
 """The HTTP surface: metrics, probes, status, incidents, and the control API.
 
-Read-only endpoints are open (they carry no secrets); control endpoints (hold, ack, declare,
+Read-only endpoints are open (they carry no secrets, and every answer, /metrics and the
+status page included, passes the redactor on its way out); control endpoints (hold, ack, declare,
 kill switch) need ``Authorization: Bearer <api token>``, compared in constant time. With no
 token configured the control API is disabled (403) rather than open: an unauthenticated
 "declare" would let anyone roll production back.
@@ -20,10 +21,12 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
 from watchdog.core.rules import parse_duration
+from watchdog.redact import NO_SECRETS, Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -84,9 +87,10 @@ def build_app(
     control: Control,
     registry: CollectorRegistry,
     api_token: SecretStr | None,
+    redactor: Redactor = NO_SECRETS,
 ) -> web.Application:
     """One aiohttp application for every endpoint the daemon serves."""
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_redacting(redactor), _errors])
     token = api_token.get_secret_value().encode() if api_token else None
 
     def authorised(request: web.Request) -> str:
@@ -194,6 +198,23 @@ def build_app(
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _redacting(redactor: Redactor) -> Middleware:
+    """The outermost middleware: every answer's body, errors included, is redacted."""
+
+    @web.middleware
+    async def redact(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if redactor and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            charset = response.charset or "utf-8"
+            text = response.body.decode(charset, "replace")
+            cleaned = redactor.text(text)
+            if cleaned != text:
+                response.body = cleaned.encode(charset)
+        return response
+
+    return redact
 
 
 @web.middleware
