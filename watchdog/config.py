@@ -39,7 +39,7 @@ from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig
 from watchdog.core.model import Window
 from watchdog.core.rules import Duration
-from watchdog.redact import Redactor, dsn_password
+from watchdog.redact import Redactor, dsn_password, secret_field_names
 from watchdog.sources import SourceConfig
 from watchdog.yamlfile import (
     FileError,
@@ -315,7 +315,9 @@ def load_settings(path: Path) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise FileError(
-            problems_from_validation(exc, str(path), data, positions, _target_name)
+            problems_from_validation(
+                exc, str(path), data, positions, _target_name, secret_field_names(Settings)
+            )
         ) from None
 
 

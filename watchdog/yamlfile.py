@@ -140,23 +140,43 @@ _FIXES = {
 }
 
 
+#: a secret field given a number, a boolean or a date: say how to write it, never what it was
+_NOT_TEXT = (
+    "a secret must be text: quote it in YAML ('...'); a bare number, true/false or a date "
+    "is not read as text (and a number loses leading zeros)"
+)
+
+
 def problems_from_validation(
     exc: ValidationError,
     file: str,
     data: Any,
     positions: dict[Loc, int],
     rule_name: Callable[[Any, Loc], str | None] | None = None,
+    secret_fields: frozenset[str] = frozenset(),
 ) -> list[Problem]:
-    """Turn pydantic's errors into :class:`Problem` lines with file, line, rule and field."""
+    """Turn pydantic's errors into :class:`Problem` lines with file, line, rule and field.
+
+    A field named in ``secret_fields`` (or inside one) never has its input quoted: the
+    message says what is wrong and how to fix it, whatever type the value had.
+    """
     problems = []
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         # pydantic adds the union member/discriminator tag to the location; keep real keys only
         loc = _strip_tags(loc, data)
+        secret = any(part in secret_fields for part in loc if isinstance(part, str))
         message = _FIXES.get(err["type"], str(err["msg"]))
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        if err["type"] not in _FIXES and err["type"] != "value_error" and "input" in err:
+        if secret and err["type"] == "string_type":
+            message = _NOT_TEXT
+        elif (
+            not secret
+            and err["type"] not in _FIXES
+            and err["type"] != "value_error"
+            and "input" in err
+        ):
             shown = repr(err["input"])
             if len(shown) <= 60 and not isinstance(err["input"], dict | list):
                 message = f"{message} (got {shown})"
