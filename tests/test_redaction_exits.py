@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
 from watchdog.actions.base import Change, Page
-from watchdog.actions.redacting import RedactingNotifier, RedactingPager
+from watchdog.actions.redacting import RedactingFlag, RedactingNotifier, RedactingPager
 from watchdog.actions.vercel import VercelConfig
 from watchdog.config import Settings, TargetConfig
 from watchdog.core.model import Observation, Severity
@@ -124,6 +124,21 @@ class TestPagesAndChat:
         assert inner.pages[0].observations == (observation,)
         assert not leaks(inner.pages, inner.changes, inner.texts)
         assert inner.texts == ["Vercel answered 500: bad token [redacted:vercel_token]"]
+
+    async def test_flag_comment(self) -> None:
+        """A flag switched off carries the decision's reason as its comment: redacted."""
+        comments: list[str] = []
+
+        class Flag:
+            flags = ("checkout",)
+
+            async def disable(self, flag: str, reason: str) -> None:
+                comments.append(reason)
+
+        switch = RedactingFlag(Flag(), REDACTOR)
+        assert switch.flags == ("checkout",)
+        await switch.disable("checkout", SAYS)
+        assert comments == ["Vercel answered 500: bad token [redacted:vercel_token]"]
 
     def test_wrap_keeps_none(self) -> None:
         """No pager configured stays no pager."""

@@ -5,14 +5,16 @@ quote upstream answers (a rollback that failed, a guard rail that refused). The 
 their own credentials in the request (PagerDuty's routing key is in the body), so the
 redaction is of what the message *says*: :class:`RedactingPager` hands the vendor a redacted
 :class:`~watchdog.actions.base.Page` or :class:`~watchdog.actions.base.Change`, and
-:class:`RedactingNotifier` redacted text. No I/O here; the wrapped vendor does it.
+:class:`RedactingNotifier` redacted text, and :class:`RedactingFlag` a redacted reason (a
+flag service keeps it as the change's comment). No I/O here; the wrapped vendor does it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from watchdog.actions.base import Change, Notifier, Page, Pager
+from watchdog.actions.base import Change, FeatureFlag, Notifier, Page, Pager
 from watchdog.redact import Redactor
 
 
@@ -50,3 +52,18 @@ class RedactingNotifier:
 
     async def send(self, text: str) -> None:
         await self.inner.send(self._redact.text(text))
+
+
+class RedactingFlag:
+    """A :class:`~watchdog.actions.base.FeatureFlag` whose change comment is redacted."""
+
+    def __init__(self, inner: FeatureFlag, redactor: Redactor) -> None:
+        self.inner = inner
+        self._redact = redactor
+
+    @property
+    def flags(self) -> Sequence[str]:
+        return self.inner.flags
+
+    async def disable(self, flag: str, reason: str) -> None:
+        await self.inner.disable(flag, self._redact.text(reason))
