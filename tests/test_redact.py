@@ -95,6 +95,13 @@ class TestForms:
             "[redacted:slack_webhook_url]"
         )
 
+    def test_url_secret_parts_encoded(self) -> None:
+        """The path of a secret URL is caught URL-encoded too (a URL quoted in a query)."""
+        redactor = Redactor([("slack_webhook_url", WEBHOOK)])
+        path = "/services/T0/B0/canaryWebhook"
+        for form in (quote(path, safe=""), quote_plus(path)):
+            assert redactor.text(f"next={form}") == "next=[redacted:slack_webhook_url]"
+
     def test_short_values_and_empty_redactor(self) -> None:
         """Values under four characters are not secrets worth blanking words for; a redactor
         with nothing to hide returns its input unchanged."""

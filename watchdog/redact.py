@@ -97,9 +97,10 @@ class Redactor:
         literal: dict[str, str] = {}
         cores: dict[str, str] = {}
         for value, label in self._secrets.items():
-            for form in _encoded_forms(value) | set(_url_forms(value)):
-                if len(form) >= MIN_SECRET:
-                    literal.setdefault(form, label)
+            for part in (value, *_url_forms(value)):
+                for form in _encoded_forms(part):
+                    if len(form) >= MIN_SECRET:
+                        literal.setdefault(form, label)
             for core in _base64_cores(value):
                 cores.setdefault(core, label)
         self._labels: dict[str, str] = {}
