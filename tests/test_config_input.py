@@ -3,6 +3,7 @@ hang, an echoed secret or a silently accepted value that breaks the daemon at ru
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,96 @@ class TestSecretsNeverEchoed:
         assert code == 1
         assert "field 'server.api_token': a secret must be text" in out
         assert "(got" not in out
+
+
+def one_problem(out: str, *expected: str) -> None:
+    """Exactly the problem lines asked for, no traceback."""
+    assert "Traceback" not in out
+    for text in expected:
+        assert text in out, out
+
+
+class TestFiles:
+    """The config file (and a rule pack, read the same way) is bounded in every dimension."""
+
+    @pytest.mark.parametrize("flag", ["--config", "--rules"])
+    def test_too_big(self, flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file over 1 MiB is refused before parsing (a 40 MB file used to take minutes)."""
+        path = write(tmp_path, BASE + "# padding\n" * 120_000)
+        code = main(["check", flag, str(path)])
+        out = capsys.readouterr().err
+        assert code == 1
+        one_problem(out, f"{path}: file is", "bytes; at most 1048576 are read")
+
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize("flag", ["--config", "--rules"])
+    def test_fifo(self, flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A FIFO (nobody writing to it) is refused at once instead of blocking forever."""
+        path = tmp_path / "fifo.yaml"
+        os.mkfifo(path)
+        assert main(["check", flag, str(path)]) == 1
+        one_problem(capsys.readouterr().err, "is a FIFO, socket or device, not a regular file")
+
+    def test_directory(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A directory is named as one."""
+        assert main(["check", "--config", str(tmp_path)]) == 1
+        one_problem(capsys.readouterr().err, "is a directory")
+
+    def test_not_utf8(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Latin-1 (or UTF-16) text says where the first bad byte is and what to do."""
+        path = tmp_path / "c.yaml"
+        path.write_bytes(BASE.encode() + "# café\n".encode("latin-1"))
+        code, out = check(path, capsys)
+        assert code == 1
+        one_problem(out, "not UTF-8 text (byte 0xe9 at offset", "save it as UTF-8")
+
+    @pytest.mark.parametrize("flag", ["--config", "--rules"])
+    def test_deep_nesting(
+        self, flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Deep nesting is a sentence, not a RecursionError."""
+        path = write(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+        assert main(["check", flag, str(path)]) == 1
+        one_problem(capsys.readouterr().err, ":1: nested more than 64 levels deep")
+
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize("flag", ["--config", "--rules"])
+    def test_alias_bomb(
+        self, flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A billion laughs (nine levels of nine aliases) is refused in well under a second."""
+        lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+        for i in range(1, 9):
+            lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+        path = write(tmp_path, "\n".join(lines) + "\n")
+        assert main(["check", flag, str(path)]) == 1
+        one_problem(capsys.readouterr().err, "expands to more than 100000 values")
+
+    def test_small_aliases_still_work(self, tmp_path: Path) -> None:
+        """Ordinary anchors and merge keys stay usable."""
+        from watchdog.config import load_settings
+
+        text = BASE + (
+            "      - &probe\n        kind: health\n        name: again\n"
+            "        url: https://example.com/b\n"
+            "      - <<: *probe\n        name: third\n"
+        )
+        assert len(load_settings(write(tmp_path, text)).targets[0].sources) == 3
+
+    @pytest.mark.parametrize(
+        ("text", "key"),
+        [
+            ("1: x\n" + BASE, "key 1"),
+            (BASE + "on: true\n", "key on"),
+            (BASE + "2026-01-01: x\n", "key 2026-01-01"),
+            (BASE + "? [a, b]\n: x\n", "found unhashable key"),
+        ],
+    )
+    def test_keys_must_be_text(
+        self, text: str, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A number, boolean, date or collection as a key is named with how to quote it
+        (a numeric top-level key used to end in a TypeError traceback)."""
+        code, out = check(write(tmp_path, text), capsys)
+        assert code == 1
+        one_problem(out, key if "unhashable" in key else f"{key} is not text: quote it")
