@@ -188,3 +188,135 @@ class TestFiles:
         code, out = check(write(tmp_path, text), capsys)
         assert code == 1
         one_problem(out, key if "unhashable" in key else f"{key} is not text: quote it")
+
+
+class TestReferences:
+    """``${env:..}`` and ``${file:..}`` name something that is set, readable and not empty."""
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ("${env:}", "${env:} names no environment variable"),
+            ("${file:}", "${file:} names no file"),
+            ("${ env:X }", "looks like a reference but is not one"),
+            ("token-${env:HOME}", "looks like a reference but is not one"),
+            ("${ENV:HOME}", "looks like a reference but is not one"),
+            ("${env:HOME", "looks like a reference but is not one"),
+            (
+                "${env:WATCHDOG_TEST_UNSET_VAR}",
+                "environment variable WATCHDOG_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "${env:WATCHDOG_TEST_EMPTY_VAR}",
+                "environment variable WATCHDOG_TEST_EMPTY_VAR is empty",
+            ),
+        ],
+    )
+    def test_bad_references(
+        self,
+        value: str,
+        message: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Each is an error naming the field, never a literal token or an empty secret."""
+        monkeypatch.setenv("WATCHDOG_TEST_EMPTY_VAR", "  ")
+        code, out = check(write(tmp_path, BASE + f"server:\n  api_token: '{value}'\n"), capsys)
+        assert code == 1
+        one_problem(out, "c.yaml:7: field 'server.api_token': " + message)
+
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"", "is empty: write the value into it"),
+            (b"\n\n", "is empty: write the value into it"),
+            (b"\xff\xfesecret", "is not UTF-8 text (byte 0xff at offset 0)"),
+            (b"x" * 70_000, "bytes; at most 65536 are read"),
+            (None, "secret file not found"),
+            ("fifo", "is a FIFO, socket or device, not a regular file"),
+            ("dir", "is a directory"),
+        ],
+    )
+    def test_bad_secret_files(
+        self,
+        content: bytes | str | None,
+        message: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """An empty, non-UTF-8, oversized, missing, FIFO or directory secret file is one
+        error naming the file and the field (a FIFO used to hang start-up)."""
+        secret = tmp_path / "api_token"
+        if content == "fifo":
+            os.mkfifo(secret)
+        elif content == "dir":
+            secret.mkdir()
+        elif isinstance(content, bytes):
+            secret.write_bytes(content)
+        code, out = check(
+            write(tmp_path, BASE + f"server:\n  api_token: ${{file:{secret}}}\n"), capsys
+        )
+        assert code == 1
+        one_problem(out, f"field 'server.api_token': {secret}: ", message)
+
+    def test_crlf_secret_file(self, tmp_path: Path) -> None:
+        """A secret file saved on Windows loses its CRLF, as one with LF loses its LF."""
+        from watchdog.config import load_settings
+
+        secret = tmp_path / "api_token"
+        secret.write_bytes(b"the-token\r\n")
+        settings = load_settings(
+            write(tmp_path, BASE + f"server:\n  api_token: ${{file:{secret}}}\n")
+        )
+        assert settings.server.api_token is not None
+        assert settings.server.api_token.get_secret_value() == "the-token"
+
+
+class TestEnvironment:
+    """A bad ``WATCHDOG_*`` variable is named, with what it must hold; its value is not."""
+
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            (
+                "WATCHDOG_TARGETS",
+                '[{"name":',
+                "environment variable WATCHDOG_TARGETS: field 'targets': not valid JSON",
+            ),
+            (
+                "WATCHDOG_TARGETS",
+                '{"a": 1}',
+                "environment variable WATCHDOG_TARGETS: field 'targets': Input should be a valid",
+            ),
+            (
+                "WATCHDOG_LEADER__TTL",
+                "abc",
+                "environment variable WATCHDOG_LEADER__TTL: field 'leader.ttl': invalid duration",
+            ),
+            (
+                "WATCHDOG_SERVER__PORT",
+                "http",
+                "environment variable WATCHDOG_SERVER__PORT: field 'server.port'",
+            ),
+        ],
+    )
+    @pytest.mark.parametrize("command", ["check", "run"])
+    def test_bad_variable(
+        self,
+        name: str,
+        value: str,
+        message: str,
+        command: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """``check`` and ``run`` both exit 1 with the variable's name (a malformed
+        WATCHDOG_TARGETS used to be a SettingsError traceback)."""
+        monkeypatch.setenv(name, value)
+        code = main([command, "--config", str(write(tmp_path, BASE))])
+        out = capsys.readouterr().err
+        assert code == 1
+        one_problem(out, message)

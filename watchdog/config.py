@@ -28,7 +28,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from watchdog.actions.alertmanager import AlertmanagerConfig
 from watchdog.actions.dispatcher import DispatcherConfig
@@ -48,6 +53,7 @@ from watchdog.yamlfile import (
     _dotted,
     _line_for,
     problems_from_validation,
+    read_text_file,
     read_yaml,
 )
 
@@ -254,14 +260,46 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+_REF = re.compile(r"^\$\{(env|file):([^}]*)\}$")
+#: anything that looks like the start of a reference, to catch one written wrong
+_REF_LIKE = re.compile(r"\$\{\s*(env|file)\s*:", re.IGNORECASE)
+#: a secret file is a token or a URL: anything bigger is the wrong file
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def _reference(kind: str, name: str) -> tuple[str | None, str | None]:
+    """The value a reference stands for, or why there is none (a sentence with the fix)."""
+    if not name.strip():
+        if kind == "env":
+            return None, "${env:} names no environment variable: write ${env:NAME}"
+        return None, "${file:} names no file: write ${file:/run/secrets/watchdog/NAME}"
+    if kind == "env":
+        if name not in os.environ:
+            return None, f"environment variable {name} is not set"
+        value = os.environ[name]
+        if not value.strip():
+            return None, f"environment variable {name} is empty: set it to the value"
+        return value, None
+    try:
+        value = read_text_file(Path(name), max_bytes=MAX_SECRET_FILE_BYTES, what="secret file")
+    except FileError as exc:
+        return None, f"{name}: {exc.problems[0].message}"
+    value = value.rstrip("\r\n")
+    if not value.strip():
+        return None, f"{name}: secret file is empty: write the value into it"
+    return value, None
 
 
 def resolve_references(
     data: Any, positions: dict[Loc, int], file: str, loc: Loc = ()
 ) -> tuple[Any, list[Problem]]:
     """Replace ``${env:NAME}`` / ``${file:PATH}`` strings; collect problems instead of failing
-    at the first so one ``watchdog check`` run lists them all."""
+    at the first so one ``watchdog check`` run lists them all.
+
+    A reference is the whole value: one written inside other text, with the wrong case or
+    unclosed, is an error rather than a literal string a secret field would silently keep.
+    An unset or empty variable, a missing, unreadable or empty file are errors too.
+    """
     problems: list[Problem] = []
     if isinstance(data, dict):
         out = {}
@@ -278,30 +316,32 @@ def resolve_references(
         return items, problems
     if isinstance(data, str):
         match = _REF.match(data.strip())
-        if match:
-            kind, name = match.groups()
-            line = _line_for(loc, positions)
-            if kind == "env":
-                if name not in os.environ:
-                    problems.append(
-                        Problem(file, line, _dotted(loc), f"environment variable {name} is not set")
-                    )
-                    return "", problems
-                return os.environ[name], problems
-            try:
-                return Path(name).read_text(encoding="utf-8").rstrip("\n"), problems
-            except OSError as exc:
-                problems.append(
-                    Problem(
-                        file, line, _dotted(loc), f"cannot read secret file {name}: {exc.strerror}"
-                    )
+        if match is None and _REF_LIKE.search(data):
+            problems.append(
+                Problem(
+                    file,
+                    _line_for(loc, positions),
+                    _dotted(loc),
+                    "looks like a reference but is not one: a reference is the whole value, "
+                    "exactly ${env:NAME} or ${file:/path}",
                 )
+            )
+            return "", problems
+        if match:
+            value, problem = _reference(*match.groups())
+            if problem is not None:
+                problems.append(Problem(file, _line_for(loc, positions), _dotted(loc), problem))
                 return "", problems
+            return value, problems
     return data, problems
 
 
 def load_settings(path: Path) -> Settings:
-    """Read the YAML config, resolve references, apply ``WATCHDOG_*`` overrides, validate."""
+    """Read the YAML config, resolve references, apply ``WATCHDOG_*`` overrides, validate.
+
+    Every problem is a :class:`FileError` line naming where the value came from: the file
+    and line, or the environment variable that overrode it.
+    """
     data, positions = read_yaml(path)
     if data is None:
         data = {}
@@ -313,12 +353,50 @@ def load_settings(path: Path) -> Settings:
     try:
         # BaseSettings reads the environment in __init__, not in model_validate
         return Settings(**data)
+    except SettingsError as exc:
+        raise FileError([_env_problem(exc)]) from None
     except ValidationError as exc:
         raise FileError(
             problems_from_validation(
-                exc, str(path), data, positions, _target_name, secret_field_names(Settings)
+                exc,
+                str(path),
+                data,
+                positions,
+                _target_name,
+                secret_field_names(Settings),
+                source=_env_override,
             )
         ) from None
+
+
+_ENV_PREFIX = "WATCHDOG_"
+_NESTED = "__"
+
+
+def _env_override(loc: Loc) -> str | None:
+    """The ``WATCHDOG_*`` variable that set the value at ``loc`` (or a section above it)."""
+    names = {name.upper() for name in os.environ if name.upper().startswith(_ENV_PREFIX)}
+    for end in range(len(loc), 0, -1):
+        name = _ENV_PREFIX + _NESTED.join(str(part).upper() for part in loc[:end])
+        if name in names:
+            return name
+    return None
+
+
+def _env_problem(exc: SettingsError) -> Problem:
+    """pydantic-settings could not decode a ``WATCHDOG_*`` variable (a list or a section
+    must be JSON there): say which variable and what it must hold, never its value."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else ""
+    variable = _ENV_PREFIX + field.upper() if field else "a WATCHDOG_* variable"
+    why = f" ({exc.__cause__})" if isinstance(exc.__cause__, ValueError) else ""
+    return Problem(
+        f"environment variable {variable}",
+        None,
+        field,
+        f"not valid JSON{why}: a list or a section set from the environment must be JSON, "
+        'e.g. \'[{"name": "web", ...}]\'; fix it, or unset it to use the config file',
+    )
 
 
 def _target_name(data: Any, loc: Loc) -> str | None:
