@@ -241,6 +241,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         ) from None
     except yaml.YAMLError as exc:
         raise FileError([Problem(file, None, "", f"not valid YAML: {exc}")]) from None
+    except ValueError:
+        # PyYAML's int() of a number over Python's 4300-digit limit
+        raise FileError(
+            [Problem(file, None, "", "a number is too long to read (over 4300 digits)")]
+        ) from None
     except RecursionError:  # the depth check above should have caught it first
         raise FileError(
             [Problem(file, None, "", "nested too deeply to read: flatten it")]
