@@ -320,3 +320,297 @@ class TestEnvironment:
         out = capsys.readouterr().err
         assert code == 1
         one_problem(out, message)
+
+
+VERCEL = (
+    "    deployer:\n      kind: vercel\n      token: t0k3n-abcdef\n      project_id: prj\n"
+    "      production_domain: example.com\n"
+)
+PD = "pager:\n  kind: pagerduty\n  routing_key: k3y-abcdefgh\n"
+AM = "pager:\n  kind: alertmanager\n  base_url: https://am.example.com\n"
+SLACK = "chat:\n  kind: slack\n  webhook_url: https://hooks.slack.com/services/T/B/x\n"
+UNLEASH = (
+    "    flags:\n      - kind: unleash\n        base_url: https://u.example.com\n"
+    "        token: t0k3n-abcdef\n        features: [f]\n"
+)
+
+
+def health(extra: str) -> str:
+    return BASE.replace(
+        "        url: https://example.com/api/health\n",
+        f"        url: https://example.com/api/health\n{extra}",
+    )
+
+
+#: (kind, config text, what the one-line error says); every one of these used to be accepted,
+#: crash with a traceback or hang
+MALFORMED: list[tuple[str, str, str]] = [
+    # URLs the daemon calls are http(s), have a host and carry no credentials
+    (
+        "url",
+        BASE + VERCEL + "      base_url: not a url\n",
+        "deployer.base_url': a URL cannot contain spaces",
+    ),
+    (
+        "url",
+        BASE + VERCEL + "      base_url: ftp://api.vercel.com\n",
+        "expected an http:// or https:// URL, got 'ftp",
+    ),
+    (
+        "url",
+        BASE + VERCEL + "      base_url: https://user:pw@api.vercel.com\n",
+        "do not put credentials in the URL",
+    ),
+    ("url", BASE + VERCEL + "      base_url: https://\n", "the URL has no host"),
+    ("url", BASE + VERCEL + "      base_url: https://api.vercel.com:http\n", "not a valid URL"),
+    (
+        "url",
+        BASE + VERCEL + "      dashboard_url: vercel.com/acme\n",
+        "deployer.dashboard_url': expected an http",
+    ),
+    ("url", BASE + PD + "  base_url: events.pagerduty.com\n", "pager.base_url': expected an http"),
+    (
+        "url",
+        BASE + PD + "  deployment_url: vercel.com/{deployment}\n",
+        "pager.deployment_url': expected an http",
+    ),
+    (
+        "url",
+        BASE + PD + "  runbook_url: 'wiki page'\n",
+        "pager.runbook_url': a URL cannot contain spaces",
+    ),
+    (
+        "url",
+        BASE + AM.replace("https://am.example.com", "am:9093"),
+        "pager.base_url': expected an http",
+    ),
+    (
+        "url",
+        BASE + AM + "  generator_url: /incidents/{incident}\n",
+        "pager.generator_url': expected an http",
+    ),
+    (
+        "url",
+        BASE + "chat:\n  kind: slack\n  webhook_url: hooks.slack.com/services/T/B/x\n",
+        "chat.webhook_url': expected an http:// or https:// URL",
+    ),
+    (
+        "url",
+        BASE + "chat:\n  kind: slack\n  webhook_url: https://u:p@hooks.slack.com/x\n",
+        "chat.webhook_url': do not put credentials",
+    ),
+    ("url", BASE + "heartbeat:\n  url: hc-ping.com/uuid\n", "heartbeat.url': expected an http"),
+    (
+        "url",
+        BASE + UNLEASH.replace("https://u.example.com", "u.example.com"),
+        "flags[0].base_url': expected an http",
+    ),
+    (
+        "url",
+        BASE + "    verify:\n      health_url: /api/health\n",
+        "verify.health_url': expected an http",
+    ),
+    ("url", BASE + "    runbook_url: runbook\n", "runbook_url': expected an http"),
+    (
+        "url",
+        BASE + "server:\n  public_url: watchdog.internal\n",
+        "server.public_url': expected an http",
+    ),
+    (
+        "url",
+        health("").replace("https://example.com/api/health", "https://example.com/a b"),
+        "a URL cannot contain spaces",
+    ),
+    # periods and timeouts have a floor: 0s is a busy loop, "no timeout" or a lapsed lease
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: 0s\n",
+        "scheduler.tick': 0s is too short: the chores would run in a busy loop; "
+        "use at least 0.1s (and at most 366d)",
+    ),
+    ("duration", BASE + "scheduler:\n  tick: 10ms\n", "scheduler.tick': 0.01s is too short"),
+    (
+        "duration",
+        BASE + "scheduler:\n  deploy_poll: 0s\n",
+        "scheduler.deploy_poll': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + "leader:\n  ttl: 0s\n",
+        "leader.ttl': 0s is too short: the lease would lapse before it can be renewed; "
+        "use at least 1s",
+    ),
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: 10s\nleader:\n  ttl: 15s\n",
+        "leader.ttl (15s) must be at least twice scheduler.tick (10s)",
+    ),
+    ("duration", BASE + "heartbeat:\n  interval: 0s\n", "heartbeat.interval': 0s is too short"),
+    (
+        "duration",
+        BASE + "store:\n  retention: 0s\n",
+        "store.retention': 0s is too short: the audit trail would be pruned",
+    ),
+    (
+        "duration",
+        health("        timeout: 0s\n"),
+        "timeout 0s is too short: every request would time out (and 0s means none at all); "
+        "use at least 0.01s",
+    ),
+    (
+        "duration",
+        health("        interval: 1ms\n        timeout: 0.5ms\n"),
+        "interval 0.001s is too short",
+    ),
+    ("duration", BASE + PD + "  request_timeout: 0s\n", "pager.request_timeout': 0s is too short"),
+    ("duration", BASE + AM + "  repost_interval: 0s\n", "pager.repost_interval': 0s is too short"),
+    (
+        "duration",
+        BASE + SLACK + "  update_interval: 1s\n",
+        "chat.update_interval': 1s is too short: people would be flooded",
+    ),
+    (
+        "duration",
+        BASE + SLACK + "  request_timeout: 0s\n",
+        "chat.request_timeout': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + VERCEL + "      poll_interval: 0s\n",
+        "deployer.poll_interval': 0s is too short: it would poll in a busy loop",
+    ),
+    (
+        "duration",
+        BASE + VERCEL + "      job_timeout: 0s\n",
+        "deployer.job_timeout': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + VERCEL + "      request_timeout: 0s\n",
+        "deployer.request_timeout': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + "    verify:\n      verify_timeout: 0s\n",
+        "verify.verify_timeout': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + "    verify:\n      poll_interval: 0s\n",
+        "verify.poll_interval': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + UNLEASH + "        request_timeout: 0s\n",
+        "flags[0].request_timeout': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + "dispatcher:\n  retry_deadline: 0s\n",
+        "dispatcher.retry_deadline': 0s is too short",
+    ),
+    (
+        "duration",
+        BASE + "dispatcher:\n  update_interval: 0s\n",
+        "dispatcher.update_interval': 0s is too short",
+    ),
+    # and a ceiling, with the range in the message; a huge number never overflows
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: 999999999d\n",
+        "duration '999999999d' is too long: durations may be at most 366d",
+    ),
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: " + "9" * 400 + "\n",
+        "is too long: durations may be at most 366d",
+    ),
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: .inf\n",
+        "a duration must be a finite number of seconds",
+    ),
+    (
+        "duration",
+        BASE + "scheduler:\n  tick: -5\n",
+        "a duration must be a finite number of seconds, 0 or more",
+    ),
+    ("duration", BASE + "scheduler:\n  tick: true\n", "not a boolean"),
+    (
+        "duration",
+        BASE + "store:\n  retention: 400d\n",
+        "is too long: durations may be at most 366d",
+    ),
+    # times are bounded too
+    (
+        "time",
+        BASE + "freezes:\n  - start: 9999-12-31T00:00:00Z\n    end: 9999-12-31T23:00:00Z\n",
+        "freeze times must be from 2000-01-01 to before 2100-01-01",
+    ),
+    (
+        "time",
+        BASE + "freezes:\n  - start: 0001-01-01T00:00:00Z\n    end: 0001-01-02T00:00:00Z\n",
+        "freeze times must be from 2000-01-01",
+    ),
+    (
+        "time",
+        BASE + "freezes:\n  - start: 2026-01-01T00:00:00Z\n    end: 2036-01-01T00:00:00Z\n",
+        "a freeze may last at most 366 days",
+    ),
+    # secrets are never empty
+    ("secret", BASE + "server:\n  api_token: ''\n", "server.api_token': the secret is empty"),
+    ("secret", BASE + "server:\n  api_token: '   '\n", "server.api_token': the secret is empty"),
+    ("secret", BASE + PD.replace("k3y-abcdefgh", "''"), "pager.routing_key': the secret is empty"),
+    (
+        "secret",
+        BASE + "chat:\n  kind: slack\n  webhook_url: ''\n",
+        "chat.webhook_url': the secret is empty",
+    ),
+    ("secret", BASE + VERCEL.replace("t0k3n-abcdef", "''"), "deployer.token': the secret is empty"),
+    (
+        "secret",
+        BASE + "      - kind: sentry\n        org: a\n        project: w\n        token: ''\n",
+        "the secret is empty",
+    ),
+    # numbers too long for Python to read
+    (
+        "number",
+        BASE + "scheduler:\n  max_concurrency: " + "9" * 5000 + "\n",
+        "a number is too long to read",
+    ),
+]
+
+
+class TestMalformed:
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize(
+        ("kind", "text", "message"),
+        MALFORMED,
+        ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(MALFORMED)],
+    )
+    def test_one_line_error(
+        self, kind: str, text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each malformed value is exit 1 with one line naming file, line and field, and the
+        fix or the allowed range."""
+        code, out = check(write(tmp_path, text), capsys)
+        assert code == 1, out
+        one_problem(out, message)
+        assert "c.yaml:" in out
+        assert out.count("\n") == 2, out  # the problem and the count
+
+    def test_the_floors_themselves_are_fine(self, tmp_path: Path) -> None:
+        """The shortest allowed values validate (tests and the demo use them)."""
+        from watchdog.config import load_settings
+
+        text = (
+            BASE.replace(
+                "        url: https://example.com/api/health\n",
+                "        url: https://example.com/api/health\n        interval: 100ms\n"
+                "        timeout: 10ms\n",
+            )
+            + "scheduler:\n  tick: 100ms\n  deploy_poll: 1s\nleader:\n  ttl: 1s\n"
+            + "heartbeat:\n  url: https://hc-ping.com/x\n  interval: 1s\nstore:\n  retention: 1h\n"
+        )
+        settings = load_settings(write(tmp_path, text))
+        assert settings.leader.ttl.total_seconds() == 1

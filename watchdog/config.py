@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +22,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -43,7 +42,8 @@ from watchdog.actions.slack import SlackConfig
 from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig
 from watchdog.core.model import Window
-from watchdog.core.rules import Duration
+from watchdog.core.rules import MAX_DURATION, Duration, format_duration
+from watchdog.fields import HttpURL, Period, Secret, SecretHttpURL, at_least
 from watchdog.redact import Redactor, dsn_password, secret_field_names
 from watchdog.sources import SourceConfig
 from watchdog.yamlfile import (
@@ -78,8 +78,8 @@ class TargetConfig(_Strict):
     deployer: VercelConfig | None = None
     verify: VerifyConfig = VerifyConfig()
     flags: list[FlagConfig] = Field(default_factory=list)
-    dashboard_url: str | None = None
-    runbook_url: str | None = None
+    dashboard_url: HttpURL | None = None
+    runbook_url: HttpURL | None = None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> TargetConfig:
@@ -92,11 +92,20 @@ class TargetConfig(_Strict):
         return self
 
 
+#: the chores' period: shorter is a busy loop, not a faster watchdog
+MIN_TICK = timedelta(milliseconds=100)
+#: the lease's least length (the lease request itself gets half of it)
+MIN_TTL = timedelta(seconds=1)
+
+
 class StoreSettings(_Strict):
     #: sqlite:///path, postgresql://... (several replicas, leader election), or memory://
     url: str = "sqlite:////var/lib/watchdog/watchdog.db"
     #: decisions older than this are pruned (open incidents and in-flight rollbacks never are)
-    retention: Duration = timedelta(days=90)
+    retention: Annotated[
+        Duration,
+        at_least(timedelta(hours=1), "the audit trail would be pruned as soon as it is written"),
+    ] = timedelta(days=90)
 
     @field_validator("url")
     @classmethod
@@ -111,9 +120,9 @@ class ServerSettings(_Strict):
     host: str = "0.0.0.0"  # noqa: S104 - a container's port is the point
     port: int = Field(default=8080, ge=0, le=65535)
     #: bearer token for the control API; without one the control API answers 403
-    api_token: SecretStr | None = None
+    api_token: Secret | None = None
     #: public URL of this watchdog, for links in pages
-    public_url: str | None = None
+    public_url: HttpURL | None = None
 
 
 class SchedulerSettings(_Strict):
@@ -123,16 +132,21 @@ class SchedulerSettings(_Strict):
     jitter: float = Field(default=1.0, ge=0.0, le=1.0)
     #: the period of the daemon's chores: time-based decisions (fix-forward windows, resolve
     #: periods) are re-checked, the lease renewed, updates posted and the store pinged this often
-    tick: Duration = timedelta(seconds=5)
+    tick: Annotated[Duration, at_least(MIN_TICK, "the chores would run in a busy loop")] = (
+        timedelta(seconds=5)
+    )
     #: how often the deployer is asked what production serves (also on any version change)
-    deploy_poll: Duration = timedelta(seconds=30)
+    deploy_poll: Period = timedelta(seconds=30)
     #: in-flight actions get this long to finish on SIGTERM
     shutdown_grace: Duration = timedelta(seconds=20)
 
 
 class LeaderSettings(_Strict):
-    #: lease length; a failover completes within two lease periods
-    ttl: Duration = timedelta(seconds=15)
+    #: lease length; a failover completes within two lease periods. At least 1s, and at least
+    #: two chore ticks (the lease is renewed every tick: one late renewal must not lose it)
+    ttl: Annotated[
+        Duration, at_least(MIN_TTL, "the lease would lapse before it can be renewed")
+    ] = timedelta(seconds=15)
     holder: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: several replicas run with this config (the Helm chart's HA mode sets it): refuse any
     #: store the replicas do not share, where each would lead and act on its own
@@ -145,8 +159,12 @@ SHARED_STORES = ("postgresql", "postgres")
 class HeartbeatSettings(_Strict):
     """Dead man's switch: a URL pinged each cycle (e.g. healthchecks.io, Cronitor)."""
 
-    url: SecretStr | None = None
-    interval: Duration = timedelta(seconds=60)
+    url: SecretHttpURL | None = None
+    interval: Period = timedelta(seconds=60)
+
+
+FREEZE_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FREEZE_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class FreezeSettings(_Strict):
@@ -159,8 +177,20 @@ class FreezeSettings(_Strict):
     def _ordered(self) -> FreezeSettings:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("freeze start/end need a timezone, e.g. 2026-12-24T00:00:00Z")
+        for when in (self.start, self.end):
+            # date arithmetic near year 1 or 9999 overflows; no freeze is that far out
+            if not FREEZE_EARLIEST <= when < FREEZE_LATEST:
+                raise ValueError(
+                    f"freeze times must be from {FREEZE_EARLIEST:%Y-%m-%d} to before "
+                    f"{FREEZE_LATEST:%Y-%m-%d}, not {when.isoformat()}"
+                )
         if self.end <= self.start:
             raise ValueError("freeze end must be after its start")
+        if self.end - self.start > MAX_DURATION:
+            raise ValueError(
+                f"a freeze may last at most {MAX_DURATION.days} days: for longer, turn "
+                "automatic actions off with kill_switch"
+            )
         return self
 
     def window(self) -> Window:
@@ -201,7 +231,21 @@ class Settings(BaseSettings):
     kill_switch: bool = False
     freezes: list[FreezeSettings] = Field(default_factory=list)
     #: the daemon's own crashes go to Sentry when set
-    sentry_dsn: SecretStr | None = None
+    sentry_dsn: Secret | None = None
+
+    @field_validator("leader")
+    @classmethod
+    def _lease_outlives_a_tick(cls, leader: LeaderSettings, info: ValidationInfo) -> Any:
+        scheduler = info.data.get("scheduler")
+        if isinstance(scheduler, SchedulerSettings) and leader.ttl < 2 * scheduler.tick:
+            # renewed once per tick: a lease shorter than two ticks lapses between renewals,
+            # and a replica without a lease never pages
+            raise ValueError(
+                f"leader.ttl ({format_duration(leader.ttl)}) must be at least twice "
+                f"scheduler.tick ({format_duration(scheduler.tick)}), the period the lease is "
+                "renewed at: raise the ttl or shorten the tick"
+            )
+        return leader
 
     @field_validator("leader")
     @classmethod

@@ -38,6 +38,7 @@ from watchdog.actions.updates import ChatSettings, IncidentUpdates
 from watchdog.clock import Clock
 from watchdog.core.model import Action, Decision, Severity
 from watchdog.core.rules import Duration
+from watchdog.fields import Timeout, UpdateInterval
 from watchdog.metrics import Metrics
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.store.base import ActionJournal, IncidentRecord, RollbackRecord
@@ -62,11 +63,11 @@ class DispatcherConfig(BaseModel):
     retry_initial: Duration = timedelta(seconds=0.5)
     retry_maximum: Duration = timedelta(seconds=30)
     #: caps a side effect's whole retry loop, waits included
-    retry_deadline: Duration = timedelta(seconds=60)
+    retry_deadline: Timeout = timedelta(seconds=60)
     #: a chat message gets this long (all retries) before it is dropped
-    chat_deadline: Duration = timedelta(seconds=10)
+    chat_deadline: Timeout = timedelta(seconds=10)
     #: the procedure's "update every 5 minutes" while an incident is open
-    update_interval: Duration = timedelta(minutes=5)
+    update_interval: UpdateInterval = timedelta(minutes=5)
     rollback_method: str = "Vercel Instant Rollback (Method 1)"
     #: ETA quoted in "rollback in progress" (the procedure's target for Method 1)
     rollback_eta: Duration = timedelta(minutes=3)

@@ -14,10 +14,10 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.clock import Clock
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, Secret, Timeout
 from watchdog.redact import Redactor
 from watchdog.transport import (
     Response,
@@ -36,13 +36,13 @@ class UnleashConfig(BaseModel):
 
     kind: Literal["unleash"] = "unleash"
     #: the Unleash server, without ``/api``: e.g. https://unleash.example.com
-    base_url: str
+    base_url: HttpURL
     #: admin or personal access token, sent raw in ``Authorization`` (no "Bearer")
-    token: SecretStr
+    token: Secret
     project: str = "default"
     environment: str = "production"
     features: list[str] = Field(min_length=1)
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod
@@ -55,14 +55,14 @@ class LaunchDarklyConfig(BaseModel):
 
     kind: Literal["launchdarkly"] = "launchdarkly"
     #: federal instances: https://app.launchdarkly.us
-    base_url: str = "https://app.launchdarkly.com"
+    base_url: HttpURL = "https://app.launchdarkly.com"
     #: access token, sent raw in ``Authorization`` (no "Bearer")
-    token: SecretStr
+    token: Secret
     project_key: str
     environment_key: str = "production"
     flags: list[str] = Field(min_length=1)
     api_version: str = LD_API_VERSION
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod

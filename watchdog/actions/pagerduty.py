@@ -15,13 +15,13 @@ from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.actions._limiter import TokenBucket
 from watchdog.actions.base import Change, Page
 from watchdog.actions.details import iso, observation_details, truncate
 from watchdog.clock import Clock
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, LinkTemplate, Secret, Timeout
 from watchdog.redact import Redactor
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
@@ -36,17 +36,17 @@ class PagerDutyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["pagerduty"] = "pagerduty"
-    routing_key: SecretStr
+    routing_key: Secret
     #: EU accounts: https://events.eu.pagerduty.com
-    base_url: str = "https://events.pagerduty.com"
+    base_url: HttpURL = "https://events.pagerduty.com"
     source: str = "rollback-watchdog"
     event_class: str = "deploy-regression"
-    runbook_url: str | None = None
-    dashboard_url: str | None = None
+    runbook_url: HttpURL | None = None
+    dashboard_url: HttpURL | None = None
     #: e.g. ``https://vercel.com/acme/web/{deployment}``
-    deployment_url: str | None = None
+    deployment_url: LinkTemplate | None = None
     events_per_minute: int = Field(default=120, ge=1, le=1000)
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod

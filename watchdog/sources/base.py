@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Final, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
+from watchdog.fields import MIN_TIMEOUT, HttpURL
 from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.transport import (
@@ -81,17 +81,8 @@ class SourceContext:
 # --------------------------------------------------------------------------- config
 
 
-def _check_url(value: str) -> str:
-    # credentials in a URL would end up in logs and details; they belong in secret fields
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    authority = value.split("://", 1)[1].split("/", 1)[0]
-    if "@" in authority:
-        raise ValueError("do not put credentials in the URL; use the source's secret fields")
-    return value
-
-
-HttpURL = Annotated[str, AfterValidator(_check_url)]
+#: polls more often than ten times a second only load the upstream (and the watchdog)
+MIN_INTERVAL: Final = timedelta(milliseconds=100)
 
 _NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -112,10 +103,17 @@ class SourceConfigBase(BaseModel):
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> SourceConfigBase:
-        if self.interval <= timedelta(0):
-            raise ValueError("interval must be positive")
-        if self.timeout <= timedelta(0):
-            raise ValueError("timeout must be positive")
+        # checked here, not by the fields' types: each kind re-declares them for its defaults
+        if self.interval < MIN_INTERVAL:
+            raise ValueError(
+                f"interval {format_duration(self.interval)} is too short: the source would "
+                f"poll in a near-busy loop; use at least {format_duration(MIN_INTERVAL)}"
+            )
+        if self.timeout < MIN_TIMEOUT:
+            raise ValueError(
+                f"timeout {format_duration(self.timeout)} is too short: every request would "
+                f"time out (and 0s means none at all); use at least {format_duration(MIN_TIMEOUT)}"
+            )
         if self.timeout >= self.interval:
             # a poll must finish before the next one is due
             raise ValueError(
