@@ -25,7 +25,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
-from watchdog.core.rules import parse_duration
+from watchdog.daemon import api_input
 from watchdog.redact import NO_SECRETS, Redactor
 
 log = structlog.get_logger(__name__)
@@ -100,22 +100,7 @@ def build_app(
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token):
             raise ApiError(401, "missing or wrong bearer token")
-        return request.headers.get("X-Watchdog-User", "api")
-
-    async def body(request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "the body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return data
-
-    def field(data: dict[str, Any], name: str, *, default: str | None = None) -> str:
-        value = data.get(name, default)
-        if not isinstance(value, str) or not value:
-            raise ApiError(400, f"'{name}' must be a non-empty string")
-        return value
+        return api_input.user(request)
 
     async def healthz(request: web.Request) -> web.Response:
         return json_response({"status": "alive"})
@@ -141,38 +126,39 @@ def build_app(
 
     async def hold(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        try:
-            duration = parse_duration(data.get("duration", "30m"))
-        except ValueError as exc:
-            raise ApiError(400, f"'duration': {exc}") from None
+        data = await api_input.read_body(request, ("target", "duration", "reason"))
         result = await control.hold(
-            field(data, "target"), duration, str(data.get("reason", "")), by
+            api_input.text(data, "target"),
+            api_input.duration(data, "duration", default="30m"),
+            api_input.text(data, "reason", default=""),
+            by,
         )
         return json_response(result)
 
     async def ack(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        decision = field(data, "decision", default="fix_forward")
-        if decision not in ("fix_forward", "rollback"):
-            raise ApiError(400, "'decision' must be 'fix_forward' or 'rollback'")
-        return json_response(await control.ack(field(data, "target"), decision, by))
+        data = await api_input.read_body(request, ("target", "decision"))
+        decision = api_input.choice(
+            data, "decision", ("fix_forward", "rollback"), default="fix_forward"
+        )
+        return json_response(await control.ack(api_input.text(data, "target"), decision, by))
 
     async def declare(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
+        data = await api_input.read_body(request, ("target", "reason"))
         return json_response(
-            await control.declare(field(data, "target"), field(data, "reason"), by)
+            await control.declare(
+                api_input.text(data, "target"), api_input.text(data, "reason"), by
+            )
         )
 
     async def kill_switch(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        on = data.get("on")
-        if not isinstance(on, bool):
-            raise ApiError(400, "'on' must be true or false")
-        return json_response(await control.kill_switch(on, str(data.get("reason", "")), by))
+        data = await api_input.read_body(request, ("on", "reason"))
+        on = api_input.flag(data, "on")
+        return json_response(
+            await control.kill_switch(on, api_input.text(data, "reason", default=""), by)
+        )
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=render_status_page(control.status()), content_type="text/html")
