@@ -614,3 +614,33 @@ class TestMalformed:
         )
         settings = load_settings(write(tmp_path, text))
         assert settings.leader.ttl.total_seconds() == 1
+
+
+class TestTokenFile:
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            ("fifo", "token file is a FIFO"),
+            (b"\n", "token file is empty"),
+            (b"\xff", "token file is not UTF-8 text"),
+            (None, "token file not found"),
+        ],
+    )
+    def test_bad_token_file(
+        self,
+        content: bytes | str | None,
+        message: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """``--token-file`` is read like a secret file: a FIFO, an empty or a non-UTF-8
+        file is one line and exit 1, before any request."""
+        token = tmp_path / "token"
+        if content == "fifo":
+            os.mkfifo(token)
+        elif isinstance(content, bytes):
+            token.write_bytes(content)
+        code = main(["status", "--url", "http://127.0.0.1:9", "--token-file", str(token)])
+        assert code == 1
+        one_problem(capsys.readouterr().err, message)

@@ -146,12 +146,21 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, objec
 
     import aiohttp
 
+    from watchdog.config import MAX_SECRET_FILE_BYTES
+    from watchdog.yamlfile import read_text_file
+
     token = os.environ.get("WATCHDOG_API_TOKEN", "")
     if getattr(args, "token_file", None):
         try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            return fail(f"cannot read token file {args.token_file}: {exc.strerror}")
+            # read like a secret file: a FIFO or a huge file must not hang the command
+            text = read_text_file(
+                Path(args.token_file), max_bytes=MAX_SECRET_FILE_BYTES, what="token file"
+            )
+        except FileError as exc:
+            return fail(str(exc))
+        token = text.strip()
+        if not token:
+            return fail(f"{args.token_file}: token file is empty: write the API token into it")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers["X-Watchdog-User"] = os.environ.get("USER", "cli")
 
