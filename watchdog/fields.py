@@ -35,8 +35,9 @@ __all__ = [
 
 def check_url(value: str, *, secret: bool = False) -> str:
     """``value`` if it is an ``http(s)://`` URL with a host and no credentials, else a
-    ``ValueError`` saying what to fix. A ``secret`` URL is never quoted in the message."""
-    shown = "" if secret else f", got {value[:80]!r}"
+    ``ValueError`` saying what to fix. A ``secret`` URL, or one that may carry credentials
+    (an ``@``), is never quoted in the message."""
+    shown = "" if secret or "@" in value else f", got {value[:80]!r}"
     if any(ch.isspace() or ord(ch) < 32 for ch in value):
         raise ValueError(f"a URL cannot contain spaces or control characters{shown}")
     try:
