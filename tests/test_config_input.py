@@ -64,27 +64,18 @@ TARGET_SECRETS = {
 
 
 class TestSecretsNeverEchoed:
-    @pytest.mark.parametrize("field", sorted(SECRET_FIELDS))
-    def test_top_level_secret_as_number(
+    @pytest.mark.parametrize("field", sorted(SECRET_FIELDS | TARGET_SECRETS))
+    def test_secret_as_number(
         self, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A secret given as a bare number is refused with how to write it, not its value."""
-        code, out = check(write(tmp_path, BASE + SECRET_FIELDS[field]), capsys)
+        """A secret given as a bare number (top level, or in a target's deployer, sources
+        and flags) is refused with how to write it, never with its value."""
+        text = SECRET_FIELDS.get(field) or TARGET_SECRETS[field]
+        code, out = check(write(tmp_path, BASE + text), capsys)
         assert code == 1
         assert NUMBER not in out
         assert NUMBER[:8] not in out
         assert "a secret must be text: quote it" in out
-
-    @pytest.mark.parametrize("field", sorted(TARGET_SECRETS))
-    def test_target_secret_as_number(
-        self, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """The same inside a target: deployer, sources, flags."""
-        code, out = check(write(tmp_path, BASE + TARGET_SECRETS[field]), capsys)
-        assert code == 1
-        assert NUMBER not in out
-        assert NUMBER[:8] not in out
-        assert "a secret must be text" in out
 
     @pytest.mark.parametrize("value", ["true", "2026-08-17", "1.5", "0017", "[a, b]", "{a: 1}"])
     def test_other_yaml_types(
@@ -362,6 +353,11 @@ MALFORMED: list[tuple[str, str, str]] = [
         "do not put credentials in the URL",
     ),
     ("url", BASE + VERCEL + "      base_url: https://\n", "the URL has no host"),
+    (
+        "url",
+        BASE + VERCEL + "      base_url: https://user:s3cr3t@api vercel.com\n",
+        "a URL cannot contain spaces or control characters\n",
+    ),
     ("url", BASE + VERCEL + "      base_url: https://api.vercel.com:http\n", "not a valid URL"),
     (
         "url",

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sqlite3
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +34,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import aiohttp
 import pytest
 
+from tests.daemon.processes import run_watchdog, spawn_watchdog
 from watchdog.store.factory import store_from_url
 from watchdog.testing.fake_alertmanager import FakeAlertmanager
 from watchdog.testing.fake_app import FakeApp
@@ -227,20 +226,6 @@ async def wait_until(predicate: Any, limit: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "watchdog",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
 def sqlite_dump(path: Path) -> list[tuple[str, str]]:
     """Every row of every table, and the raw bytes of the database and its WAL."""
     texts = []
@@ -345,21 +330,10 @@ async def test_no_secret_leaves_the_watchdog(
     port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(config_yaml(up, secrets_dir, store_url, port))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
     url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {CANARIES['server_api_token']}"}
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "watchdog",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    proc = await spawn_watchdog("run", "--config", str(config))
     answers: list[tuple[str, str]] = []
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
@@ -442,9 +416,7 @@ async def test_no_secret_leaves_the_watchdog(
     assert any("security: leaked" in text for _, text in stored), "the incident was not stored"
     # a record written before redaction existed (an older version): the draft must not quote it
     await rewrite_reason(store_url, incident, forms_of_everything())
-    code, postmortem, pm_err = await run_cli(
-        "postmortem", incident, "--config", str(config), env=env
-    )
+    code, postmortem, pm_err = await run_watchdog("postmortem", incident, "--config", str(config))
     assert code == 0, pm_err
 
     pages: list[tuple[str, str]] = []

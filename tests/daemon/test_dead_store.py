@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.daemon.processes import run_watchdog
 
 PASSWORD = "canary-dead-pg-pass"
 
@@ -53,23 +53,10 @@ targets:
         url: http://127.0.0.1:9/api/health
 """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "watchdog",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 25)
+    code, _, stderr = await run_watchdog("run", "--config", str(config), limit_s=25)
     took = time.monotonic() - started
-    stderr = err.decode()
-    assert proc.returncode == 1, stderr
+    assert code == 1, stderr
     assert took < CONNECT_TIMEOUT_S + 4, f"start-up failed only after {took:.1f}s"
     assert f"PostgreSQL at 127.0.0.1:{black_hole} did not answer within 3s" in stderr
     assert "Traceback" not in stderr
