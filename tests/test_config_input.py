@@ -88,6 +88,18 @@ class TestSecretsNeverEchoed:
         assert "(got" not in out
 
 
+def make_file(path: Path, content: bytes | str | None) -> Path:
+    """``path`` as a file with ``content``, a FIFO (``"fifo"``), a directory (``"dir"``) or
+    nothing at all (None)."""
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    return path
+
+
 def one_problem(out: str, *expected: str) -> None:
     """Exactly the problem lines asked for, no traceback."""
     assert "Traceback" not in out
@@ -239,13 +251,7 @@ class TestReferences:
     ) -> None:
         """An empty, non-UTF-8, oversized, missing, FIFO or directory secret file is one
         error naming the file and the field (a FIFO used to hang start-up)."""
-        secret = tmp_path / "api_token"
-        if content == "fifo":
-            os.mkfifo(secret)
-        elif content == "dir":
-            secret.mkdir()
-        elif isinstance(content, bytes):
-            secret.write_bytes(content)
+        secret = make_file(tmp_path / "api_token", content)
         code, out = check(
             write(tmp_path, BASE + f"server:\n  api_token: ${{file:{secret}}}\n"), capsys
         )
@@ -632,11 +638,7 @@ class TestTokenFile:
     ) -> None:
         """``--token-file`` is read like a secret file: a FIFO, an empty or a non-UTF-8
         file is one line and exit 1, before any request."""
-        token = tmp_path / "token"
-        if content == "fifo":
-            os.mkfifo(token)
-        elif isinstance(content, bytes):
-            token.write_bytes(content)
+        token = make_file(tmp_path / "token", content)
         code = main(["status", "--url", "http://127.0.0.1:9", "--token-file", str(token)])
         assert code == 1
         one_problem(capsys.readouterr().err, message)
