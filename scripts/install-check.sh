@@ -124,6 +124,7 @@ for ref in $(grep -o '\${file:/run/secrets/watchdog/[^}]*}' "$ROOT/deploy/config
   name=${name%\}}
   case $name in
     heartbeat_url) echo "https://hc-ping.example.com/dummy" ;;
+    slack_webhook_url) echo "https://hooks.slack.com/services/T0/B0/dummy" ;;
     *) echo "dummy-$name" ;;
   esac >"$RUN/secrets/$name"
 done

@@ -8,6 +8,7 @@ import pytest
 import structlog
 
 from tests.tools import require_tool
+from watchdog.logs import unconfigure
 
 
 @pytest.fixture
@@ -22,3 +23,4 @@ def _reset_structlog() -> Iterator[None]:
     one test's configuration never hides another test's captured logs."""
     yield
     structlog.reset_defaults()
+    unconfigure()

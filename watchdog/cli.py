@@ -134,13 +134,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    wlog.configure(settings.log.level, settings.log.format, wlog.secrets_of(settings))
+    redactor = settings.redactor()
+    wlog.configure(settings.log.level, settings.log.format, redactor)
     try:
         return asyncio.run(serve(settings, pack))
     except KeyboardInterrupt:
         return 0
     except Exception as exc:  # start-up failed (port in use, store unreachable or too new)
-        return fail(f"cannot start: {type(exc).__name__}: {exc}")
+        return fail(redactor.text(f"cannot start: {type(exc).__name__}: {exc}"))
 
 
 def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None) -> int:
@@ -151,12 +152,21 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, objec
 
     import aiohttp
 
+    from watchdog.config import MAX_SECRET_FILE_BYTES
+    from watchdog.yamlfile import read_text_file
+
     token = os.environ.get("WATCHDOG_API_TOKEN", "")
     if getattr(args, "token_file", None):
         try:
-            token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            return fail(f"cannot read token file {args.token_file}: {exc.strerror}")
+            # read like a secret file: a FIFO or a huge file must not hang the command
+            text = read_text_file(
+                Path(args.token_file), max_bytes=MAX_SECRET_FILE_BYTES, what="token file"
+            )
+        except FileError as exc:
+            return fail(str(exc))
+        token = text.strip()
+        if not token:
+            return fail(f"{args.token_file}: token file is empty: write the API token into it")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers["X-Watchdog-User"] = os.environ.get("USER", "cli")
 
@@ -225,6 +235,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     import asyncio
 
     from watchdog.postmortem import render_postmortem
+    from watchdog.redact import Redactor, dsn_password
     from watchdog.store.factory import store_from_url
 
     url = args.store
@@ -235,6 +246,10 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
         if settings is None:
             return 1
         url = settings.store.url
+        redactor = settings.redactor()
+    else:
+        password = dsn_password(url)
+        redactor = Redactor([("store_password", password)] if password else [])
 
     async def render() -> str | None:
         store = store_from_url(url)
@@ -254,6 +269,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
                 await store.list_actions(incident=incident.id, limit=10_000),
                 await store.list_rollbacks(target=incident.target),
                 deployed_at=deployed_at,
+                redactor=redactor,
             )
         finally:
             await store.close()
@@ -261,7 +277,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     try:
         text = asyncio.run(render())
     except Exception as exc:  # a store that cannot be opened: say which and why
-        return fail(f"cannot read the store: {type(exc).__name__}: {exc}")
+        return fail(redactor.text(f"cannot read the store: {type(exc).__name__}: {exc}"))
     if text is None:
         return fail(f"no incident {args.incident!r} in the store")
     if args.output:
@@ -292,10 +308,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
         run_drill,
     )
     from watchdog.store.factory import store_from_url
+    from watchdog.store.redacting import RedactingStore
 
     settings = _settings(args.config)
     if settings is None:
         return DrillExit.CANNOT_RUN
+    redactor = settings.redactor()
     target = next((t for t in settings.targets if t.name == args.target), None)
     if target is None:
         names = ", ".join(t.name for t in settings.targets)
@@ -321,14 +339,18 @@ def cmd_drill(args: argparse.Namespace) -> int:
                 deployer = VercelDeployer(deployer_config, session, clock)
                 verifier = Verifier(target.verify, session, clock)
                 report = await run_drill(
-                    deployer, verifier, clock, target_name=target.name, store=store
+                    deployer,
+                    verifier,
+                    clock,
+                    target_name=target.name,
+                    store=RedactingStore(store, redactor),
                 )
         finally:
             await store.close()
         return report
 
     report = asyncio.run(drill())
-    markdown = report_markdown(report)
+    markdown = redactor.text(report_markdown(report))
     print(markdown)
     if args.report_dir:
         out = Path(args.report_dir)
@@ -336,7 +358,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
         stem = f"drill-{target.name}-{drill_record(report).id}"
         (out / f"{stem}.md").write_text(markdown, encoding="utf-8")
         (out / f"{stem}.json").write_text(
-            json.dumps(report_json(report), indent=2, default=str), encoding="utf-8"
+            redactor.text(json.dumps(report_json(report), indent=2, default=str)),
+            encoding="utf-8",
         )
         print(f"wrote {out / stem}.md and .json")
     return int(report.exit_code)

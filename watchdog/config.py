@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,13 +22,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from watchdog.actions.alertmanager import AlertmanagerConfig
 from watchdog.actions.dispatcher import DispatcherConfig
@@ -38,9 +42,10 @@ from watchdog.actions.slack import SlackConfig
 from watchdog.actions.vercel import VercelConfig
 from watchdog.actions.verify import VerifyConfig
 from watchdog.core.model import Window
-from watchdog.core.rules import Duration
+from watchdog.core.rules import MAX_DURATION, Duration, format_duration
+from watchdog.fields import HttpURL, Period, Secret, SecretHttpURL, at_least
+from watchdog.redact import Redactor, dsn_password, secret_field_names
 from watchdog.sources import SourceConfig
-from watchdog.sources.base import HttpURL
 from watchdog.yamlfile import (
     FileError,
     Loc,
@@ -48,6 +53,7 @@ from watchdog.yamlfile import (
     _dotted,
     _line_for,
     problems_from_validation,
+    read_text_file,
     read_yaml,
 )
 
@@ -75,8 +81,8 @@ class TargetConfig(_Strict):
     deployer: VercelConfig | None = None
     verify: VerifyConfig = VerifyConfig()
     flags: list[FlagConfig] = Field(default_factory=list)
-    dashboard_url: str | None = None
-    runbook_url: str | None = None
+    dashboard_url: HttpURL | None = None
+    runbook_url: HttpURL | None = None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> TargetConfig:
@@ -89,11 +95,20 @@ class TargetConfig(_Strict):
         return self
 
 
+#: the chores' period: shorter is a busy loop, not a faster watchdog
+MIN_TICK = timedelta(milliseconds=100)
+#: the lease's least length (the lease request itself gets half of it)
+MIN_TTL = timedelta(seconds=1)
+
+
 class StoreSettings(_Strict):
     #: sqlite:///path, postgresql://... (several replicas, leader election), or memory://
     url: str = "sqlite:////var/lib/watchdog/watchdog.db"
     #: decisions older than this are pruned (open incidents and in-flight rollbacks never are)
-    retention: Duration = timedelta(days=90)
+    retention: Annotated[
+        Duration,
+        at_least(timedelta(hours=1), "the audit trail would be pruned as soon as it is written"),
+    ] = timedelta(days=90)
 
     @field_validator("url")
     @classmethod
@@ -108,9 +123,9 @@ class ServerSettings(_Strict):
     host: str = "0.0.0.0"  # noqa: S104 - a container's port is the point
     port: int = Field(default=8080, ge=0, le=65535)
     #: bearer token for the control API; without one the control API answers 403
-    api_token: SecretStr | None = None
+    api_token: Secret | None = None
     #: public URL of this watchdog, for links in pages
-    public_url: str | None = None
+    public_url: HttpURL | None = None
 
 
 class SchedulerSettings(_Strict):
@@ -120,16 +135,21 @@ class SchedulerSettings(_Strict):
     jitter: float = Field(default=1.0, ge=0.0, le=1.0)
     #: the period of the daemon's chores: time-based decisions (fix-forward windows, resolve
     #: periods) are re-checked, the lease renewed, updates posted and the store pinged this often
-    tick: Duration = timedelta(seconds=5)
+    tick: Annotated[Duration, at_least(MIN_TICK, "the chores would run in a busy loop")] = (
+        timedelta(seconds=5)
+    )
     #: how often the deployer is asked what production serves (also on any version change)
-    deploy_poll: Duration = timedelta(seconds=30)
+    deploy_poll: Period = timedelta(seconds=30)
     #: in-flight actions get this long to finish on SIGTERM
     shutdown_grace: Duration = timedelta(seconds=20)
 
 
 class LeaderSettings(_Strict):
-    #: lease length; a failover completes within two lease periods
-    ttl: Duration = timedelta(seconds=15)
+    #: lease length; a failover completes within two lease periods. At least 1s, and at least
+    #: two chore ticks (the lease is renewed every tick: one late renewal must not lose it)
+    ttl: Annotated[
+        Duration, at_least(MIN_TTL, "the lease would lapse before it can be renewed")
+    ] = timedelta(seconds=15)
     holder: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: several replicas run with this config (the Helm chart's HA mode sets it): refuse any
     #: store the replicas do not share, where each would lead and act on its own
@@ -142,8 +162,12 @@ SHARED_STORES = ("postgresql", "postgres")
 class HeartbeatSettings(_Strict):
     """Dead man's switch: a URL pinged each cycle (e.g. healthchecks.io, Cronitor)."""
 
-    url: SecretStr | None = None
-    interval: Duration = timedelta(seconds=60)
+    url: SecretHttpURL | None = None
+    interval: Period = timedelta(seconds=60)
+
+
+FREEZE_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FREEZE_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class FreezeSettings(_Strict):
@@ -156,8 +180,20 @@ class FreezeSettings(_Strict):
     def _ordered(self) -> FreezeSettings:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("freeze start/end need a timezone, e.g. 2026-12-24T00:00:00Z")
+        for when in (self.start, self.end):
+            # date arithmetic near year 1 or 9999 overflows; no freeze is that far out
+            if not FREEZE_EARLIEST <= when < FREEZE_LATEST:
+                raise ValueError(
+                    f"freeze times must be from {FREEZE_EARLIEST:%Y-%m-%d} to before "
+                    f"{FREEZE_LATEST:%Y-%m-%d}, not {when.isoformat()}"
+                )
         if self.end <= self.start:
             raise ValueError("freeze end must be after its start")
+        if self.end - self.start > MAX_DURATION:
+            raise ValueError(
+                f"a freeze may last at most {MAX_DURATION.days} days: for longer, turn "
+                "automatic actions off with kill_switch"
+            )
         return self
 
     def window(self) -> Window:
@@ -198,7 +234,21 @@ class Settings(BaseSettings):
     kill_switch: bool = False
     freezes: list[FreezeSettings] = Field(default_factory=list)
     #: the daemon's own crashes go to Sentry when set
-    sentry_dsn: SecretStr | None = None
+    sentry_dsn: Secret | None = None
+
+    @field_validator("leader")
+    @classmethod
+    def _lease_outlives_a_tick(cls, leader: LeaderSettings, info: ValidationInfo) -> Any:
+        scheduler = info.data.get("scheduler")
+        if isinstance(scheduler, SchedulerSettings) and leader.ttl < 2 * scheduler.tick:
+            # renewed once per tick: a lease shorter than two ticks lapses between renewals,
+            # and a replica without a lease never pages
+            raise ValueError(
+                f"leader.ttl ({format_duration(leader.ttl)}) must be at least twice "
+                f"scheduler.tick ({format_duration(scheduler.tick)}), the period the lease is "
+                "renewed at: raise the ttl or shorten the tick"
+            )
+        return leader
 
     @field_validator("leader")
     @classmethod
@@ -223,6 +273,12 @@ class Settings(BaseSettings):
         if isinstance(rules, list) and not rules:
             raise ValueError("an empty list: name at least one rule pack, or remove the key")
         return rules
+
+    def redactor(self) -> Redactor:
+        """The redactor for every secret in these settings: each ``SecretStr`` field and the
+        password in the store URL (a plain string, since the rest of it is not secret)."""
+        password = dsn_password(self.store.url)
+        return Redactor.of(self, extra=[("store_password", password)] if password else [])
 
     def rule_files(self) -> list[Path]:
         """The configured rule pack files (empty: the built-in default pack)."""
@@ -251,14 +307,46 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+_REF = re.compile(r"^\$\{(env|file):([^}]*)\}$")
+#: anything that looks like the start of a reference, to catch one written wrong
+_REF_LIKE = re.compile(r"\$\{\s*(env|file)\s*:", re.IGNORECASE)
+#: a secret file is a token or a URL: anything bigger is the wrong file
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def _reference(kind: str, name: str) -> tuple[str | None, str | None]:
+    """The value a reference stands for, or why there is none (a sentence with the fix)."""
+    if not name.strip():
+        if kind == "env":
+            return None, "${env:} names no environment variable: write ${env:NAME}"
+        return None, "${file:} names no file: write ${file:/run/secrets/watchdog/NAME}"
+    if kind == "env":
+        if name not in os.environ:
+            return None, f"environment variable {name} is not set"
+        value = os.environ[name]
+        if not value.strip():
+            return None, f"environment variable {name} is empty: set it to the value"
+        return value, None
+    try:
+        value = read_text_file(Path(name), max_bytes=MAX_SECRET_FILE_BYTES, what="secret file")
+    except FileError as exc:
+        return None, f"{name}: {exc.problems[0].message}"
+    value = value.rstrip("\r\n")
+    if not value.strip():
+        return None, f"{name}: secret file is empty: write the value into it"
+    return value, None
 
 
 def resolve_references(
     data: Any, positions: dict[Loc, int], file: str, loc: Loc = ()
 ) -> tuple[Any, list[Problem]]:
     """Replace ``${env:NAME}`` / ``${file:PATH}`` strings; collect problems instead of failing
-    at the first so one ``watchdog check`` run lists them all."""
+    at the first so one ``watchdog check`` run lists them all.
+
+    A reference is the whole value: one written inside other text, with the wrong case or
+    unclosed, is an error rather than a literal string a secret field would silently keep.
+    An unset or empty variable, a missing, unreadable or empty file are errors too.
+    """
     problems: list[Problem] = []
     if isinstance(data, dict):
         out = {}
@@ -275,30 +363,32 @@ def resolve_references(
         return items, problems
     if isinstance(data, str):
         match = _REF.match(data.strip())
-        if match:
-            kind, name = match.groups()
-            line = _line_for(loc, positions)
-            if kind == "env":
-                if name not in os.environ:
-                    problems.append(
-                        Problem(file, line, _dotted(loc), f"environment variable {name} is not set")
-                    )
-                    return "", problems
-                return os.environ[name], problems
-            try:
-                return Path(name).read_text(encoding="utf-8").rstrip("\n"), problems
-            except OSError as exc:
-                problems.append(
-                    Problem(
-                        file, line, _dotted(loc), f"cannot read secret file {name}: {exc.strerror}"
-                    )
+        if match is None and _REF_LIKE.search(data):
+            problems.append(
+                Problem(
+                    file,
+                    _line_for(loc, positions),
+                    _dotted(loc),
+                    "looks like a reference but is not one: a reference is the whole value, "
+                    "exactly ${env:NAME} or ${file:/path}",
                 )
+            )
+            return "", problems
+        if match:
+            value, problem = _reference(*match.groups())
+            if problem is not None:
+                problems.append(Problem(file, _line_for(loc, positions), _dotted(loc), problem))
                 return "", problems
+            return value, problems
     return data, problems
 
 
 def load_settings(path: Path) -> Settings:
-    """Read the YAML config, resolve references, apply ``WATCHDOG_*`` overrides, validate."""
+    """Read the YAML config, resolve references, apply ``WATCHDOG_*`` overrides, validate.
+
+    Every problem is a :class:`FileError` line naming where the value came from: the file
+    and line, or the environment variable that overrode it.
+    """
     data, positions = read_yaml(path)
     if data is None:
         data = {}
@@ -310,10 +400,50 @@ def load_settings(path: Path) -> Settings:
     try:
         # BaseSettings reads the environment in __init__, not in model_validate
         return Settings(**data)
+    except SettingsError as exc:
+        raise FileError([_env_problem(exc)]) from None
     except ValidationError as exc:
         raise FileError(
-            problems_from_validation(exc, str(path), data, positions, _target_name)
+            problems_from_validation(
+                exc,
+                str(path),
+                data,
+                positions,
+                _target_name,
+                secret_field_names(Settings),
+                source=_env_override,
+            )
         ) from None
+
+
+_ENV_PREFIX = "WATCHDOG_"
+_NESTED = "__"
+
+
+def _env_override(loc: Loc) -> str | None:
+    """The ``WATCHDOG_*`` variable that set the value at ``loc`` (or a section above it)."""
+    names = {name.upper() for name in os.environ if name.upper().startswith(_ENV_PREFIX)}
+    for end in range(len(loc), 0, -1):
+        name = _ENV_PREFIX + _NESTED.join(str(part).upper() for part in loc[:end])
+        if name in names:
+            return name
+    return None
+
+
+def _env_problem(exc: SettingsError) -> Problem:
+    """pydantic-settings could not decode a ``WATCHDOG_*`` variable (a list or a section
+    must be JSON there): say which variable and what it must hold, never its value."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else ""
+    variable = _ENV_PREFIX + field.upper() if field else "a WATCHDOG_* variable"
+    why = f" ({exc.__cause__})" if isinstance(exc.__cause__, ValueError) else ""
+    return Problem(
+        f"environment variable {variable}",
+        None,
+        field,
+        f"not valid JSON{why}: a list or a section set from the environment must be JSON, "
+        'e.g. \'[{"name": "web", ...}]\'; fix it, or unset it to use the config file',
+    )
 
 
 def _target_name(data: Any, loc: Loc) -> str | None:

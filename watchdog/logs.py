@@ -1,73 +1,72 @@
 """structlog set-up: JSON lines with bound context, and a last line of defence for secrets.
 
-The code never logs a secret on purpose; :class:`Redactor` makes sure an accident (a URL with a
-token in an exception message, say) does not either: every configured secret value is
-replaced by ``***`` in every string of every log line.
+The code never logs a secret on purpose; the redacting processor makes sure an accident (a
+URL with a token in an exception message, a vendor's error body quoting the token) does not
+either: every form of every configured secret (:class:`watchdog.redact.Redactor`) is
+replaced in every string of every log line, tracebacks included. Records of the standard
+``logging`` module (asyncio, aiohttp, asyncpg) go through the same redactor to stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, SecretStr
+
+from watchdog.redact import NO_SECRETS, Redactor
 
 
-def secrets_of(model: object) -> list[str]:
-    """Every ``SecretStr`` value inside a pydantic model (nested models, lists, dicts)."""
-    found: list[str] = []
+class RedactingProcessor:
+    """The structlog processor that runs last before rendering: scrubs every value."""
 
-    def walk(value: object) -> None:
-        if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            if len(secret) >= 4:
-                found.append(secret)
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-
-    walk(model)
-    return sorted(set(found), key=len, reverse=True)
-
-
-class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = [s for s in secrets if s]
-
-    def scrub(self, value: object) -> object:
-        if isinstance(value, str):
-            for secret in self.secrets:
-                if secret in value:
-                    value = value.replace(secret, "***")
-            return value
-        if isinstance(value, dict):
-            return {k: self.scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.scrub(v) for v in value]
-        return value
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
 
     def __call__(
         self, logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        if not self.secrets:
+        if not self.redactor:
             return event
         for key, value in list(event.items()):
-            event[key] = self.scrub(value)
+            event[key] = self.redactor.data(value)
         return event
 
 
-def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
-    """Route structlog (and stdlib logging) to stderr as JSON lines (or console text)."""
-    redactor = Redactor(secrets)
+class RedactingFormatter(logging.Formatter):
+    """Formats a standard-library record, then redacts the whole text (traceback included)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.text(super().format(record))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one root handler :func:`configure` owns (replaced, never stacked, on reconfigure).
+
+    It writes to whatever ``sys.stderr`` is when a record arrives, as structlog's print
+    logger does, so a replaced stderr (a test's capture) is never written after closing.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def unconfigure() -> None:
+    """Remove the root handler :func:`configure` installed (tests reset between runs)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(handler)
+
+
+def configure(level: str = "info", fmt: str = "json", redactor: Redactor = NO_SECRETS) -> None:
+    """Route structlog (and stdlib logging at warning and above) to stderr, redacted."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -79,7 +78,7 @@ def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = (
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redactor,
+            RedactingProcessor(redactor),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -88,3 +87,8 @@ def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = (
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+    unconfigure()
+    handler = _StderrHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(RedactingFormatter(redactor))
+    logging.getLogger().addHandler(handler)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from watchdog.postmortem_template import HUMAN_REVIEW, HUMAN_SECTIONS
+from watchdog.redact import NO_SECRETS, Redactor
 from watchdog.store.base import (
     ActionRecord,
     ActionStatus,
@@ -207,11 +208,14 @@ def render_postmortem(
     rollbacks: Sequence[RollbackRecord],
     *,
     deployed_at: datetime | None = None,
+    redactor: Redactor = NO_SECRETS,
 ) -> str:
     """The post-mortem draft for ``incident`` as Markdown.
 
     Records of other incidents are ignored (the caller may pass a target's whole history);
-    shadow-mode rollbacks never count as rollbacks that happened.
+    shadow-mode rollbacks never count as rollbacks that happened. ``redactor`` scrubs the
+    whole draft: records written before redaction existed may still quote a secret, and a
+    draft is pasted into documents and tickets.
     """
     decisions = sorted(
         (d for d in decisions if d.incident == incident.id), key=lambda d: _utc(d.at)
@@ -292,7 +296,7 @@ def render_postmortem(
         "**Date**: [Date]",
         "",
     ]
-    return "\n".join(out)
+    return redactor.text("\n".join(out))
 
 
 def _summary(

@@ -8,6 +8,12 @@ can help and why, in one set of ``reason`` labels, the same for sources and acti
 ``http_<status>``, plus labels the callers add for their own refusals (``watchdog_busy``,
 ``conflict``, ``target_gone`` ...). Whether the *message* names the endpoint is the caller's
 choice (an action's URL may be a secret); the label never depends on it.
+
+An upstream can only echo back the secrets it was sent, and the caller knows which those are:
+it hands :func:`send` a :class:`~watchdog.redact.Redactor` for them, and every message built
+from the answer (:attr:`Response.text`, :meth:`Response.hint`, :meth:`Response.json`'s
+error) has them redacted, so a vendor's error body quoting the token never becomes an
+error message, a record or a page.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import email.utils
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
 from multidict import CIMultiDict
+
+from watchdog.redact import NO_SECRETS, Redactor
 
 #: the most of a response body anyone reads; an API answering megabytes is broken
 MAX_BODY_BYTES: Final = 1 << 20
@@ -146,6 +154,8 @@ class Response:
     content_type: str = ""
     #: seconds from sending the request to the end of the body, by the event loop's clock
     elapsed: float = 0.0
+    #: the secrets the request carried: redacted from every message built from this answer
+    redactor: Redactor = field(default=NO_SECRETS, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -153,7 +163,14 @@ class Response:
 
     @property
     def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
+        """The body as text, for error messages: the request's secrets are redacted."""
+        return self.redactor.text(self.body.decode("utf-8", "replace"))
+
+    def hint(self) -> str:
+        """:func:`body_hint` of this answer, with the request's secrets redacted (before it is
+        shortened, so a secret cut in half cannot slip through)."""
+        body = self.body if not self.redactor else self.text.encode("utf-8")
+        return body_hint(body, self.content_type)
 
     def json(self, service: str, *, retryable: bool) -> Any:
         """The body as JSON, or a ``malformed`` :class:`CallError`.
@@ -164,7 +181,7 @@ class Response:
         try:
             return json.loads(self.body)
         except ValueError:
-            what = body_hint(self.body, self.content_type) or "an empty body"
+            what = self.hint() or "an empty body"
             raise CallError(
                 f"{service} answered {self.status} with {what}, not JSON",
                 retryable=retryable,
@@ -216,8 +233,12 @@ async def send(
     follow_redirects: bool = False,
     name_endpoint: bool = False,
     timeout_text: str | None = None,
+    redactor: Redactor = NO_SECRETS,
 ) -> Response:
     """Make one request. Transport failures raise a :class:`CallError`; statuses do not.
+
+    ``redactor`` knows the secrets this request carries (its token, its secret URL): the
+    :class:`Response` keeps it, so messages built from the answer never quote them.
 
     By default the message keeps host and port out: a Slack webhook URL *is* the secret, and
     an aiohttp exception's text can contain it, so only the exception's type is named.
@@ -252,6 +273,7 @@ async def send(
                 body=content,
                 content_type=resp.headers.get("Content-Type", ""),
                 elapsed=loop.time() - started,
+                redactor=redactor,
             )
     except TimeoutError:
         within = timeout_text or _format_seconds(request_timeout.total_seconds())
@@ -259,7 +281,8 @@ async def send(
             f"{service} did not answer within {within}", retryable=True, reason="timeout"
         ) from None
     except aiohttp.ClientError as exc:
-        raise _transport_error(service, exc, name_endpoint=name_endpoint) from None
+        error = _transport_error(service, exc, name_endpoint=name_endpoint)
+        raise redactor.error(error) from None
 
 
 def _transport_error(service: str, exc: aiohttp.ClientError, *, name_endpoint: bool) -> CallError:

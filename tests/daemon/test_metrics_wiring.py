@@ -134,7 +134,7 @@ class TestDrills:
         daemon = build_daemon(
             settings_for(
                 world,
-                tick=timedelta(seconds=0.05),
+                tick=timedelta(seconds=0.1),
                 health_interval=timedelta(seconds=1),
                 health_timeout=timedelta(seconds=0.5),
             ),

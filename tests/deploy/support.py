@@ -107,7 +107,12 @@ def materialize(
         owner = [p for p in mounts if path.startswith(p.rstrip("/") + "/")]
         assert owner, f"the config reads {path}, but nothing is mounted there"
         if owner[0] in secret_mounts and secret_files is None:
-            local(path).write_text(f"dummy-{Path(path).name}\n")
+            name = Path(path).name
+            # a secret URL (Slack webhook, heartbeat) must be a URL to validate
+            dummy = (
+                f"https://dummy.example.com/{name}" if name.endswith("_url") else f"dummy-{name}"
+            )
+            local(path).write_text(f"{dummy}\n")
     for name, content in (secret_files or {}).items():
         assert secret_mounts, "no Secret is mounted to hold the secret files"
         (local(secret_mounts[0]) / name).write_text(content)

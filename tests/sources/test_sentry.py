@@ -315,7 +315,7 @@ class TestSentryAuth:
         with capture_logs() as logs:
             samples = await build(config(sentry.url)).poll()
         assert CANARY_SECRET not in repr(samples) + repr(logs)
-        assert "***" in samples[0].detail
+        assert "[redacted:sentry_token]" in samples[0].detail
 
 
 class TestSentryRateLimits:

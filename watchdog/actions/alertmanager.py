@@ -18,13 +18,14 @@ from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.actions.base import Change, Page
 from watchdog.actions.details import iso, observation_details, severity_mapping, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, LinkTemplate, Period, Secret, Timeout
+from watchdog.redact import Redactor
 from watchdog.transport import classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
@@ -50,22 +51,22 @@ class AlertmanagerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["alertmanager"] = "alertmanager"
-    base_url: str
+    base_url: HttpURL
     alertname: str = "WatchdogIncident"
     #: static labels added to every alert (e.g. team, service) for routing
     labels: dict[str, str] = Field(default_factory=dict)
     #: ``{incident}`` and ``{target}`` are filled in
-    generator_url: str | None = None
-    runbook_url: str | None = None
-    dashboard_url: str | None = None
+    generator_url: LinkTemplate | None = None
+    runbook_url: HttpURL | None = None
+    dashboard_url: HttpURL | None = None
     #: e.g. ``https://vercel.com/acme/web/{deployment}``
-    deployment_url: str | None = None
+    deployment_url: LinkTemplate | None = None
     #: the ``severity`` label per procedure severity; only the ones named change
     severity: dict[Severity, str] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     #: Alertmanager expires alerts that are not re-sent (every 30 s to 3 min is advised)
-    repost_interval: Duration = timedelta(seconds=60)
-    bearer_token: SecretStr | None = None
-    request_timeout: Duration = timedelta(seconds=10)
+    repost_interval: Period = timedelta(seconds=60)
+    bearer_token: Secret | None = None
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod
@@ -176,6 +177,7 @@ class AlertmanagerPager:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
         self._active: dict[tuple[str, str], _Active] = {}
 
     @property
@@ -258,6 +260,7 @@ class AlertmanagerPager:
             request_timeout=self._config.request_timeout,
             headers=headers,
             json_body=alerts,
+            redactor=self._redact,
         )
         if resp.ok:
             return

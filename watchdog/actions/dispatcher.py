@@ -50,6 +50,7 @@ from watchdog.actions.updates import ChatSettings, IncidentUpdates
 from watchdog.clock import Clock
 from watchdog.core.model import Action, Decision, Severity
 from watchdog.core.rules import Duration
+from watchdog.fields import Timeout, UpdateInterval
 from watchdog.metrics import Metrics
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.store.base import IncidentRecord, RollbackRecord
@@ -73,20 +74,20 @@ class DispatcherConfig(BaseModel):
     retry_initial: Duration = timedelta(seconds=0.5)
     retry_maximum: Duration = timedelta(seconds=30)
     #: caps a side effect's whole retry loop, waits included
-    retry_deadline: Duration = timedelta(seconds=60)
+    retry_deadline: Timeout = timedelta(seconds=60)
     #: one delivery pass gives a chat message this long (all retries) before it backs off
-    chat_deadline: Duration = timedelta(seconds=10)
+    chat_deadline: Timeout = timedelta(seconds=10)
     #: a page, resolve or change event not accepted by the pager within this is given up,
     #: loudly (``watchdog_page_undelivered``, a log line, the status page)
     page_max_age: Duration = timedelta(hours=24)
     #: a chat message this old is no longer worth sending
     chat_max_age: Duration = timedelta(minutes=30)
     #: one delivery attempt to the pager or chat, whatever the vendor's client does
-    delivery_timeout: Duration = timedelta(seconds=15)
+    delivery_timeout: Timeout = timedelta(seconds=15)
     #: the longest wait between delivery passes for a message that keeps failing
     delivery_backoff_max: Duration = timedelta(seconds=60)
     #: the procedure's "update every 5 minutes" while an incident is open
-    update_interval: Duration = timedelta(minutes=5)
+    update_interval: UpdateInterval = timedelta(minutes=5)
     rollback_method: str = "Vercel Instant Rollback (Method 1)"
     #: ETA quoted in "rollback in progress" (the procedure's target for Method 1)
     rollback_eta: Duration = timedelta(minutes=3)

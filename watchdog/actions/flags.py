@@ -14,10 +14,11 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.clock import Clock
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, Secret, Timeout
+from watchdog.redact import Redactor
 from watchdog.transport import (
     Response,
     classify_status,
@@ -35,13 +36,13 @@ class UnleashConfig(BaseModel):
 
     kind: Literal["unleash"] = "unleash"
     #: the Unleash server, without ``/api``: e.g. https://unleash.example.com
-    base_url: str
+    base_url: HttpURL
     #: admin or personal access token, sent raw in ``Authorization`` (no "Bearer")
-    token: SecretStr
+    token: Secret
     project: str = "default"
     environment: str = "production"
     features: list[str] = Field(min_length=1)
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod
@@ -54,14 +55,14 @@ class LaunchDarklyConfig(BaseModel):
 
     kind: Literal["launchdarkly"] = "launchdarkly"
     #: federal instances: https://app.launchdarkly.us
-    base_url: str = "https://app.launchdarkly.com"
+    base_url: HttpURL = "https://app.launchdarkly.com"
     #: access token, sent raw in ``Authorization`` (no "Bearer")
-    token: SecretStr
+    token: Secret
     project_key: str
     environment_key: str = "production"
     flags: list[str] = Field(min_length=1)
     api_version: str = LD_API_VERSION
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod
@@ -114,6 +115,7 @@ class UnleashFlag:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
 
     @property
     def flags(self) -> Sequence[str]:
@@ -131,6 +133,7 @@ class UnleashFlag:
                 "Authorization": self._config.token.get_secret_value(),
                 "Accept": "application/json",
             },
+            redactor=self._redact,
         )
         if resp.ok:
             return
@@ -150,6 +153,7 @@ class LaunchDarklyFlag:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
 
     @property
     def flags(self) -> Sequence[str]:
@@ -172,6 +176,7 @@ class LaunchDarklyFlag:
                 separators=(",", ":"),
                 ensure_ascii=False,
             ),
+            redactor=self._redact,
         )
         if resp.ok:
             return

@@ -15,14 +15,15 @@ from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.actions._limiter import TokenBucket
 from watchdog.actions.base import Change, Page
 from watchdog.actions.details import iso, observation_details, severity_mapping, truncate
 from watchdog.clock import Clock
 from watchdog.core.model import Severity
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, LinkTemplate, Secret, Timeout
+from watchdog.redact import Redactor
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 log = structlog.get_logger(__name__)
@@ -48,19 +49,19 @@ class PagerDutyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["pagerduty"] = "pagerduty"
-    routing_key: SecretStr
+    routing_key: Secret
     #: EU accounts: https://events.eu.pagerduty.com
-    base_url: str = "https://events.pagerduty.com"
+    base_url: HttpURL = "https://events.pagerduty.com"
     source: str = "rollback-watchdog"
     event_class: str = "deploy-regression"
-    runbook_url: str | None = None
-    dashboard_url: str | None = None
+    runbook_url: HttpURL | None = None
+    dashboard_url: HttpURL | None = None
     #: e.g. ``https://vercel.com/acme/web/{deployment}``
-    deployment_url: str | None = None
+    deployment_url: LinkTemplate | None = None
     #: ``payload.severity`` per procedure severity; only the ones named change
     severity: dict[Severity, EventSeverity] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     events_per_minute: int = Field(default=120, ge=1, le=1000)
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Timeout = timedelta(seconds=10)
 
     @field_validator("base_url")
     @classmethod
@@ -194,6 +195,7 @@ class PagerDutyPager:
         self._config = config
         self._session = session
         self._clock = clock
+        self._redact = Redactor.of(config)
         # PD allows ~120 events/min per routing key; staying under it beats a 429 mid-incident
         self._bucket = TokenBucket(
             config.events_per_minute / 60.0, config.events_per_minute, clock.monotonic
@@ -271,6 +273,7 @@ class PagerDutyPager:
             request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             json_body=event,
+            redactor=self._redact,
         )
         if resp.ok:  # 202 is documented; any 2xx means the event was taken
             return

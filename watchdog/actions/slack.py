@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from watchdog.actions._limiter import TokenBucket
 from watchdog.clock import Clock
 from watchdog.core.model import Observation
-from watchdog.core.rules import Duration
+from watchdog.fields import SecretHttpURL, Timeout, UpdateInterval
+from watchdog.redact import Redactor
 from watchdog.transport import CallError, classify_status, parse_retry_after, send
 
 SERVICE: Final = "Slack"
@@ -29,15 +30,15 @@ class SlackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["slack"] = "slack"
-    webhook_url: SecretStr
+    webhook_url: SecretHttpURL
     incident_commander: str = "rollback-watchdog (automatic); on-call takes over when paged"
     point_of_contact: str = "the on-call engineer (see the page)"
     #: while an incident is open, post the procedure's status update this often
-    update_interval: Duration = timedelta(minutes=5)
+    update_interval: UpdateInterval = timedelta(minutes=5)
     #: Slack allows about one message per second, with short bursts
     messages_per_second: float = Field(default=1.0, gt=0, le=10)
     burst: int = Field(default=3, ge=1, le=20)
-    request_timeout: Duration = timedelta(seconds=5)
+    request_timeout: Timeout = timedelta(seconds=5)
 
 
 # --------------------------------------------------------------------------- templates
@@ -211,6 +212,7 @@ class SlackNotifier:
     def __init__(self, config: SlackConfig, session: aiohttp.ClientSession, clock: Clock) -> None:
         self._config = config
         self._session = session
+        self._redact = Redactor.of(config)
         self._bucket = TokenBucket(config.messages_per_second, config.burst, clock.monotonic)
 
     @property
@@ -234,6 +236,7 @@ class SlackNotifier:
             request_timeout=self._config.request_timeout,
             headers={"Content-Type": "application/json"},
             json_body=webhook_body(text),
+            redactor=self._redact,
         )
         if resp.ok:
             return

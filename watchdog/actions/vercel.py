@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watchdog.actions.base import (
     DeployJob,
@@ -28,8 +28,9 @@ from watchdog.actions.base import (
     TargetGoneError,
 )
 from watchdog.clock import Clock
-from watchdog.core.rules import Duration
 from watchdog.core.targeting import TargetPolicy
+from watchdog.fields import HttpURL, JobTimeout, PollInterval, Secret, Timeout
+from watchdog.redact import Redactor
 from watchdog.transport import (
     CallError,
     Response,
@@ -56,19 +57,19 @@ class VercelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["vercel"] = "vercel"
-    token: SecretStr
+    token: Secret
     project_id: str = Field(min_length=1)
     team_id: str | None = None
     production_domain: str = Field(min_length=1)
-    base_url: str = "https://api.vercel.com"
-    dashboard_url: str | None = None
-    request_timeout: Duration = timedelta(seconds=10)
+    base_url: HttpURL = "https://api.vercel.com"
+    dashboard_url: HttpURL | None = None
+    request_timeout: Timeout = timedelta(seconds=10)
     list_limit: int = Field(default=20, ge=1, le=100)
     max_pages: int = Field(default=5, ge=1, le=50)
-    poll_interval: Duration = timedelta(seconds=1)
-    job_timeout: Duration = timedelta(minutes=3)
+    poll_interval: PollInterval = timedelta(seconds=1)
+    job_timeout: JobTimeout = timedelta(minutes=3)
     alias_checks: int = Field(default=3, ge=1, le=20)
-    conflict_wait: Duration = timedelta(seconds=5)
+    conflict_wait: PollInterval = timedelta(seconds=5)
     #: a deployment whose ``meta`` has this key (non-empty, not "false"/"0") carries a DB migration
     migration_meta_key: str | None = None
     #: Hobby plans may only roll back to the immediately previous production deployment
@@ -187,6 +188,7 @@ class VercelDeployer:
         self._session = session
         self._clock = clock
         self._log = log.bind(project=config.project_id)
+        self._redact = Redactor.of(config)
 
     @property
     def project(self) -> str:
@@ -233,6 +235,7 @@ class VercelDeployer:
             },
             params=self._params(params),
             json_body=json_body,
+            redactor=self._redact,
         )
 
     def _error(self, resp: Response, what: str) -> CallError:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watchdog.actions.base import Deployer, Deployment
 from watchdog.clock import Clock
-from watchdog.core.rules import Duration
+from watchdog.fields import HttpURL, JobTimeout, PollInterval, Timeout
 from watchdog.transport import CallError, send
 
 log = structlog.get_logger(__name__)
@@ -38,10 +38,10 @@ ErrorRateProbe = Callable[[], float | None]
 class VerifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    verify_timeout: Duration = timedelta(minutes=3)
-    poll_interval: Duration = timedelta(seconds=10)
-    health_url: str | None = None
-    version_url: str | None = None
+    verify_timeout: JobTimeout = timedelta(minutes=3)
+    poll_interval: PollInterval = timedelta(seconds=10)
+    health_url: HttpURL | None = None
+    version_url: HttpURL | None = None
     #: keys of the version endpoint's JSON that may hold the deployment id or commit SHA
     version_fields: list[str] = Field(
         default_factory=lambda: [
@@ -57,7 +57,7 @@ class VerifyConfig(BaseModel):
     )
     #: an error rate at or under this counts as recovered even without a baseline
     error_rate_ok: float = Field(default=0.005, ge=0, le=1)
-    request_timeout: Duration = timedelta(seconds=5)
+    request_timeout: Timeout = timedelta(seconds=5)
 
 
 class Check(enum.StrEnum):

@@ -33,6 +33,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = value.total_seconds()
     elif isinstance(value, bool):
         raise ValueError("expected a duration such as '90s', '2m' or '1h', not a boolean")
+    elif isinstance(value, int) and value > MAX_DURATION.total_seconds():
+        seconds = math.inf  # too long (below); float() of a huge integer would overflow
     elif isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise ValueError("a duration must be a finite number of seconds, 0 or more")
@@ -58,8 +60,10 @@ def parse_duration(value: object) -> timedelta:
             "or a duration like '90s', '2m', '1h30m'"
         )
     if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        shown = repr(value)
         raise ValueError(
-            f"duration {value!r} is too long: durations may be at most "
+            f"duration {shown if len(shown) <= 40 else shown[:37] + '...'} is too long: "
+            "durations may be at most "
             f"{format_duration(MAX_DURATION)} ({MAX_DURATION.days} days)"
         )
     if seconds < 0:

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from watchdog.actions.alertmanager import AlertmanagerPager
 from watchdog.actions.dispatcher import Dispatcher
+from watchdog.actions.redacting import RedactingNotifier, RedactingPager
 from watchdog.clock import Clock
 from watchdog.config import Settings
 from watchdog.core.engine import Engine
@@ -35,6 +36,7 @@ from watchdog.daemon.production import ProductionWatcher
 from watchdog.daemon.wiring import build_notifier, build_pager, build_parts, config_gaps
 from watchdog.metrics import Metrics
 from watchdog.store.base import LeaderStore
+from watchdog.store.redacting import RedactingStore
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,10 @@ class Daemon:
         self.settings = settings
         self.pack = pack
         self.store = store
+        #: every configured secret: redacted from records, pages, chat and HTTP answers
+        self.redactor = settings.redactor()
+        #: what the daemon writes goes through here (the lease, which carries no text, not)
+        self.records = RedactingStore(store, self.redactor)
         self.clock = clock
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
@@ -80,7 +86,7 @@ class Daemon:
         self.leadership.on_gained = self._restore
         self.pipeline = Pipeline(
             engine=self.engine,
-            store=store,
+            store=self.records,
             metrics=self.metrics,
             leadership=self.leadership,
             health=self.health,
@@ -89,11 +95,11 @@ class Daemon:
         self.sources: dict[str, SourceState] = {}
         self.dispatcher: Dispatcher | None = None
         self.production = ProductionWatcher(
-            {}, engine=self.engine, events=store, clock=clock, apply=self.pipeline.apply
+            {}, engine=self.engine, events=self.records, clock=clock, apply=self.pipeline.apply
         )
         self.control = Control(
             settings=settings,
-            store=store,
+            store=self.records,
             engine=self.engine,
             clock=clock,
             pipeline=self.pipeline,
@@ -150,12 +156,13 @@ class Daemon:
         config = self.settings.dispatcher
         if self.settings.shadow:
             config = config.model_copy(update={"shadow": True})
+        notifier = build_notifier(self.settings, self._session, self.clock)
         self.dispatcher = Dispatcher(
-            store=self.store,
+            store=self.records,
             clock=self.clock,
             config=config,
-            pager=pager,
-            notifier=build_notifier(self.settings, self._session, self.clock),
+            pager=RedactingPager.wrap(pager, self.redactor),
+            notifier=RedactingNotifier.wrap(notifier, self.redactor),
             targets=parts.actions,
             on_event=self.pipeline.events.put_nowait,
             can_act=self.leadership.can_act,
@@ -165,7 +172,7 @@ class Daemon:
         self.production = ProductionWatcher(
             parts.deployers,
             engine=self.engine,
-            events=self.store,
+            events=self.records,
             clock=self.clock,
             apply=self.pipeline.apply,
         )

@@ -42,11 +42,18 @@ def init_sentry(settings: Settings) -> None:
         return
     import sentry_sdk
 
+    redactor = settings.redactor()
+
+    def before_send(event: Any, hint: Any) -> Any:
+        # a crash report carries messages and local variables: the secrets stay here
+        return redactor.data(event)
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         release=f"rollback-watchdog@{__version__}",
         send_default_pii=False,
         traces_sample_rate=0.0,
+        before_send=before_send,
     )
 
 
@@ -67,7 +74,7 @@ async def start(
         clock=clock or SystemClock(),
     )
     await daemon.start()
-    app = build_app(daemon, daemon.registry, settings.server.api_token)
+    app = build_app(daemon, daemon.registry, settings.server.api_token, daemon.redactor)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     bind_host = host if host is not None else settings.server.host

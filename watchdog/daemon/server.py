@@ -1,6 +1,7 @@
 """The HTTP surface: metrics, probes, status, incidents, and the control API.
 
-Read-only endpoints are open (they carry no secrets); control endpoints (hold, ack, declare,
+Read-only endpoints are open (they carry no secrets, and every answer, /metrics and the
+status page included, passes the redactor on its way out); control endpoints (hold, ack, declare,
 kill switch) need ``Authorization: Bearer <api token>``, compared in constant time. With no
 token configured the control API is disabled (403) rather than open: an unauthenticated
 "declare" would let anyone roll production back.
@@ -20,10 +21,12 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
-from watchdog.core.rules import parse_duration
+from watchdog.daemon import api_input
+from watchdog.redact import NO_SECRETS, Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -84,9 +87,10 @@ def build_app(
     control: Control,
     registry: CollectorRegistry,
     api_token: SecretStr | None,
+    redactor: Redactor = NO_SECRETS,
 ) -> web.Application:
     """One aiohttp application for every endpoint the daemon serves."""
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_redacting(redactor), _errors])
     token = api_token.get_secret_value().encode() if api_token else None
 
     def authorised(request: web.Request) -> str:
@@ -96,22 +100,7 @@ def build_app(
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token):
             raise ApiError(401, "missing or wrong bearer token")
-        return request.headers.get("X-Watchdog-User", "api")
-
-    async def body(request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "the body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return data
-
-    def field(data: dict[str, Any], name: str, *, default: str | None = None) -> str:
-        value = data.get(name, default)
-        if not isinstance(value, str) or not value:
-            raise ApiError(400, f"'{name}' must be a non-empty string")
-        return value
+        return api_input.user(request)
 
     async def healthz(request: web.Request) -> web.Response:
         return json_response({"status": "alive"})
@@ -137,38 +126,39 @@ def build_app(
 
     async def hold(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        try:
-            duration = parse_duration(data.get("duration", "30m"))
-        except ValueError as exc:
-            raise ApiError(400, f"'duration': {exc}") from None
+        data = await api_input.read_body(request, ("target", "duration", "reason"))
         result = await control.hold(
-            field(data, "target"), duration, str(data.get("reason", "")), by
+            api_input.text(data, "target"),
+            api_input.duration(data, "duration", default="30m"),
+            api_input.text(data, "reason", default=""),
+            by,
         )
         return json_response(result)
 
     async def ack(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        decision = field(data, "decision", default="fix_forward")
-        if decision not in ("fix_forward", "rollback"):
-            raise ApiError(400, "'decision' must be 'fix_forward' or 'rollback'")
-        return json_response(await control.ack(field(data, "target"), decision, by))
+        data = await api_input.read_body(request, ("target", "decision"))
+        decision = api_input.choice(
+            data, "decision", ("fix_forward", "rollback"), default="fix_forward"
+        )
+        return json_response(await control.ack(api_input.text(data, "target"), decision, by))
 
     async def declare(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
+        data = await api_input.read_body(request, ("target", "reason"))
         return json_response(
-            await control.declare(field(data, "target"), field(data, "reason"), by)
+            await control.declare(
+                api_input.text(data, "target"), api_input.text(data, "reason"), by
+            )
         )
 
     async def kill_switch(request: web.Request) -> web.Response:
         by = authorised(request)
-        data = await body(request)
-        on = data.get("on")
-        if not isinstance(on, bool):
-            raise ApiError(400, "'on' must be true or false")
-        return json_response(await control.kill_switch(on, str(data.get("reason", "")), by))
+        data = await api_input.read_body(request, ("on", "reason"))
+        on = api_input.flag(data, "on")
+        return json_response(
+            await control.kill_switch(on, api_input.text(data, "reason", default=""), by)
+        )
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=render_status_page(control.status()), content_type="text/html")
@@ -194,6 +184,23 @@ def build_app(
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _redacting(redactor: Redactor) -> Middleware:
+    """The outermost middleware: every answer's body, errors included, is redacted."""
+
+    @web.middleware
+    async def redact(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if redactor and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            charset = response.charset or "utf-8"
+            text = response.body.decode(charset, "replace")
+            cleaned = redactor.text(text)
+            if cleaned != text:
+                response.body = cleaned.encode(charset)
+        return response
+
+    return redact
 
 
 @web.middleware

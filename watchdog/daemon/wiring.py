@@ -18,6 +18,7 @@ from watchdog.actions.base import Notifier, Pager
 from watchdog.actions.dispatcher import TargetActions
 from watchdog.actions.flags import build_flag
 from watchdog.actions.pagerduty import PagerDutyConfig, PagerDutyPager
+from watchdog.actions.redacting import RedactingFlag
 from watchdog.actions.slack import SlackNotifier
 from watchdog.actions.vercel import VercelDeployer
 from watchdog.actions.verify import Verifier
@@ -107,6 +108,7 @@ def build_parts(
     settings: Settings, session: aiohttp.ClientSession, clock: Clock, engine: Engine
 ) -> Parts:
     parts = Parts()
+    redactor = settings.redactor()
     semaphore = asyncio.Semaphore(settings.scheduler.max_concurrency)
     for target in settings.targets:
         signals = parts.source_signals[target.name] = {}
@@ -136,7 +138,8 @@ def build_parts(
             error_rate=error_rate_probe(engine, target.name)
             if measures_error_rate(target)
             else None,
-            flags=[build_flag(f, session, clock) for f in target.flags],
+            # the reason goes to the flag service as the change's comment
+            flags=[RedactingFlag(build_flag(f, session, clock), redactor) for f in target.flags],
         )
     return parts
 

@@ -14,25 +14,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Final, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
+from watchdog.fields import MIN_TIMEOUT, HttpURL
+from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.transport import (
     CallError,
     Response,
-    body_hint,
     classify_status,
     parse_retry_after,
     send,
@@ -140,17 +140,8 @@ class SourceContext:
 # --------------------------------------------------------------------------- config
 
 
-def _check_url(value: str) -> str:
-    # credentials in a URL would end up in logs and details; they belong in secret fields
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    authority = value.split("://", 1)[1].split("/", 1)[0]
-    if "@" in authority:
-        raise ValueError("do not put credentials in the URL; use the source's secret fields")
-    return value
-
-
-HttpURL = Annotated[str, AfterValidator(_check_url)]
+#: polls more often than ten times a second only load the upstream (and the watchdog)
+MIN_INTERVAL: Final = timedelta(milliseconds=100)
 
 _NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -171,10 +162,17 @@ class SourceConfigBase(BaseModel):
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> SourceConfigBase:
-        if self.interval <= timedelta(0):
-            raise ValueError("interval must be positive")
-        if self.timeout <= timedelta(0):
-            raise ValueError("timeout must be positive")
+        # checked here, not by the fields' types: each kind re-declares them for its defaults
+        if self.interval < MIN_INTERVAL:
+            raise ValueError(
+                f"interval {format_duration(self.interval)} is too short: the source would "
+                f"poll in a near-busy loop; use at least {format_duration(MIN_INTERVAL)}"
+            )
+        if self.timeout < MIN_TIMEOUT:
+            raise ValueError(
+                f"timeout {format_duration(self.timeout)} is too short: every request would "
+                f"time out (and 0s means none at all); use at least {format_duration(MIN_TIMEOUT)}"
+            )
         if self.timeout >= self.interval:
             # a poll must finish before the next one is due
             raise ValueError(
@@ -278,6 +276,8 @@ class HttpSource(Generic[C]):
         self._attempts = config.attempts
         self._failing_since: datetime | None = None
         self._log = structlog.get_logger(__name__).bind(source=self.name, target=context.target)
+        #: every secret of the config in every form (a Basic-auth header echoed back too)
+        self._redact = Redactor.of(config, extra=(("source_secret", s) for s in self._secrets()))
 
     # -- to implement -------------------------------------------------------------------
 
@@ -351,10 +351,7 @@ class HttpSource(Generic[C]):
         return [self._unknown(signal, reason, detail) for signal in self.signals]
 
     def _clean(self, detail: str) -> str:
-        for secret in self._secrets():
-            if secret:
-                detail = detail.replace(secret, "***")
-        detail = " ".join(detail.split())
+        detail = " ".join(self._redact.text(detail).split())
         return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
 
     def _retrier(self) -> Retrier:
@@ -441,7 +438,7 @@ class HttpSource(Generic[C]):
             raise classify_status(
                 result.status,
                 self.service,
-                body_hint(result.body, result.content_type),
+                result.hint(),
                 retry_after=self._retry_after(result),
                 auth_fix=self.auth_fix,
             )
@@ -482,6 +479,7 @@ class HttpSource(Generic[C]):
                 data=data,
                 follow_redirects=True,
                 name_endpoint=True,
+                redactor=self._redact,
             )
         finally:
             self._semaphore.release()

@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration
+from watchdog.fields import Secret
 from watchdog.sources.base import HttpSource, HttpURL, SourceConfigBase, basic_auth
 from watchdog.transport import CallError, Response
 
@@ -47,9 +48,9 @@ class PrometheusSourceConfig(SourceConfigBase):
     method: Literal["GET", "POST"] = Field(
         default="GET", description="POST (form-encoded) for long queries"
     )
-    bearer_token: SecretStr | None = None
+    bearer_token: Secret | None = None
     username: str | None = Field(default=None, pattern=r"^[^:]*$")
-    password: SecretStr | None = None
+    password: Secret | None = None
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra headers, e.g. X-Scope-OrgID"
     )

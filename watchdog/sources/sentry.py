@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
+from watchdog.fields import Secret
 from watchdog.sources.base import (
     MISSING,
     HttpSource,
@@ -59,7 +60,7 @@ class SentrySourceConfig(SourceConfigBase):
     base_url: HttpURL | None = Field(
         default=None, description="self-hosted Sentry (or a test fake); overrides region"
     )
-    token: SecretStr = Field(description="org auth token with org:read")
+    token: Secret = Field(description="org auth token with org:read")
     window: Duration = Field(default=timedelta(minutes=5), description="aggregation window")
     lag: Duration = Field(
         default=timedelta(seconds=90),

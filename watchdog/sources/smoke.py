@@ -16,10 +16,11 @@ import asyncio
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
+from watchdog.fields import Secret
 from watchdog.sources.base import MISSING, HttpSource, HttpURL, SourceConfigBase, json_path
 from watchdog.transport import CallError, Response
 
@@ -42,7 +43,7 @@ class SmokeCheck(BaseModel):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     url: HttpURL
     headers: dict[str, str] = Field(default_factory=dict)
-    secret_headers: dict[str, SecretStr] = Field(
+    secret_headers: dict[str, Secret] = Field(
         default_factory=dict, description="headers carrying credentials (never logged)"
     )
     body: Any = Field(default=None, description="JSON request body")

@@ -23,10 +23,11 @@ from datetime import timedelta
 from typing import Final, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
+from watchdog.fields import Secret
 from watchdog.sources.base import (
     HttpSource,
     HttpURL,
@@ -53,7 +54,7 @@ class SupabaseSourceConfig(SourceConfigBase):
         default=None, description="overrides https://<project_ref>.supabase.co"
     )
     username: str = Field(default="service_role", pattern=r"^[^:]+$")
-    secret_key: SecretStr = Field(description="a Secret API key (sb_secret_...)")
+    secret_key: Secret = Field(description="a Secret API key (sb_secret_...)")
     instance: str | None = Field(
         default=None,
         description="report this supabase_identifier only (default: the busiest instance)",

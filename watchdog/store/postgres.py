@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -80,6 +81,23 @@ _IN_FLIGHT = [s.value for s in RollbackState if s.in_flight]
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+#: connecting and logging in; a healthy server on the same network answers in milliseconds
+CONNECT_TIMEOUT_S = 3.0
+
+
+class StoreUnavailableError(ConnectionError):
+    """The database could not be reached or did not answer (start-up fails with this)."""
+
+
+def _where(dsn: SecretStr) -> str:
+    """``host:port`` of a DSN, never its user or password."""
+    try:
+        parts = urlsplit(dsn.get_secret_value())
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    except ValueError:
+        return "the configured host"
+
+
 class PostgresStore:
     def __init__(
         self,
@@ -91,6 +109,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 5,
         timeout_s: float = 10.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         # the DSN may carry a password: keep it out of repr, logs and exceptions
         self._dsn = dsn if isinstance(dsn, SecretStr) else SecretStr(dsn)
@@ -105,6 +124,7 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._pool: asyncpg.Pool | None = None
         #: the lease this store was last granted: the fencing token for action-side writes
         self._lease: Lease | None = None
@@ -124,15 +144,23 @@ class PostgresStore:
         if self._pool is not None:
             return
         settings = {"search_path": self.schema} if self.schema else None
-        pool = await asyncpg.create_pool(
-            self._dsn.get_secret_value(),
-            min_size=self._min_size,
-            max_size=self._max_size,
-            timeout=self._timeout_s,
-            command_timeout=self._timeout_s,
-            server_settings=settings,
-            init=_init_connection,
-        )
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn.get_secret_value(),
+                min_size=self._min_size,
+                max_size=self._max_size,
+                # a server that accepts the connection and never answers must fail start-up
+                # in seconds, not hang it: the connect (and login) has its own short bound
+                timeout=self._connect_timeout_s,
+                command_timeout=self._timeout_s,
+                server_settings=settings,
+                init=_init_connection,
+            )
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"PostgreSQL at {_where(self._dsn)} did not answer within "
+                f"{self._connect_timeout_s:g}s: check store.url and that the server is up"
+            ) from None
         try:
             self._pool = pool
             await self._migrate()

@@ -68,7 +68,8 @@ class Fault:
     ``route`` (a route's name) or ``path`` (a prefix) limit the fault to matching requests;
     ``times`` is how many requests it answers. ``delay`` (seconds) holds the answer back,
     e.g. beyond the client's timeout; ``status=0`` with a delay means "answer normally, but
-    late" (or never, for a client that gives up first).
+    late" (or never, for a client that gives up first). ``echo`` answers with an error body
+    that quotes the request back (:meth:`echoing`).
     """
 
     status: int = 500
@@ -79,6 +80,7 @@ class Fault:
     path: str | None = None
     route: str | None = None
     times: int = 1
+    echo: bool = False
 
     def matches(self, request: RecordedRequest) -> bool:
         return (self.route is None or self.route == request.route) and (
@@ -97,6 +99,16 @@ class Fault:
         )
 
     @staticmethod
+    def echoing(
+        status: int = 500, *, route: str | None = None, path: str | None = None, times: int = 1
+    ) -> Fault:
+        """An error whose body quotes what the request carried: its URL, credentials and
+        body, in every field a vendor's error parser reads (``detail``, ``message``,
+        ``error.message``, ``errors``), the way a careless API's error does. Tests use it to
+        prove that no secret sent to an upstream comes back out of the watchdog."""
+        return Fault(status=status, path=path, route=route, times=times, echo=True)
+
+    @staticmethod
     def slow(seconds: float, path: str | None = None) -> Fault:
         """Answer normally only after ``seconds`` (clients with shorter timeouts give up)."""
         return Fault(status=0, delay=seconds, path=path)
@@ -110,6 +122,23 @@ class Fault:
             headers=dict(headers),
             path=path,
         )
+
+
+def _echo(request: RecordedRequest, url: str) -> dict[str, object]:
+    credentials = [
+        f"{name}: {value}"
+        for name, value in request.headers.items()
+        if name.lower() in ("authorization", "apikey", "x-api-key", "private-token")
+    ]
+    # credentials first: vendors keep only the start of an error body
+    message = f"refused {'; '.join(credentials)} for {request.method} {url} {request.body}"
+    return {
+        "detail": message,
+        "message": message,
+        "error": {"code": "echoed", "message": message},
+        "errors": [message],
+        "status": "invalid event",
+    }
 
 
 #: where the middleware leaves each request's record for the fake's handler
@@ -275,6 +304,9 @@ class FakeServer:
         await self.pause(fault.delay)
         if fault.status == 0:
             return None
+        if fault.echo:
+            echoed = _echo(request[RECORDED], str(request.url))
+            return web.json_response(echoed, status=fault.status)
         return web.Response(
             status=fault.status,
             text=fault.body,
