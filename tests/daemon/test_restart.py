@@ -279,8 +279,14 @@ class TestKillMinus9:
         db = tmp_path / "wd.db"
         child = Child(world, db, tmp_path / "child.log")
 
+        def at_the_rollbacks_listing(r: RecordedRequest) -> None:
+            # the production chore lists the candidates too (for the status page), before any
+            # incident: the rollback's own listing is the one once the incident is recorded
+            if r.route == "deployments" and _rows(db, "SELECT 1 FROM incidents"):
+                child.kill()
+
         if point == "before_post":
-            world.vercel.on_request(lambda r: child.kill() if r.route == "deployments" else None)
+            world.vercel.on_request(at_the_rollbacks_listing)
         elif point == "after_post":
             world.vercel.on_request(lambda r: child.kill() if r.method == "POST" else None)
         await child.spawn()
