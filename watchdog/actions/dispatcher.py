@@ -193,6 +193,14 @@ class Dispatcher:
         """Fail a rollback whose intent was journaled but never recorded (see the runner)."""
         return await self._rollbacks.settle_orphan(incident)
 
+    def seen_healthy(self, target: str) -> frozenset[str]:
+        """Deployments the watchdog watched and found healthy (the status page lists them)."""
+        return self._production.healthy(target)
+
+    def notes(self, target: str) -> tuple[str, ...]:
+        """The undo note while a rollback pins production (every message, and the page)."""
+        return self._notes(target)
+
     # ----------------------------------------------------------------- plumbing
 
     def _notes(self, target: str) -> tuple[str, ...]:
