@@ -218,7 +218,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     """Render an incident's post-mortem draft (Markdown) from the store's records."""
     import asyncio
 
-    from watchdog.postmortem import render_postmortem
+    from watchdog.daemon.history import postmortem_of
     from watchdog.store.factory import store_from_url
 
     url = args.store
@@ -234,21 +234,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
         store = store_from_url(url)
         await store.open()
         try:
-            incident = await store.load_incident(args.incident)
-            if incident is None:
-                return None
-            deployed_at = None
-            for event in reversed(await store.list_events(target=incident.target)):
-                if event.kind == "deploy" and event.data.get("deployment") == incident.deployment:
-                    deployed_at = event.at
-                    break
-            return render_postmortem(
-                incident,
-                await store.list_decisions(incident=incident.id, limit=10_000),
-                await store.list_actions(incident=incident.id, limit=10_000),
-                await store.list_rollbacks(target=incident.target),
-                deployed_at=deployed_at,
-            )
+            return await postmortem_of(store, args.incident)
         finally:
             await store.close()
 

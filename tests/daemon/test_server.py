@@ -102,7 +102,7 @@ class TestReadApi:
         """/api/status names the leader, switches, and per target its decision and sources."""
         await poll_once(daemon)
         body = await (await client.get("/api/status")).json()
-        assert set(body) == {"now", "leader", "kill_switch", "shadow", "targets"}
+        assert {"now", "leader", "kill_switch", "shadow", "targets"} <= set(body)
         assert body["leader"] is True
         (target,) = body["targets"]
         assert target["name"] == TARGET

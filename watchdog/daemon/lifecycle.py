@@ -27,7 +27,7 @@ from watchdog.clock import Clock
 from watchdog.config import Settings
 from watchdog.core.engine import Engine
 from watchdog.core.rules import RulePack
-from watchdog.daemon.control import Control
+from watchdog.daemon.control import Control, Phase
 from watchdog.daemon.leadership import Leadership, load_snapshot
 from watchdog.daemon.loops import Chore, Poller, SourceState, run_chore
 from watchdog.daemon.pipeline import Health, Pipeline
@@ -66,6 +66,8 @@ class Daemon:
             kill_switch=settings.kill_switch,
         )
         self._stopping = asyncio.Event()
+        #: what the status page and /readyz say until the engine holds what the store holds
+        self.phase = Phase.STARTING
         self.health = Health()
         self.leadership = Leadership(
             store,
@@ -100,10 +102,17 @@ class Daemon:
             sources=self.sources.values,
             leader=lambda: self.leadership.leader,
             polled_once=lambda: self.poller.polled_once,
+            phase=lambda: self.phase,
+            production=lambda: self.production,
+            dispatcher=lambda: self.dispatcher,
         )
         # the control facade, and the pipeline's inputs, are the daemon's own API
         self.status = self.control.status
         self.readiness = self.control.readiness
+        self.board = self.control.board
+        self.cockpit = self.control.cockpit
+        self.history = self.control.history
+        self.incident_page = self.control.incident_page
         self.incidents = self.control.incidents
         self.incident = self.control.incident
         self.hold = self.control.hold
@@ -138,6 +147,7 @@ class Daemon:
         self._session = session or aiohttp.ClientSession()
         self._own_session = session is None
         await self.store.open()
+        self.phase = Phase.RESTORING
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         parts = build_parts(self.settings, self._session, self.clock, self.engine)
         self.sources.update(parts.sources)
@@ -170,6 +180,8 @@ class Daemon:
         )
         self.pipeline.on_version = self.production.version_seen
         await self.leadership.elect()
+        # a follower has nothing to restore: the board reads the leader's incidents from the store
+        self.phase = Phase.RUNNING
         await self._export_last_drill()
         if loops:
             for state in self.sources.values():
@@ -204,17 +216,27 @@ class Daemon:
     # ----------------------------------------------------------------- becoming leader
 
     async def _restore(self) -> None:
-        """Re-seed the engine from the store, then settle rollbacks a crash interrupted."""
+        """Re-seed the engine from the store, then settle rollbacks a crash interrupted.
+
+        The board says "restoring" until the snapshot is in the engine; settling an
+        interrupted rollback may then follow a Vercel job for minutes, and the engine already
+        shows that rollback in flight meanwhile.
+        """
         dispatcher = self.dispatcher
-        snapshot, open_incidents = await load_snapshot(
-            self.store,
-            self.settings,
-            self.pack.flowchart.budget_window,
-            self.clock.now(),
-            dispatcher.settle_orphan if dispatcher is not None else None,
-        )
-        self.pipeline.forget(open_incidents)
-        self.engine.restore_snapshot(snapshot)
+        self.phase = Phase.RESTORING
+        try:
+            snapshot, open_incidents = await load_snapshot(
+                self.store,
+                self.settings,
+                self.pack.flowchart.budget_window,
+                self.clock.now(),
+                dispatcher.settle_orphan if dispatcher is not None else None,
+            )
+            self.pipeline.forget(open_incidents)
+            self.engine.restore_snapshot(snapshot)
+        finally:
+            # a failed restore is retried on the next election; the board reads the store
+            self.phase = Phase.RUNNING
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self.production.refresh()
         if dispatcher is not None:
