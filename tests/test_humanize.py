@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from watchdog.humanize import clock, parse, relative, span
+from watchdog.humanize import clock, parse, relative, span, times_in
 
 NOW = datetime(2026, 8, 20, 9, 15, 40, 123456, tzinfo=UTC)
 
@@ -53,3 +53,13 @@ class TestSpanAndParse:
         assert parse("2026-08-20T09:15:40Z") == NOW.replace(microsecond=0)
         assert parse("soon") is None
         assert parse(None) is None
+
+
+class TestTimesIn:
+    def test_raw_stamps_in_a_reason_read_as_relative_times(self) -> None:
+        """The engine's reasons quote ISO stamps with microseconds; the page reads them."""
+        text = "rolled back at 2026-08-20T09:12:40.100000+00:00; resolves at 2026-08-20T09:20:40Z"
+        assert times_in(text, NOW) == (
+            "rolled back 3 min ago (09:12:40 UTC); resolves in 5 min (09:20:40 UTC)"
+        )
+        assert times_in("no time here: 2026-08-20", NOW) == "no time here: 2026-08-20"

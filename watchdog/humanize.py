@@ -7,7 +7,14 @@ stamps with microseconds, and bare local times, are what this replaces.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Final
+
+#: an RFC 3339 time as ``datetime.isoformat`` writes it (the engine's reasons carry these)
+_STAMP: Final = re.compile(
+    r"(?:\bat )?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"
+)
 
 
 def utc(at: datetime) -> datetime:
@@ -59,3 +66,14 @@ def parse(text: object) -> datetime | None:
         return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
+
+
+def times_in(text: str, now: datetime) -> str:
+    """``text`` with each ISO time in it read as :func:`relative` (reasons quote raw stamps)."""
+
+    def swap(match: re.Match[str]) -> str:
+        # "resolves at <stamp>" reads "resolves in 5 min (...)": the relative words replace "at"
+        at = parse(match.group(0).removeprefix("at "))
+        return relative(at, now) if at is not None else match.group(0)
+
+    return _STAMP.sub(swap, text)
