@@ -398,11 +398,15 @@ def _headline(
     """Never calmer than the store: the worst of the decision, the engine's incident and the
     store's open incident."""
     incident = view.incident if view is not None else None
+    stored_phase = _STORED_PHASE.get(latest.state) if latest is not None else None
     if incident is not None and (record is None or record.id == incident.id):
         assert view is not None
+        if incident.rollback == "none" and stored_phase is not None and latest is not None:
+            # after a restart the engine may judge the rolled-back deployment as a new
+            # chapter of the incident: the store still says what the rollback did
+            return _stored_rollback(latest, stored_phase, record or latest)
         return _engine_headline(view, incident)
     if record is not None:
-        stored_phase = _STORED_PHASE.get(latest.state) if latest is not None else None
         label = _PHASE_LABEL.get(stored_phase or "", "INCIDENT OPEN")
         level = "rollback" if stored_phase else _INCIDENT_LEVEL[Severity(record.severity)]
         if phase is not Phase.RUNNING:
@@ -422,6 +426,20 @@ def _headline(
     if view is None:
         return Headline("unknown", "NO DATA YET", None, "no sample or event seen yet")
     return _decision_headline(view)
+
+
+def _stored_rollback(
+    rb: RollbackRecord, phase: str, about: IncidentRecord | RollbackRecord
+) -> Headline:
+    severity = about.severity if isinstance(about, IncidentRecord) else "P0"
+    since = rb.verified_at or rb.finished_at or rb.requested_at
+    moved = f"{rb.from_deployment or '?'} → {rb.to_deployment or '?'}"
+    return Headline(
+        "rollback",
+        f"{_PHASE_LABEL[phase]} · {severity}",
+        since,
+        f"rollback {moved}: {phase.replace('_', ' ')} (as the store records it). {rb.detail}",
+    )
 
 
 def _decision_headline(view: TargetView) -> Headline:

@@ -24,7 +24,7 @@ from watchdog.clock import Clock
 from watchdog.config import Settings
 from watchdog.core.engine import Engine
 from watchdog.core.model import AckDecision, AckEvent, DeclareEvent, HoldEvent, KillSwitchEvent
-from watchdog.daemon.cockpit import Board, Cockpit, Phase
+from watchdog.daemon.cockpit import LEVELS, Board, Cockpit, Phase
 from watchdog.daemon.history import (
     IncidentPage,
     IncidentRow,
@@ -166,10 +166,19 @@ class Control:
         legacy = self.status()
         old = {t["name"]: t for t in legacy["targets"]}
         data = asdict(board)
-        data["targets"] = [
-            {**old.get(t["name"], {}), **t, "open_incident": t.pop("incident")}
-            for t in data["targets"]
-        ]
+        targets = []
+        for t in data["targets"]:
+            merged = {**old.get(t["name"], {}), **t, "open_incident": t.pop("incident")}
+            # the last decision may be calmer than the open incident (restored, clearing):
+            # "action" is never calmer than the headline, "decision_action" is the decision
+            merged["decision_action"] = merged.get("action")
+            level = t["headline"]["level"]
+            if level in LEVELS and LEVELS.index(level) > LEVELS.index(
+                merged["action"] or "unknown"
+            ):
+                merged["action"] = level
+            targets.append(merged)
+        data["targets"] = targets
         return {**legacy, **data}
 
     async def history(self, limit: int = 100) -> list[IncidentRow]:
