@@ -199,75 +199,46 @@ def _action(a: ActionRecord, rollbacks: Sequence[RollbackRecord]) -> list[Entry]
 
 
 def _rollback(rb: RollbackRecord) -> list[Entry]:
+    """Request, Vercel's answer and job, the production switch, verification: as far as the
+    record has got."""
+    out: list[Entry] = []
+
+    def step(at: datetime, text: str, outcome: Outcome | None, kind: Kind = "rollback") -> None:
+        out.append(Entry(utc(at), kind, text, outcome=outcome))
+
+    ended = rb.finished_at or rb.requested_at
     moved = f"{rb.from_deployment or '?'} → {rb.to_deployment or '?'}"
-    how = "automatic" if rb.automatic else "manual"
-    out = [Entry(utc(rb.requested_at), "rollback", f"rollback requested ({how}): {moved}")]
-    if rb.state is RollbackState.INTENT:
-        out.append(
-            Entry(
-                utc(rb.requested_at),
-                "rollback",
-                "waiting for Vercel to accept the request",
-                outcome="pending",
-            )
-        )
-    elif rb.state is RollbackState.REQUESTED:
-        out.append(
-            Entry(
-                utc(rb.requested_at),
-                "rollback",
-                "Vercel accepted it: the rollback job is running",
-                outcome="pending",
-            )
-        )
-    elif rb.state is RollbackState.SHADOW:
-        out.append(
-            Entry(
-                utc(rb.finished_at or rb.requested_at),
-                "rollback",
-                f"shadow mode, not executed: {rb.detail}",
-                outcome="skipped",
-            )
-        )
-    elif rb.state is RollbackState.FAILED:
-        out.append(
-            Entry(
-                utc(rb.finished_at or rb.requested_at),
-                "rollback",
-                f"rollback failed: {rb.detail}",
-                outcome="failed",
-            )
-        )
+    step(
+        rb.requested_at,
+        f"rollback requested ({'automatic' if rb.automatic else 'manual'}): {moved}",
+        None,
+    )
+    accepted = "Vercel accepted it: the rollback job is running"
+    waiting: dict[RollbackState, tuple[datetime, str, Outcome]] = {
+        RollbackState.INTENT: (
+            rb.requested_at,
+            "waiting for Vercel to accept the request",
+            "pending",
+        ),
+        RollbackState.REQUESTED: (rb.requested_at, accepted, "pending"),
+        RollbackState.SHADOW: (ended, f"shadow mode, not executed: {rb.detail}", "skipped"),
+        RollbackState.FAILED: (ended, f"rollback failed: {rb.detail}", "failed"),
+    }
+    if rb.state in waiting:
+        at, text, outcome = waiting[rb.state]
+        step(at, text, outcome)
     if rb.state in _SWITCHED and rb.finished_at is not None:
-        out.append(
-            Entry(
-                utc(rb.finished_at),
-                "rollback",
-                f"Vercel's job finished: production serves {rb.to_deployment or '?'}",
-                outcome="ok",
-            )
+        step(
+            rb.finished_at,
+            f"Vercel's job finished: production serves {rb.to_deployment or '?'}",
+            "ok",
         )
         if rb.state is RollbackState.SUCCEEDED:
-            out.append(
-                Entry(
-                    utc(rb.finished_at),
-                    "verify",
-                    "verifying health, version and error rate",
-                    outcome="pending",
-                )
-            )
+            step(rb.finished_at, "verifying health, version and error rate", "pending", "verify")
     if rb.state is RollbackState.VERIFIED and rb.verified_at is not None:
-        out.append(
-            Entry(
-                utc(rb.verified_at),
-                "verify",
-                "verified: health, version and error rate as expected",
-                outcome="ok",
-            )
-        )
+        step(rb.verified_at, "verified: health, version and error rate as expected", "ok", "verify")
     elif rb.state is RollbackState.VERIFY_FAILED:
-        at = rb.verified_at or rb.finished_at or rb.requested_at
-        out.append(Entry(utc(at), "verify", f"verification failed: {rb.detail}", outcome="failed"))
+        step(rb.verified_at or ended, f"verification failed: {rb.detail}", "failed", "verify")
     return out
 
 
