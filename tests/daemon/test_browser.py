@@ -29,12 +29,12 @@ from tests.daemon.support import (
     build_daemon,
     error_rate,
     health,
+    http_served,
     ingest_each,
     settings_for,
     settle,
 )
 from watchdog.daemon import Daemon
-from watchdog.daemon.server import build_app
 from watchdog.store.base import RollbackState
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
@@ -77,15 +77,10 @@ async def served(world: World, clock: FakeClock, tmp_path: Path) -> AsyncIterato
         clock,
     )
     await daemon.start(loops=False)
-    runner = web.AppRunner(build_app(daemon, daemon.registry, daemon.settings.server.api_token))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     try:
-        yield Served(daemon, f"http://127.0.0.1:{port}")
+        async with http_served(daemon) as url:
+            yield Served(daemon, url)
     finally:
-        await runner.cleanup()
         await daemon.stop()
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tests.daemon.browser import SCREENSHOTS
 from tests.daemon.support import (
@@ -20,13 +19,13 @@ from tests.daemon.support import (
     TARGET,
     World,
     build_daemon,
+    http_served,
     ingest_each,
     outage,
     settings_for,
     settle,
 )
 from watchdog.daemon import Daemon
-from watchdog.daemon.server import build_app
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 
@@ -35,13 +34,8 @@ from watchdog.testing.clock import FakeClock
 async def served(world: World, clock: FakeClock) -> AsyncIterator[tuple[Daemon, str]]:
     daemon = build_daemon(settings_for(world), MemoryStore(), clock)
     await daemon.start(loops=False)
-    runner = web.AppRunner(build_app(daemon, daemon.registry, daemon.settings.server.api_token))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield daemon, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with http_served(daemon) as url:
+        yield daemon, url
     await daemon.stop()
 
 

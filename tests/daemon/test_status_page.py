@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from tests.daemon.support import (
     API_TOKEN,
@@ -15,6 +15,7 @@ from tests.daemon.support import (
     GOOD,
     TARGET,
     World,
+    api_client,
     build_daemon,
     health,
     ingest_each,
@@ -24,7 +25,6 @@ from tests.daemon.support import (
 )
 from watchdog.daemon import Daemon
 from watchdog.daemon.control import Phase
-from watchdog.daemon.server import build_app
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 
@@ -46,9 +46,7 @@ async def daemon(world: World, clock: FakeClock) -> AsyncIterator[Daemon]:
 
 @pytest.fixture
 async def client(daemon: Daemon) -> AsyncIterator[TestClient[Any, Any]]:
-    app = build_app(daemon, daemon.registry, daemon.settings.server.api_token)
-    c: TestClient[Any, Any] = TestClient(TestServer(app))
-    await c.start_server()
+    c = await api_client(daemon)
     yield c
     await c.close()
 

@@ -8,17 +8,16 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from tests.daemon.support import (
     API_TOKEN,
     GOOD,
     TARGET,
     World,
+    api_client,
     build_daemon,
     default_pack,
     ingest_each,
@@ -27,22 +26,13 @@ from tests.daemon.support import (
     settle,
 )
 from watchdog.clock import SystemClock
-from watchdog.daemon import Daemon
 from watchdog.daemon.main import start
-from watchdog.daemon.server import build_app
 from watchdog.store.base import IncidentRecord, Lease, RollbackRecord
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.testing.clock import FakeClock
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-async def client_for(daemon: Daemon) -> TestClient[Any, Any]:
-    app = build_app(daemon, daemon.registry, daemon.settings.server.api_token)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    return client
 
 
 @pytest.fixture
@@ -75,7 +65,7 @@ class TestAfterARestart:
         b = build_daemon(settings, SqliteStore(tmp_path / "wd.db"), clock)
         await b.start(loops=False)
         closing.append(b.stop)
-        client = await client_for(b)
+        client = await api_client(b)
         closing.append(client.close)
 
         status = await (await client.get("/api/status")).json()
@@ -190,7 +180,7 @@ class TestOnAFollower:
         await follower.start(loops=False)
         closing.append(follower.stop)
         assert not follower.leader
-        client = await client_for(follower)
+        client = await api_client(follower)
         closing.append(client.close)
         status = await (await client.get("/api/status")).json()
         headline = status["targets"][0]["headline"]
