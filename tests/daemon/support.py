@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from watchdog.actions.dispatcher import DispatcherConfig
@@ -34,6 +37,7 @@ from watchdog.config import (
 from watchdog.core.model import Sample, Signal
 from watchdog.core.rules import RulePack
 from watchdog.daemon import Daemon
+from watchdog.daemon.server import build_app
 from watchdog.sources import HealthSourceConfig
 from watchdog.store.base import Store
 from watchdog.testing.fake_app import FakeApp
@@ -229,3 +233,23 @@ async def crash(daemon: Daemon) -> None:
     if pool is not None:  # PostgreSQL: drop the connections, never release the lease
         daemon.store._pool = None  # type: ignore[attr-defined]
         pool.terminate()
+
+
+async def api_client(daemon: Daemon, token: str | None = API_TOKEN) -> TestClient[Any, Any]:
+    """The daemon's HTTP app behind aiohttp's test server; the caller closes it."""
+    app = build_app(daemon, daemon.registry, SecretStr(token) if token else None)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@asynccontextmanager
+async def http_served(daemon: Daemon) -> AsyncIterator[str]:
+    """The daemon's HTTP app on a real loopback port (for a CLI subprocess or a browser)."""
+    runner = web.AppRunner(build_app(daemon, daemon.registry, daemon.settings.server.api_token))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

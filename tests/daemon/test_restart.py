@@ -214,9 +214,10 @@ class TestCrashMidRollback:
             if req.route == "deployments":
                 listing.set()
 
+        a = await make_daemon()
+        await settle(a)  # its start-up look-ups (the status page lists candidates too) done
         world.vercel.on_request(hook)
         world.vercel.fail("deployments", 500, "{}", delay=5.0)  # A hangs listing candidates
-        a = await make_daemon()
         await ingest_each(a, outage(clock.now()), clock)
         await asyncio.wait_for(listing.wait(), 10)
         assert await a.store.list_rollbacks() == []
@@ -400,8 +401,14 @@ class TestKillMinus9:
         db = tmp_path / "wd.db"
         child = Child(world, db, tmp_path / "child.log", point)
 
+        def at_the_rollbacks_listing(r: RecordedRequest) -> None:
+            # the production chore lists the candidates too (for the status page), before any
+            # incident: the rollback's own listing is the one once the incident is recorded
+            if r.route == "deployments" and _rows(db, "SELECT 1 FROM incidents"):
+                child.kill()
+
         if point == "during_lookups":
-            world.vercel.on_request(lambda r: child.kill() if r.route == "deployments" else None)
+            world.vercel.on_request(at_the_rollbacks_listing)
         elif point == "after_post":
             world.vercel.on_request(lambda r: child.kill() if r.method == "POST" else None)
         await child.spawn()

@@ -253,6 +253,14 @@ class Dispatcher:
         """Rollbacks the last restore could not settle because Vercel did not answer."""
         return self._rollbacks.postponed
 
+    def seen_healthy(self, target: str) -> frozenset[str]:
+        """Deployments the watchdog watched and found healthy (the status page lists them)."""
+        return self._production.healthy(target)
+
+    def notes(self, target: str) -> tuple[str, ...]:
+        """The undo note while a rollback pins production (every message, and the page)."""
+        return self._notes(target)
+
     # ----------------------------------------------------------------- plumbing
 
     def _notes(self, target: str) -> tuple[str, ...]:

@@ -61,13 +61,16 @@ def choice(data: dict[str, Any], name: str, choices: Collection[str], *, default
     return value
 
 
-def duration(data: dict[str, Any], name: str, *, default: str) -> timedelta:
-    """A duration such as ``30m``: more than 0s and at most 366 days."""
+def duration(
+    data: dict[str, Any], name: str, *, default: str, allow_zero: bool = False
+) -> timedelta:
+    """A duration such as ``30m``: more than 0s (or exactly 0s where that means "end it",
+    as for a hold) and at most 366 days."""
     try:
         value = parse_duration(data.get(name, default))
     except ValueError as exc:
         raise ValueError(f"'{name}': {exc}") from None
-    if value <= timedelta(0):
+    if value <= timedelta(0) and not (allow_zero and value == timedelta(0)):
         raise ValueError(f"'{name}' must be more than 0s, e.g. '30m'")
     return value
 

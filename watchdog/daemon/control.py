@@ -2,7 +2,12 @@
 
 I/O boundary: the store (human events are recorded before they are applied, so a restart
 keeps them) and the pipeline, which applies each human event to the engine as an event:
-hold, ack, declare, kill switch. Nothing here writes engine state directly.
+hold, ack, declare, kill switch. Nothing here writes engine state directly. The status board
+(page, ``/api/status``, ``watchdog status``) is :mod:`~watchdog.daemon.cockpit`'s.
+
+Until the engine has taken its state back from the store (:class:`Phase`), human events are
+refused with :class:`StartingError`: a hold applied before the restore would be overwritten by
+the snapshot, and a declare would act on an engine that does not know the open incidents yet.
 """
 
 from __future__ import annotations
@@ -14,16 +19,32 @@ from typing import Any
 
 import structlog
 
+from watchdog.actions.dispatcher import Dispatcher
 from watchdog.clock import Clock
 from watchdog.config import Settings
 from watchdog.core.engine import Engine
 from watchdog.core.model import AckDecision, AckEvent, DeclareEvent, HoldEvent, KillSwitchEvent
+from watchdog.daemon.cockpit import LEVELS, Board, Cockpit, Phase
+from watchdog.daemon.history import (
+    IncidentPage,
+    IncidentRow,
+    deployed_at,
+    incident_page,
+    incident_rows,
+)
 from watchdog.daemon.loops import SourceState
 from watchdog.daemon.pipeline import Health, Pipeline
+from watchdog.daemon.production import ProductionWatcher
 from watchdog.metrics import Metrics
 from watchdog.store.base import HumanEvent, Store
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["Control", "Phase", "StartingError"]
+
+
+class StartingError(Exception):
+    """A human event arrived before the engine took its state back from the store."""
 
 
 class Control:
@@ -40,6 +61,9 @@ class Control:
         sources: Callable[[], Iterable[SourceState]],
         leader: Callable[[], bool],
         polled_once: Callable[[], bool],
+        phase: Callable[[], Phase] = lambda: Phase.RUNNING,
+        production: Callable[[], ProductionWatcher] | None = None,
+        dispatcher: Callable[[], Dispatcher | None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -51,14 +75,42 @@ class Control:
         self._sources = sources
         self._leader = leader
         self._polled_once = polled_once
+        self._phase = phase
+        self._dispatcher = dispatcher
+        empty = ProductionWatcher(
+            {}, engine=engine, events=store, clock=clock, apply=pipeline.apply
+        )
+        self._cockpit = Cockpit(
+            settings=settings,
+            engine=engine,
+            store=store,
+            now=clock.now,
+            phase=phase,
+            leader=leader,
+            sources=sources,
+            production=production or (lambda: empty),
+            seen_healthy=self._seen_healthy,
+            notes=self._notes,
+        )
 
     # ----------------------------------------------------------------- reads
 
     def now(self) -> datetime:
         return self._clock.now()
 
+    def _seen_healthy(self, target: str) -> frozenset[str]:
+        dispatcher = self._dispatcher()
+        return dispatcher.seen_healthy(target) if dispatcher is not None else frozenset()
+
+    def _notes(self, target: str) -> tuple[str, ...]:
+        dispatcher = self._dispatcher()
+        return dispatcher.notes(target) if dispatcher is not None else ()
+
     def readiness(self) -> list[str]:
         problems = []
+        if self._phase() is not Phase.RUNNING:
+            # not ready while the engine may hold less than the store: never a calm "ready"
+            problems.append("restoring state from the store")
         if not self._health.store_ok:
             problems.append("store unreachable")
         if not self._polled_once() and any(True for _ in self._sources()):
@@ -73,10 +125,11 @@ class Control:
             targets.append(
                 {
                     "name": target.name,
-                    "action": last.action.value if last else "monitor",
+                    # no decision since start-up is not "monitor": the store may hold an incident
+                    "action": last.action.value if last else None,
                     "severity": last.severity.value if last and last.severity else None,
                     "rule": last.rule if last else None,
-                    "reason": last.reason if last else "no data yet",
+                    "reason": last.reason if last else "no decision since start-up",
                     "path": list(last.path) if last else [],
                     "incident": last.incident if last else None,
                     "deployment": self._engine.deployment_of(target.name),
@@ -96,6 +149,7 @@ class Control:
             )
         return {
             "now": self._clock.now().isoformat(),
+            "phase": self._phase().value,
             "leader": self._leader(),
             "kill_switch": self._engine.kill_switch,
             "shadow": self._settings.shadow,
@@ -107,6 +161,39 @@ class Control:
                 else {"pending": 0, "undelivered": []}
             ),
         }
+
+    async def board(self) -> Board:
+        """The status board (the page renders it; :meth:`cockpit` is its JSON)."""
+        return await self._cockpit.board()
+
+    async def cockpit(self) -> dict[str, Any]:
+        """``/api/status``: the board, with the per-target keys :meth:`status` always had."""
+        board = await self.board()
+        legacy = self.status()
+        old = {t["name"]: t for t in legacy["targets"]}
+        data = asdict(board)
+        targets = []
+        for t in data["targets"]:
+            merged = {**old.get(t["name"], {}), **t, "open_incident": t.pop("incident")}
+            # the last decision may be calmer than the open incident (restored, clearing):
+            # "action" is never calmer than the headline, "decision_action" is the decision
+            merged["decision_action"] = merged.get("action")
+            level = t["headline"]["level"]
+            if level in LEVELS and LEVELS.index(level) > LEVELS.index(
+                merged["action"] or "unknown"
+            ):
+                merged["action"] = level
+            targets.append(merged)
+        data["targets"] = targets
+        return {**legacy, **data}
+
+    async def history(self, limit: int = 100) -> list[IncidentRow]:
+        """The incident history page: newest first, what was done, how long it lasted."""
+        return await incident_rows(self._store, self._clock.now(), limit)
+
+    async def incident_page(self, incident_id: str) -> IncidentPage | None:
+        """One incident: its record, timeline and post-mortem draft."""
+        return await incident_page(self._store, incident_id, self._clock.now())
 
     async def incidents(self, *, open_only: bool) -> list[dict[str, Any]]:
         return [asdict(i) for i in await self._store.list_incidents(open_only=open_only)]
@@ -125,23 +212,32 @@ class Control:
 
     async def deployed_at(self, target: str, deployment: str | None) -> datetime | None:
         """When ``deployment`` went live on ``target``, from the recorded deploy events."""
-        if deployment is None:
-            return None
-        for event in reversed(await self._store.list_events(target=target)):
-            if event.kind == "deploy" and event.data.get("deployment") == deployment:
-                return event.at
-        return None
+        return await deployed_at(self._store, target, deployment)
 
     # ----------------------------------------------------------------- human events
 
     def _known(self, target: str) -> None:
+        self._started()
         if target not in {t.name for t in self._settings.targets}:
             raise ValueError(f"unknown target {target!r}")
 
+    def _started(self) -> None:
+        if self._phase() is not Phase.RUNNING:
+            raise StartingError(
+                "the watchdog is restoring its state from the store: try again in a few seconds"
+            )
+
     async def hold(self, target: str, duration: timedelta, reason: str, by: str) -> dict[str, Any]:
+        """Hold automatic rollback for ``duration``; a zero duration releases the hold."""
         self._known(target)
         now = self._clock.now()
         until = now + duration
+        if duration <= timedelta(0):
+            # a release, recorded as one: a restart must not bring back the hold it ended
+            await self._store.append_event(HumanEvent("release", target, now, by, reason))
+            await self._pipeline.apply(HoldEvent(target, now, now, reason or "released", by))
+            log.info("hold_released", target=target, by=by)
+            return {"target": target, "hold_until": None}
         await self._store.append_event(HumanEvent("hold", target, now, by, reason, until))
         await self._pipeline.apply(HoldEvent(target, now, until, reason, by))
         log.info("hold_placed", target=target, until=until.isoformat(), by=by)
@@ -174,6 +270,7 @@ class Control:
         }
 
     async def kill_switch(self, on: bool, reason: str, by: str) -> dict[str, Any]:
+        self._started()
         now = self._clock.now()
         await self._store.append_event(
             HumanEvent("kill_switch", "*", now, by, reason, data={"on": on})

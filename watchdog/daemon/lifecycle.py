@@ -28,7 +28,7 @@ from watchdog.clock import Clock
 from watchdog.config import Settings
 from watchdog.core.engine import Engine
 from watchdog.core.rules import RulePack
-from watchdog.daemon.control import Control
+from watchdog.daemon.control import Control, Phase
 from watchdog.daemon.leadership import Leadership, load_snapshot
 from watchdog.daemon.loops import Chore, Poller, SourceState, run_chore
 from watchdog.daemon.pipeline import Health, Pipeline
@@ -74,6 +74,8 @@ class Daemon:
             kill_switch=settings.kill_switch,
         )
         self._stopping = asyncio.Event()
+        #: what the status page and /readyz say until the engine holds what the store holds
+        self.phase = Phase.STARTING
         self.health = Health()
         self.leadership = Leadership(
             store,
@@ -108,10 +110,17 @@ class Daemon:
             sources=self.sources.values,
             leader=lambda: self.leadership.leader,
             polled_once=lambda: self.poller.polled_once,
+            phase=lambda: self.phase,
+            production=lambda: self.production,
+            dispatcher=lambda: self.dispatcher,
         )
         # the control facade, and the pipeline's inputs, are the daemon's own API
         self.status = self.control.status
         self.readiness = self.control.readiness
+        self.board = self.control.board
+        self.cockpit = self.control.cockpit
+        self.history = self.control.history
+        self.incident_page = self.control.incident_page
         self.incidents = self.control.incidents
         self.incident = self.control.incident
         self.hold = self.control.hold
@@ -146,6 +155,7 @@ class Daemon:
         self._session = session or aiohttp.ClientSession()
         self._own_session = session is None
         await self.store.open()
+        self.phase = Phase.RESTORING
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         parts = build_parts(self.settings, self._session, self.clock, self.engine)
         self.sources.update(parts.sources)
@@ -178,6 +188,8 @@ class Daemon:
         )
         self.pipeline.on_version = self.production.version_seen
         await self.leadership.elect()
+        # a follower has nothing to restore: the board reads the leader's incidents from the store
+        self.phase = Phase.RUNNING
         await self._export_drills()
         if loops:
             for state in self.sources.values():
@@ -219,7 +231,8 @@ class Daemon:
         Rollbacks are classified against Vercel *first*, so one that provably never reached
         Vercel is restored as not rolled back and the engine, on fresh data and past every
         guard rail, may re-issue it once; jobs still running on Vercel are followed in the
-        background so the lease keeps being renewed meanwhile.
+        background so the lease keeps being renewed meanwhile. The board says "restoring"
+        until the snapshot is in the engine.
         """
         if self.dispatcher is not None:
             # first of all, before any decision of this leader can page: every open
@@ -231,17 +244,24 @@ class Daemon:
         """Settle the rollbacks against Vercel, then re-seed the engine from the store."""
         dispatcher = self.dispatcher
         classified = None
-        if dispatcher is not None:
-            open_ids = [i.id for i in await self.store.list_incidents(open_only=True, limit=1000)]
-            classified = await dispatcher.prepare_restore(open_ids)
-        snapshot, open_incidents = await load_snapshot(
-            self.store,
-            self.settings,
-            self.pack.flowchart.budget_window,
-            self.clock.now(),
-        )
-        self.pipeline.forget(open_incidents)
-        self.engine.restore_snapshot(snapshot)
+        self.phase = Phase.RESTORING
+        try:
+            if dispatcher is not None:
+                open_ids = [
+                    i.id for i in await self.store.list_incidents(open_only=True, limit=1000)
+                ]
+                classified = await dispatcher.prepare_restore(open_ids)
+            snapshot, open_incidents = await load_snapshot(
+                self.store,
+                self.settings,
+                self.pack.flowchart.budget_window,
+                self.clock.now(),
+            )
+            self.pipeline.forget(open_incidents)
+            self.engine.restore_snapshot(snapshot)
+        finally:
+            # a failed restore is retried on the next election; the board reads the store
+            self.phase = Phase.RUNNING
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self.production.refresh()
         if dispatcher is not None and classified is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -66,14 +67,19 @@ async def start(
     host: str | None = None,
     port: int | None = None,
 ) -> Running:
-    """Start everything; the caller owns stopping it."""
+    """Start everything; the caller owns stopping it.
+
+    The HTTP server comes first: while the daemon opens the store, is elected and takes its
+    state back (which may follow an interrupted Vercel job for minutes), ``/healthz`` is alive,
+    ``/readyz`` says it is restoring and the page shows the store's open incidents, instead of
+    nothing answering at all.
+    """
     daemon = Daemon(
         settings,
         pack,
         store if store is not None else store_from_url(settings.store.url),
         clock=clock or SystemClock(),
     )
-    await daemon.start()
     app = build_app(daemon, daemon.registry, settings.server.api_token, daemon.redactor)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -82,7 +88,13 @@ async def start(
     try:
         await site.start()
     except OSError:
-        await daemon.stop()
+        await runner.cleanup()
+        raise
+    try:
+        await daemon.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await daemon.stop()
         await runner.cleanup()
         raise
     bound = runner.addresses[0] if runner.addresses else (bind_host, port)

@@ -1,17 +1,20 @@
-"""The HTTP surface: metrics, probes, status, incidents, and the control API.
+"""The HTTP surface: metrics, probes, status, incidents, the status pages, and the control API.
 
 Read-only endpoints are open (they carry no secrets, and every answer, /metrics and the
 status page included, passes the redactor on its way out); control endpoints (hold, ack, declare,
 kill switch) need ``Authorization: Bearer <api token>``, compared in constant time. With no
 token configured the control API is disabled (403) rather than open: an unauthenticated
-"declare" would let anyone roll production back.
+"declare" would let anyone roll production back. The pages show the commands, never buttons.
+
+The pages' HTML is :mod:`~watchdog.daemon.page` and :mod:`~watchdog.daemon.page_incidents`;
+every HTML answer carries a Content-Security-Policy that allows only this server's own script
+and style, so an escaping slip cannot run script.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
@@ -26,6 +29,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import SecretStr
 
 from watchdog.daemon import api_input
+from watchdog.daemon.cockpit import Board
+from watchdog.daemon.control import StartingError
+from watchdog.daemon.history import IncidentPage, IncidentRow
+from watchdog.daemon.page import asset, esc, layout, render_status
+from watchdog.daemon.page_incidents import render_history, render_incident
 from watchdog.redact import NO_SECRETS, Redactor
 
 log = structlog.get_logger(__name__)
@@ -35,6 +43,16 @@ class Control(Protocol):
     """What the HTTP layer needs from the running daemon."""
 
     def status(self) -> dict[str, Any]: ...
+
+    async def cockpit(self) -> dict[str, Any]:
+        """``/api/status``: the status board as JSON."""
+        ...
+
+    async def board(self) -> Board: ...
+
+    async def history(self, limit: int = 100) -> list[IncidentRow]: ...
+
+    async def incident_page(self, incident_id: str) -> IncidentPage | None: ...
 
     def readiness(self) -> list[str]:
         """Reasons the daemon is not ready; empty when ready."""
@@ -77,6 +95,31 @@ def json_response(data: object, status: int = 200) -> web.Response:
     )
 
 
+#: every HTML answer: only this server's own script, style and images; no framing
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_ASSETS = {
+    "/static/page.css": ("page.css", "text/css"),
+    "/static/page.js": ("page.js", "text/javascript"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    # browsers and tools ask for it whatever the page links: no 404 in every load's log
+    "/favicon.ico": ("favicon.svg", "image/svg+xml"),
+}
+
+
+def html_response(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text, status=status, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
+    )
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -112,7 +155,7 @@ def build_app(
         return json_response({"status": "ready"})
 
     async def status(request: web.Request) -> web.Response:
-        return json_response(control.status())
+        return json_response(await control.cockpit())
 
     async def incidents(request: web.Request) -> web.Response:
         open_only = request.query.get("open", "") in ("1", "true", "yes")
@@ -129,7 +172,7 @@ def build_app(
         data = await api_input.read_body(request, ("target", "duration", "reason"))
         result = await control.hold(
             api_input.text(data, "target"),
-            api_input.duration(data, "duration", default="30m"),
+            api_input.duration(data, "duration", default="30m", allow_zero=True),
             api_input.text(data, "reason", default=""),
             by,
         )
@@ -161,7 +204,36 @@ def build_app(
         )
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(text=render_status_page(control.status()), content_type="text/html")
+        return html_response(render_status(await control.board()))
+
+    async def history_page(request: web.Request) -> web.Response:
+        return html_response(render_history(await control.history(), control.now()))
+
+    async def incident_html(request: web.Request) -> web.Response:
+        found = await control.incident_page(request.match_info["id"])
+        if found is None:
+            missing = f"<p>No incident {esc(request.match_info['id'])!s} in the store.</p>"
+            return html_response(layout("not found", missing, control.now(), refresh=False), 404)
+        return html_response(render_incident(found, control.now()))
+
+    async def postmortem(request: web.Request) -> web.Response:
+        found = await control.incident_page(request.match_info["id"])
+        if found is None:
+            raise ApiError(404, f"no incident {request.match_info['id']!r}")
+        return web.Response(
+            text=found.postmortem,
+            content_type="text/markdown",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    async def static(request: web.Request) -> web.Response:
+        name, kind = _ASSETS[request.path]
+        return web.Response(
+            body=asset(name),
+            content_type=kind,
+            headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
 
     async def metrics(request: web.Request) -> web.Response:
         # rendering thousands of series takes long enough to stall polls; prometheus_client
@@ -180,6 +252,11 @@ def build_app(
     app.router.add_post("/api/declare", declare)
     app.router.add_post("/api/kill-switch", kill_switch)
     app.router.add_get("/", page)
+    app.router.add_get("/incidents", history_page)
+    app.router.add_get("/incidents/{id}", incident_html)
+    app.router.add_get("/incidents/{id}/postmortem.md", postmortem)
+    for path in _ASSETS:
+        app.router.add_get(path, static)
     return app
 
 
@@ -211,67 +288,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status in (401, 403):
             log.warning("control_api_refused", path=request.path, status=exc.status)
         return json_response({"error": str(exc)}, exc.status)
+    except StartingError as exc:
+        return json_response({"error": str(exc)}, 503)
     except ValueError as exc:
         return json_response({"error": str(exc)}, 400)
-
-
-_COLOURS = {"rollback": "#b00020", "page": "#c75c00", "notify": "#8a6d00", "monitor": "#1b5e20"}
-
-
-def render_status_page(status: dict[str, Any]) -> str:
-    """A small, dependency-free HTML page showing what /api/status shows, at a glance."""
-    esc = html.escape
-    rows = []
-    for target in status.get("targets", []):
-        action = str(target.get("action", "monitor"))
-        colour = _COLOURS.get(action, "#333")
-        signals = "".join(_observation_row(o) for o in target.get("observations", []))
-        rows.append(
-            f'<section class="target" data-target="{esc(str(target["name"]))}">'
-            f'<h2>{esc(str(target["name"]))} <span class="action" style="background:{colour}">'
-            f"{esc(action)}</span> <small>{esc(str(target.get('severity') or ''))}</small></h2>"
-            f'<p class="reason">{esc(str(target.get("reason", "")))}</p>'
-            f"<p>deployment: <code>{esc(str(target.get('deployment') or 'unknown'))}</code>"
-            f" · incident: {esc(str(target.get('incident') or 'none'))}</p>"
-            f"<table><tr><th>rule</th><th>signal</th><th>value</th><th>threshold</th><th>state</th></tr>"
-            f"{signals}</table></section>"
-        )
-    banner = ""
-    if status.get("kill_switch"):
-        banner += '<p class="banner">Kill switch ON: no automatic actions.</p>'
-    if status.get("shadow"):
-        banner += '<p class="banner">Shadow mode: rollbacks are recorded, not performed.</p>'
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>rollback-watchdog</title>'
-        '<meta http-equiv="refresh" content="5">'
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-        ".action{color:#fff;padding:.1em .5em;border-radius:.3em;font-size:.8em}"
-        "table{border-collapse:collapse}"
-        "td,th{border-bottom:1px solid #ddd;padding:.2em .8em;text-align:left}"
-        ".banner{background:#fff3cd;padding:.5em}</style></head><body>"
-        f"<h1>rollback-watchdog</h1><p>as of {esc(str(status.get('now', '')))}"
-        f" · leader: {esc(str(status.get('leader', '')))}</p>{banner}{''.join(rows)}</body></html>"
-    )
-
-
-def _observation_row(o: dict[str, Any]) -> str:
-    esc = html.escape
-    if o.get("firing"):
-        state = "🔥 firing"
-    elif o.get("unknown"):
-        state = "unknown: " + esc(str(o["unknown"]))
-    else:
-        state = "ok"
-    return (
-        f"<tr><td>{esc(str(o['rule']))}</td><td>{esc(str(o['signal']))}</td>"
-        f"<td>{esc(_fmt(o.get('value')))}</td>"
-        f"<td>{esc(str(o['op']))} {esc(_fmt(o['threshold']))}</td><td>{state}</td></tr>"
-    )
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
