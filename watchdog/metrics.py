@@ -386,7 +386,8 @@ class Metrics:
         ``watchdog_signal_value > threshold`` is false while the value is unknown (unknown
         never satisfies a rule). String values (``version``) are attributes, not numbers.
         """
-        if isinstance(sample.value, str):
+        if isinstance(sample.value, str) or sample.deployment is not None:
+            # a release-scoped sample is one deployment's share, not the target's signal
             return
         gauge = self.signal_value.labels(target=sample.target, signal=sample.signal)
         if sample.value is None:
