@@ -146,6 +146,9 @@ class RollbackEndings:
         rb: RollbackRecord,
         target: Deployment,
         baseline: float | None,
+        *,
+        method: str | None = None,
+        impact: str | None = None,
     ) -> None:
         assert decision.incident is not None
         if wiring.verifier is not None:
@@ -189,7 +192,12 @@ class RollbackEndings:
         now = self._clock.now()
         opened = incident.opened_at if incident is not None else rb.requested_at
         self._updates.rollback_completed(
-            decision, target, took=now - rb.requested_at, duration=now - opened
+            decision,
+            target,
+            took=now - rb.requested_at,
+            duration=now - opened,
+            method=method,
+            impact=impact,
         )
 
     async def refuse(self, decision: Decision, key: str, refused_by: str, reason: str) -> None:

@@ -57,6 +57,7 @@ from watchdog.actions.reconcile import (
     rollback_key,
     settle_orphans,
 )
+from watchdog.actions.rollouts import RolloutAbort
 from watchdog.actions.updates import IncidentUpdates
 from watchdog.actions.verify import ErrorRateProbe, Verifier
 from watchdog.clock import Clock
@@ -145,6 +146,17 @@ class RollbackRunner:
             production=production,
             targets=targets,
             emit=emit,
+            metrics=metrics,
+        )
+        self._aborts = RolloutAbort(
+            store=store,
+            clock=clock,
+            retrier=retrier,
+            journal=journal,
+            paging=paging,
+            updates=updates,
+            end=self._end,
+            shadow=shadow,
             metrics=metrics,
         )
 
@@ -250,6 +262,12 @@ class RollbackRunner:
                 return
             if not await self._journal.allowed():
                 bound.info("rollback_fenced")
+                return
+            if decision.scope == "canary":
+                # during a rolling release the rollback is its abort: only the canary leaves
+                await self._aborts.abort(
+                    decision, incident, wiring, deployer, key, bound, self._execute
+                )
                 return
             await self._execute(decision, incident, wiring, deployer, key, bound)
 
