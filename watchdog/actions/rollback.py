@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from watchdog.actions.approval import StageApprover
 from watchdog.actions.base import (
     Change,
     Deployer,
@@ -119,6 +120,7 @@ class RollbackRunner:
         shadow: bool,
         emit: EventSink,
         metrics: Metrics | None,
+        commander: str = "rollback-watchdog (automatic)",
     ) -> None:
         self._store = store
         self._clock = clock
@@ -159,6 +161,16 @@ class RollbackRunner:
             shadow=shadow,
             metrics=metrics,
         )
+        self._approvals = StageApprover(
+            store=store,
+            clock=clock,
+            retrier=retrier,
+            journal=journal,
+            updates=updates,
+            shadow=shadow,
+            emit=emit,
+            commander=commander,
+        )
 
     # ----------------------------------------------------------------- entry points
 
@@ -169,6 +181,27 @@ class RollbackRunner:
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def approve(self, decision: Decision) -> None:
+        """Approve the rolling release's next stage in the background (never blocks)."""
+        task = asyncio.create_task(self._approve(decision), name=f"approve:{decision.target}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _approve(self, decision: Decision) -> None:
+        structlog.contextvars.bind_contextvars(target=decision.target)
+        wiring = self._targets.get(decision.target)
+        try:
+            deployer = wiring.deployer if wiring is not None else None
+            if deployer is not None and self.in_flight(deployer.project):
+                # a rollback or an abort moves production now: no stage goes on meanwhile
+                log.info("approve_skipped", target=decision.target, why="rollback in flight")
+                return
+            await self._approvals.approve(decision, wiring)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("approve_crashed", target=decision.target)
 
     def in_flight(self, project: str) -> bool:
         lock = self._locks.get(project)
