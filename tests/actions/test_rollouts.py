@@ -15,7 +15,8 @@ from watchdog.core.model import (
     RollbackOutcome,
     Severity,
 )
-from watchdog.store.base import ActionStatus, RollbackState
+from watchdog.store.base import ActionStatus, RollbackRecord, RollbackState
+from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
 from watchdog.testing.fake_vercel import FakeVercel
 from watchdog.testing.fake_vercel_rolling import FakeStage
@@ -261,3 +262,46 @@ class TestFaults:
         await run(rig, abort_decision(clock, severity=Severity.P1))
         assert rollback_posts(canary) == []
         assert any("could not read the rolling release" in s for s in p0_summaries(rig))
+
+
+def abort_intent(clock: FakeClock, key: str = KEY) -> RollbackRecord:
+    """What a crash between the abort's intent and its call leaves in the store."""
+    return RollbackRecord(
+        key, "inc-1", "web", "prj_1", clock.now(), RollbackState.INTENT, CANARY, BASE
+    )
+
+
+class TestRestart:
+    async def test_an_abort_that_never_reached_vercel_is_abandoned(
+        self, make_rig, canary: FakeVercel, clock: FakeClock
+    ) -> None:  # type: ignore[no-untyped-def]
+        """The domain serves the base all along during a rollout, so "production serves the
+        target" proves nothing: the rollout still active for the canary, and no job to the
+        base, mean the abort never reached Vercel (ABANDONED, not SUCCEEDED)."""
+        store = MemoryStore()
+        await store.save_rollback(abort_intent(clock))
+        rig = make_rig(store=store)
+        assert canary.alias == BASE
+        settled = await rig.dispatcher.reconcile()
+        assert [r.state for r in settled] == [RollbackState.ABANDONED]
+        assert rig.outcomes() == []
+        # the engine, on fresh data, still asks: the abort is re-issued once
+        await run(rig, abort_decision(clock))
+        await run(rig, abort_decision(clock))
+        assert rollback_posts(canary) == ["/v1/projects/prj_1/rollback/dpl_c"]
+        assert store.rollbacks[f"{KEY}#reissue"].state is RollbackState.VERIFIED
+        assert canary.rolling.state == "ABORTED"
+
+    async def test_an_abort_that_landed_is_settled_without_a_call(
+        self, make_rig, canary: FakeVercel, clock: FakeClock
+    ) -> None:  # type: ignore[no-untyped-def]
+        """The abort landed before the crash (the rollout is over, the base serves):
+        SUCCEEDED from two look-ups, and nothing is sent again."""
+        canary.rolling.aborted()
+        store = MemoryStore()
+        await store.save_rollback(abort_intent(clock))
+        rig = make_rig(store=store)
+        settled = await rig.dispatcher.reconcile()
+        assert [r.state for r in settled] == [RollbackState.SUCCEEDED]
+        assert rollback_posts(canary) == []
+        assert rig.outcomes() == [RollbackOutcome.SUCCEEDED]

@@ -466,7 +466,9 @@ class RollbackRunner:
         for wiring in self._targets.values():
             if wiring.deployer is None or self.in_flight(wiring.deployer.project):
                 continue
-            found = await classify(self._store, wiring.deployer, self._clock, skip=busy)
+            found = await classify(
+                self._store, wiring.deployer, self._clock, skip=busy, rollouts=wiring.rollouts
+            )
             out.settled.extend(found.settled)
             out.running.extend(found.running)
             out.postponed.extend(found.postponed)
