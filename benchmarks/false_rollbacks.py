@@ -215,57 +215,29 @@ def build_rollout(family: Family, seed: int, *, alone: bool = False) -> Trace:
         x_old = _poisson(rng, rate_old * n_old)
         add(dumps({"t": t, "target": "web", "signal": "health_up", "value": 1}))
         if alone:
-            add(
-                dumps(
-                    {
-                        "t": t,
-                        "target": "web",
-                        "signal": "error_rate",
-                        "value": round(x_new / n_new, 6),
-                        "requests": n_new,
-                    }
-                )
-            )
+            add(_rate(t, x_new, n_new))
         else:
             # release-scoped first, then the overall rate: the order the Sentry source emits
             # one poll's samples in, so deploy correlation sees the same minutes
-            add(
-                dumps(
-                    {
-                        "t": t,
-                        "target": "web",
-                        "signal": "error_rate",
-                        "value": round(x_old / n_old, 6),
-                        "requests": n_old,
-                        "deployment": "dpl_old",
-                    }
-                )
-            )
-            add(
-                dumps(
-                    {
-                        "t": t,
-                        "target": "web",
-                        "signal": "error_rate",
-                        "value": round(x_new / n_new, 6),
-                        "requests": n_new,
-                        "deployment": "dpl_new",
-                    }
-                )
-            )
-            add(
-                dumps(
-                    {
-                        "t": t,
-                        "target": "web",
-                        "signal": "error_rate",
-                        "value": round((x_new + x_old) / total, 6),
-                        "requests": total,
-                    }
-                )
-            )
+            add(_rate(t, x_old, n_old, "dpl_old"))
+            add(_rate(t, x_new, n_new, "dpl_new"))
+            add(_rate(t, x_new + x_old, total))
         t += c
     return Trace(lines, onset, None, None)
+
+
+def _rate(t: float, failed: int, requests: int, deployment: str | None = None) -> bytes:
+    """An error-rate sample line: ``failed`` of ``requests``, release-scoped if tagged."""
+    line: dict[str, object] = {
+        "t": t,
+        "target": "web",
+        "signal": "error_rate",
+        "value": round(failed / requests, 6),
+        "requests": requests,
+    }
+    if deployment is not None:
+        line["deployment"] = deployment
+    return orjson.dumps(line)
 
 
 def build(family: Family, seed: int) -> Trace:

@@ -316,3 +316,50 @@ class TestWaitsForTheLiveDeployment:
         feed(eng, [sample(5, "version", "aaa1111"), sample(9, "version", "bbb2222")])
         d = feed(eng, [down(t) for t in range(10, 200, 10)])[-1]
         assert d.refused_by == "deploy_unknown"
+
+
+class TestRestartAndAbandon:
+    def test_restored_incident_restates_its_standing_level(self) -> None:
+        """After a restart the open incident's recorded standing (rollback, P0) is restated
+        while it resolves, not a calmer 'monitor' (the status page and pager agree)."""
+        from watchdog.core.model import EngineSnapshot, RestoredIncident
+
+        eng = engine()
+        snapshot = EngineSnapshot(
+            targets=("web",),
+            automatic_rollbacks=(),
+            incidents=(
+                RestoredIncident(
+                    target="web",
+                    id="web-1",
+                    opened_at=from_seconds(5),
+                    severity=Severity.P0,
+                    rule="system-down",
+                    first_detected=from_seconds(5),
+                    deployment="dpl_2",
+                    rollback="verified",
+                    rollback_at=from_seconds(6),
+                    rollback_done_at=from_seconds(7),
+                    rollback_to="dpl_1",
+                    standing="rollback",
+                ),
+            ),
+            holds=(),
+            kill_switch=None,
+        )
+        eng.restore_snapshot(snapshot)
+        d = feed(eng, [up(20)])[-1]
+        assert (d.action, d.severity) == (Action.ROLLBACK, Severity.P0)
+        assert "dpl_2 -> dpl_1" in d.reason
+
+    def test_abandoned_rollback_may_be_decided_again_and_costs_no_budget(self) -> None:
+        """A rollback that provably never reached Vercel is as if never committed."""
+        eng = engine()
+        first = feed(eng, [down(10), down(20), down(30)])[-1]
+        assert first.execute_rollback
+        decided = eng.apply(
+            RollbackResultEvent("web", from_seconds(35), RollbackOutcome.ABANDONED)
+        )[-1]
+        # the condition still holds: committed again at once, and the first one was refunded
+        assert decided.execute_rollback
+        assert eng.targets["web"].auto_rollbacks == [from_seconds(35)]

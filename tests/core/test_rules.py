@@ -73,3 +73,27 @@ class TestDurations:
     def test_long_strings_are_refused_quickly(self) -> None:
         with pytest.raises(ValueError, match="invalid duration"):
             parse_duration("1s" * 10_000)
+
+
+class TestFlowchartFloors:
+    @pytest.mark.parametrize(
+        ("knob", "value", "says"),
+        [
+            ("blind_after", "0s", "flowchart.blind_after 0s is too short"),
+            ("verify_timeout", "0s", "flowchart.verify_timeout 0s is too short"),
+            ("budget_window", "10m", "shorter than cooldown"),
+        ],
+    )
+    def test_degenerate_knobs_are_refused(
+        self, tmp_path: Path, knob: str, value: str, says: str
+    ) -> None:
+        """0s blindness pages on every unknown; a budget window under the cooldown never
+        counts a rollback: both are refused with the knob's name."""
+        path = tmp_path / "pack.yaml"
+        path.write_text(
+            f"version: 1\nflowchart: {{{knob}: {value}}}\n"
+            + RULE.split("\n", 1)[1].replace("    trend: {trend}\n", "")
+        )
+        with pytest.raises(FileError) as info:
+            load_rule_pack(path)
+        assert says in "\n".join(str(p) for p in info.value.problems)

@@ -122,3 +122,13 @@ class TestIncidentAndNextSteps:
 
     def test_unseen_target(self) -> None:
         assert engine().view("nope", from_seconds(1)) is None
+
+
+class TestLastDecision:
+    def test_view_carries_the_rule_and_path(self) -> None:
+        eng = engine()
+        feed(eng, [sample(t, "health_up", 0) for t in (10, 20, 30)])
+        view = eng.view("web", from_seconds(30))
+        assert view is not None
+        assert view.rule == "system-down"
+        assert view.path[:2] == ("issue_detected", "p0:yes")

@@ -55,6 +55,7 @@ from watchdog.core.flowchart import (
 from watchdog.core.guards import Guard
 from watchdog.core.model import (
     AckEvent,
+    Action,
     Decision,
     DeclareEvent,
     DeployEvent,
@@ -389,6 +390,7 @@ class Engine:
         rollback_done_at: datetime | None = None,
         rollback_to: str | None = None,
         chapter: int = 1,
+        standing: str | None = None,
     ) -> None:
         """Reopen a stored incident after a restart, so it keeps its id (and pager dedup key)
         and a rollback already made for it is never made again."""
@@ -407,6 +409,9 @@ class Engine:
             rollback_to=rollback_to,
             chapter=chapter,
         )
+        known = {a.value for a in Action}
+        if standing in known:  # an action this version does not know: no standing, as before
+            ts.incident.standing = (Action(standing), severity)
 
     def restore_hold(self, target: str, until: datetime, reason: str = "") -> None:
         ts = self.target(target)
@@ -445,6 +450,8 @@ class Engine:
                 rollback_at=inc.rollback_at,
                 rollback_done_at=inc.rollback_done_at,
                 chapter=inc.chapter,
+                rollback_to=inc.rollback_to,
+                standing=inc.standing,
             )
         for hold in snapshot.holds:
             self.restore_hold(hold.target, hold.until, hold.reason)

@@ -180,6 +180,13 @@ def rollback_result(
     elif outcome is RollbackOutcome.VERIFY_FAILED:
         incident.rollback = RollbackPhase.VERIFY_FAILED
         incident.rollback_detail = event.detail
+    elif outcome is RollbackOutcome.ABANDONED:
+        # it never happened: the chapter may roll back again, and it spent no budget
+        if incident.rollback_at is not None and incident.rollback_at in ts.auto_rollbacks:
+            ts.auto_rollbacks.remove(incident.rollback_at)
+        incident.rollback = RollbackPhase.NONE
+        incident.rollback_at = incident.rollback_done_at = None
+        incident.rollback_detail = event.detail
     elif outcome is RollbackOutcome.SHADOWED:
         incident.rollback = RollbackPhase.SHADOW
         incident.rollback_done_at = at

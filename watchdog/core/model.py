@@ -47,11 +47,6 @@ class Severity(enum.StrEnum):
         """Lower is more urgent; used to pick the worst firing rule."""
         return _SEVERITY_RANK[self]
 
-    @property
-    def pager_severity(self) -> str:
-        """PagerDuty / Alertmanager severity (DESIGN §6)."""
-        return _PAGER_SEVERITY[self]
-
 
 _SEVERITY_RANK: Final = {
     Severity.P0: 0,
@@ -59,13 +54,6 @@ _SEVERITY_RANK: Final = {
     Severity.INVESTIGATE: 2,
     Severity.P2: 3,
     Severity.P3: 4,
-}
-_PAGER_SEVERITY: Final = {
-    Severity.P0: "critical",
-    Severity.P1: "error",
-    Severity.INVESTIGATE: "warning",
-    Severity.P2: "info",
-    Severity.P3: "info",
 }
 
 
@@ -211,6 +199,9 @@ class RollbackOutcome(enum.StrEnum):
     VERIFY_FAILED = "verify_failed"
     #: shadow mode: the deployer call was replaced by a recorded "would roll back"
     SHADOWED = "shadowed"
+    #: the rollback provably never reached the deployer (a crash between intent and call):
+    #: as if never committed, so the engine may decide it again on fresh data
+    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +378,11 @@ class RestoredIncident:
     rollback_done_at: datetime | None = None
     #: 1, or 2 for any later chapter (the number itself is not kept across restarts)
     chapter: int = 1
+    #: where the rollback put production back to (from the rollback record)
+    rollback_to: str | None = None
+    #: the incident's standing action as last recorded ("rollback", "page", ...), so a
+    #: restarted engine restates it instead of a calmer "monitor" while the incident is open
+    standing: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

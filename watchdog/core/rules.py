@@ -338,6 +338,37 @@ class Flowchart(_Strict):
     #: minutes" when taken within this of the new one's
     baseline_pairing: Duration = timedelta(minutes=2)
 
+    @model_validator(mode="after")
+    def _floors(self) -> Flowchart:
+        # below these a knob stops meaning what it says: blind on every unknown sample, "did
+        # not help" the moment a rollback lands, a budget that never counts anything
+        # (a second, not more: the demo and the tests run the pack with time compressed)
+        floors = dict.fromkeys(
+            (
+                "blind_after",
+                "verify_timeout",
+                "budget_window",
+                "max_deploy_age",
+                "request_pairing",
+                "baseline_pairing",
+                "approve_after",
+            ),
+            timedelta(seconds=1),
+        )
+        for name, floor in floors.items():
+            value: timedelta = getattr(self, name)
+            if value < floor:
+                raise ValueError(
+                    f"flowchart.{name} {format_duration(value)} is too short: use at least "
+                    f"{format_duration(floor)}"
+                )
+        if self.budget_window < self.cooldown:
+            raise ValueError(
+                f"flowchart.budget_window ({format_duration(self.budget_window)}) is shorter "
+                f"than cooldown ({format_duration(self.cooldown)}): the budget would never count"
+            )
+        return self
+
 
 class RulePack(_Strict):
     """A whole rule pack: ``version``, ``flowchart`` parameters and ``rules``."""

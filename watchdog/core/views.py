@@ -98,6 +98,9 @@ class TargetView:
     severity: Severity | None
     since: datetime | None
     reason: str
+    #: the last decision's rule and flowchart path
+    rule: str | None
+    path: tuple[str, ...]
     deployment: str | None
     deployed_at: datetime | None
     incident: IncidentState | None
@@ -160,6 +163,8 @@ def target_view(
         severity=last.severity if last else None,
         since=ts.key_since,
         reason=last.reason if last else "no data yet",
+        rule=last.rule if last else None,
+        path=last.path if last else (),
         deployment=ts.deployment,
         deployed_at=ts.deployed_at,
         incident=incident,

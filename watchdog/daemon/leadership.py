@@ -153,6 +153,11 @@ async def load_snapshot(
         phase = _PHASES[latest.state] if latest else RollbackPhase.NONE
         if latest is not None and latest.state is RollbackState.ABANDONED:
             latest = None  # never reached Vercel: nothing to remember about when it ran
+        # the standing level it reached: the last decision at the incident's own severity
+        decisions = await store.list_decisions(incident=incident.id, limit=50)
+        standing = next(
+            (d.action for d in reversed(decisions) if d.severity == incident.severity), None
+        )
         restored.append(
             RestoredIncident(
                 target=incident.target,
@@ -167,6 +172,8 @@ async def load_snapshot(
                 rollback_at=latest.requested_at if latest else None,
                 rollback_done_at=latest.finished_at if latest else None,
                 chapter=chapter,
+                rollback_to=latest.to_deployment if latest else None,
+                standing=standing,
             )
         )
     holds = []
