@@ -68,6 +68,20 @@ FullRollback = Callable[
 ABORT_METHOD = "Vercel Rolling Release abort (Instant Rollback to its base, Method 1)"
 
 
+async def with_commit(rollouts: RollingReleases, deployment: Deployment) -> Deployment:
+    """``deployment`` with its commit SHA, for verification: a rolling release names its
+    deployments without ``meta``, and an app's version endpoint usually reports the commit.
+    A failed look-up leaves it as it is (verification then judges by the id alone)."""
+    if deployment.commit:
+        return deployment
+    try:
+        found = await rollouts.deployment(deployment.id)
+    except Exception as exc:
+        log.warning("deployment_lookup_failed", deployment=deployment.id, error=str(exc))
+        return deployment
+    return found if found.commit else deployment
+
+
 class RolloutAbort:
     """Aborts for every target's rolling release; one per dispatcher."""
 
@@ -293,7 +307,7 @@ class RolloutAbort:
             wiring,
             deployer,
             rb,
-            base,
+            await with_commit(wiring.rollouts, base),
             baseline,
             method=ABORT_METHOD,
             impact=(
@@ -390,7 +404,8 @@ class RolloutAbort:
         if not base:
             return
         self._end.succeeded(decision.target, base, canary, what)
-        target = Deployment(id=base)
+        assert wiring.rollouts is not None
+        target = await with_commit(wiring.rollouts, Deployment(id=base))
         baseline = wiring.error_rate() if wiring.error_rate else None
         await self._end.verify(
             decision,

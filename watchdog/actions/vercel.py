@@ -76,6 +76,10 @@ class VercelConfig(BaseModel):
     only_previous: bool = False
     #: record "would roll back to X" instead of calling the rollback API
     shadow: bool = False
+    #: read the project's rolling release (``GET /v1/projects/{id}/rolling-release``) so a
+    #: canary is judged against its base and a bad one aborted; off for a project that
+    #: never uses Rolling Releases, to save the call
+    rolling_releases: bool = True
 
     @field_validator("base_url", "dashboard_url")
     @classmethod
