@@ -318,6 +318,22 @@ class TestHelpers:
             assert registry.get_sample_value("watchdog_polls_total", labels) == 1
 
 
+class TestSameDecisionAgain:
+    def test_counting_is_recording_the_same_quiet_decision_again(self) -> None:
+        """For the standing decision again (no rules to export) counting it exports exactly
+        what recording it again would: the pipeline's shortcut changes no series."""
+        quiet = Decision(
+            target="web", at=AT, action=Action.MONITOR, severity=None, rule=None, reason="", path=()
+        )
+        recorded, counted = CollectorRegistry(), CollectorRegistry()
+        full, short = Metrics(recorded, standard=False), Metrics(counted, standard=False)
+        for m in (full, short):
+            m.record_decision(quiet)
+        full.record_decision(quiet)
+        short.count_decision(quiet)
+        assert generate_latest(counted) == generate_latest(recorded)
+
+
 class TestSourceLabel:
     def test_one_format_in_every_family(self) -> None:
         """Every family with a source label names the source within its target, never

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import platform
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -121,6 +121,78 @@ DECISION_KINDS: Final = (
     (Action.ROLLBACK, Severity.P0),
     (Action.ROLLBACK, Severity.P1),
 )
+
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Children(Generic[M]):
+    """A labelled metric's children by label values (in label order), each looked up once.
+
+    ``labels()`` validates and locks on every call and costs several times the update
+    itself; the per-poll and per-sample series are the same few thousand all day. A child is
+    made on first use, exactly as ``labels()`` makes it, so no series appears earlier.
+    """
+
+    __slots__ = ("_by", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._by: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._by.get(values)
+        if child is None:
+            child = self._by[values] = self._metric.labels(*values)
+        return child
+
+
+class PollSeries:
+    """One source's poll series (``watchdog_poll_duration_seconds``, ``watchdog_polls_total``,
+    ``watchdog_source_up``, ``watchdog_last_successful_poll_timestamp_seconds``,
+    ``watchdog_source_errors_total``): :meth:`Metrics.record_poll` for a poll loop, with the
+    children looked up on first use and kept."""
+
+    __slots__ = ("_errors", "_every_poll", "_last_ok", "_metrics", "source", "target")
+
+    def __init__(self, metrics: Metrics, target: str, source: str) -> None:
+        self._metrics = metrics
+        self.target = target
+        #: the ``source`` label (the name within the target)
+        self.source = source_label(target, source)
+        self._every_poll: tuple[Histogram, Counter, Gauge] | None = None
+        self._last_ok: Gauge | None = None
+        self._errors: dict[str, Counter] = {}
+
+    def record(self, duration_s: float, at_epoch_s: float, error_reason: str | None) -> None:
+        """See :meth:`Metrics.record_poll`."""
+        every_poll = self._every_poll
+        if every_poll is None:
+            m = self._metrics
+            every_poll = self._every_poll = (
+                # "web/sentry" and "api/sentry" share one histogram: bounded by kinds
+                m.poll_duration.labels(source=self.source),
+                m.polls.labels(target=self.target, source=self.source),
+                m.source_up.labels(target=self.target, source=self.source),
+            )
+        duration, polls, up = every_poll
+        duration.observe(duration_s)
+        polls.inc()
+        if error_reason is None:
+            up.set(1)
+            if self._last_ok is None:
+                self._last_ok = self._metrics.last_successful_poll.labels(
+                    target=self.target, source=self.source
+                )
+            self._last_ok.set(at_epoch_s)
+        else:
+            up.set(0)
+            errors = self._errors.get(error_reason)
+            if errors is None:
+                errors = self._errors[error_reason] = self._metrics.source_errors.labels(
+                    target=self.target, source=self.source, reason=error_reason
+                )
+            errors.inc()
 
 
 class Metrics:
@@ -340,6 +412,13 @@ class Metrics:
             registry=registry,
         )
 
+        # the series every sample, decision and poll touches, by label values
+        self._signal_values = Children(self.signal_value)
+        self._signal_unknowns = Children(self.signal_unknown)
+        self._decision_counts = Children(self.decisions)
+        self._current_actions = Children(self.current_action)
+        self._polls_of: dict[tuple[str, str], PollSeries] = {}
+
     # ----------------------------------------------------------------------- helpers
 
     def declare(self, targets: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
@@ -386,26 +465,21 @@ class Metrics:
         ``watchdog_signal_value > threshold`` is false while the value is unknown (unknown
         never satisfies a rule). String values (``version``) are attributes, not numbers.
         """
-        if isinstance(sample.value, str):
+        value = sample.value
+        if isinstance(value, str):
             return
-        gauge = self.signal_value.labels(target=sample.target, signal=sample.signal)
-        if sample.value is None:
+        gauge = self._signal_values(sample.target, sample.signal)
+        if value is None:
             gauge.set(math.nan)
             reason = sample.unknown.value if sample.unknown is not None else "no_data"
-            self.signal_unknown.labels(
-                target=sample.target, signal=sample.signal, reason=reason
-            ).inc()
+            self._signal_unknowns(sample.target, sample.signal, reason).inc()
             return
-        gauge.set(float(sample.value))
+        gauge.set(float(value))
 
     def record_decision(self, decision: Decision) -> None:
         """Count a decision and export its action and the rules it held signals against."""
-        self.decisions.labels(
-            target=decision.target,
-            action=decision.action.value,
-            severity=severity_label(decision.severity),
-        ).inc()
-        self.current_action.labels(target=decision.target).set(action_level(decision.action))
+        self.count_decision(decision)
+        self._current_actions(decision.target).set(action_level(decision.action))
         for obs in decision.observations:
             self.rule_threshold.labels(
                 target=decision.target, rule=obs.rule, signal=obs.signal
@@ -413,6 +487,23 @@ class Metrics:
             self.rule_firing.labels(target=decision.target, rule=obs.rule).set(
                 1 if obs.firing else 0
             )
+
+    def count_decision(self, decision: Decision) -> None:
+        """Count a decision (``watchdog_decisions_total``) and nothing else: for the same
+        decision again, whose action and rules are already exported."""
+        severity = decision.severity
+        self._decision_counts(
+            decision.target,
+            decision.action.value,
+            severity.value if severity is not None else NO_SEVERITY,
+        ).inc()
+
+    def poll_series(self, target: str, source: str) -> PollSeries:
+        """The poll series of one source (by its qualified name), made once and kept."""
+        series = self._polls_of.get((target, source))
+        if series is None:
+            series = self._polls_of[(target, source)] = PollSeries(self, target, source)
+        return series
 
     def record_poll(
         self,
@@ -426,19 +517,9 @@ class Metrics:
         """Export one poll's outcome: duration, up/down, error reason or success time.
 
         ``source`` is the daemon's qualified name; ``error_reason`` is set only when the poll
-        could not reach or read its provider.
+        could not reach or read its provider. A poll loop keeps its :meth:`poll_series`.
         """
-        source = source_label(target, source)
-        # "web/sentry" and "api/sentry" share one histogram: bounded by kinds, not targets
-        self.poll_duration.labels(source=source).observe(duration_s)
-        self.polls.labels(target=target, source=source).inc()
-        up = self.source_up.labels(target=target, source=source)
-        if error_reason is None:
-            up.set(1)
-            self.last_successful_poll.labels(target=target, source=source).set(at_epoch_s)
-        else:
-            up.set(0)
-            self.source_errors.labels(target=target, source=source, reason=error_reason).inc()
+        self.poll_series(target, source).record(duration_s, at_epoch_s, error_reason)
 
     def set_blind(self, target: str, source: str, blind: bool) -> None:
         """``watchdog_blind`` for a source, by its qualified name."""
