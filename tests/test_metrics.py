@@ -26,6 +26,7 @@ from watchdog.metrics import (
     SOURCE_ERROR_REASONS,
     Metrics,
     exposed_names,
+    render,
     severity_label,
 )
 from watchdog.sources.base import FAILING_REASONS
@@ -316,6 +317,53 @@ class TestHelpers:
         for source in ("sentry", "health"):
             labels = {"target": "web", "source": source}
             assert registry.get_sample_value("watchdog_polls_total", labels) == 1
+
+
+class TestRender:
+    """``render`` is the fast path of ``/metrics``: the same bytes as ``generate_latest``."""
+
+    def test_same_bytes_as_generate_latest(self) -> None:
+        """Every kind of family, label values that need escaping, NaN, infinities, large and
+        tiny numbers, and series declared at zero render exactly as prometheus_client's."""
+        registry = CollectorRegistry()
+        m = Metrics(registry, version="1.2.3", standard=False)
+        odd = 'a"b\\c\nd'
+        m.declare({odd: {f"{odd}/health": ["health_up"]}, "web": {"web/sentry": ["error_rate"]}})
+        m.observe_sample(Sample("web", "error_rate", math.nan, AT))
+        m.observe_sample(Sample("web", "db_cpu", math.inf, AT))
+        m.observe_sample(Sample("web", "latency_p95_s", -math.inf, AT))
+        m.observe_sample(Sample("web", "payment_failures", 123456789.0, AT))
+        m.observe_sample(Sample("web", "request_count", 1e-7, AT))
+        m.observe_sample(Sample(odd, "health_up", None, AT, unknown=UnknownReason.NO_DATA))
+        m.record_poll(target="web", source="web/sentry", duration_s=0.2, at_epoch_s=1.7e9)
+        m.record_poll(
+            target=odd,
+            source=f"{odd}/health",
+            duration_s=9,
+            at_epoch_s=0,
+            error_reason="provider_error",
+        )
+        m.count_refusal("web", "cooldown")
+        m.outbox_pending.set(3)
+        m.scheduling_lag.observe(0.004)
+        m.rollback_duration.observe(42)
+        assert render(registry) == generate_latest(registry)
+
+    def test_standard_collectors_go_through_prometheus_client(self) -> None:
+        """The process and GC collectors keep prometheus_client's own rendering."""
+        registry = CollectorRegistry()
+        Metrics(registry)
+        text = render(registry).decode()
+        assert "# TYPE process_cpu_seconds_total counter" in text
+        assert "python_gc_objects_collected_total" in text
+
+    def test_a_function_gauge_falls_back(self) -> None:
+        """A family it does not format itself (a gauge reading a function) still renders."""
+        registry = CollectorRegistry()
+        metrics = Metrics(registry, standard=False)
+        metrics.drill_success.labels(target="web").set_function(lambda: 7.0)
+        assert render(registry) == generate_latest(registry)
+        assert 'watchdog_drill_success{target="web"} 7.0' in render(registry).decode()
 
 
 class TestSameDecisionAgain:

@@ -24,9 +24,11 @@ Two conventions dashboards rely on from the first scrape:
 from __future__ import annotations
 
 import math
+import operator
 import platform
-from collections.abc import Iterable, Mapping
-from typing import Final, Generic, TypeVar
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -38,7 +40,10 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
+    generate_latest,
 )
+from prometheus_client import metrics as _prometheus_metrics
+from prometheus_client.utils import floatToGoString
 
 from watchdog import __version__
 from watchdog.core.model import Action, Decision, Sample, Severity, UnknownReason
@@ -590,3 +595,77 @@ def _family_names(name: str, kind: str) -> Iterable[str]:
     if kind == "info":
         return (f"{name}_info",)
     return (name,)
+
+
+# --------------------------------------------------------------------------- exposition
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """``generate_latest(registry)``, byte for byte, in a fraction of the time.
+
+    At 1,000 targets the registry holds some 70,000 labelled series, nearly all of them
+    plain counters and gauges. prometheus_client builds a sample object and a label
+    dictionary for each, validates every label name and escapes it again on every scrape,
+    which cost 0.7 s of CPU (and tens of MB of garbage) per scrape. Here those families are
+    formatted straight from their children; everything else (histograms, the process and GC
+    collectors, unlabelled metrics) goes through prometheus_client itself, one collector at a
+    time, in the registry's order. ``tests/test_metrics.py`` proves both render the same
+    bytes; should prometheus_client's internals ever move, this falls back to
+    ``generate_latest`` whole.
+    """
+    try:
+        with registry._lock:
+            collectors = list(registry._collector_to_names)
+            plain = not registry._target_info
+        if plain:
+            return b"".join(_render_collector(c) for c in collectors)
+    except (AttributeError, _Unusual):
+        pass
+    return generate_latest(registry)
+
+
+class _Unusual(Exception):
+    """A series :func:`render` does not format itself (prometheus_client will)."""
+
+
+def _render_collector(collector: Any) -> bytes:
+    if type(collector) in (Counter, Gauge) and collector._labelnames:
+        return _render_labelled(collector)
+    return generate_latest(collector)
+
+
+def _render_labelled(metric: Any) -> bytes:
+    """One labelled counter or gauge family in the text format, as prometheus_client writes it
+    (labels sorted by name, values escaped, Go's float format), from its children's values."""
+    name: str = metric._name
+    kind: str = metric._type
+    if kind == "counter" and _prometheus_metrics._use_created:
+        raise _Unusual  # generate_latest moves the *_created series to a family of their own
+    family = f"{name}_total" if kind == "counter" else name
+    doc = metric._documentation.replace("\\", r"\\").replace("\n", r"\n")
+    names: tuple[str, ...] = metric._labelnames
+    order = sorted(range(len(names)), key=names.__getitem__)
+    # 'name{a="%s",b="%s"} ' with the labels in name order, and a getter putting the values
+    # in that order
+    template = family + "{" + ",".join(f'{names[i]}="%s"' for i in order) + "} "
+    in_order = operator.itemgetter(*order) if len(order) > 1 else lambda v: (v[order[0]],)
+    with metric._lock:
+        children = list(metric._metrics.items())
+    lines = [f"# HELP {family} {doc}\n# TYPE {family} {kind}\n"]
+    append = lines.append
+    for values, child in children:
+        if "_child_samples" in child.__dict__:
+            raise _Unusual  # a gauge reading a function: prometheus_client knows how
+        if _NEEDS_ESCAPE.search("".join(values)):
+            values = tuple(_escape(v) for v in values)
+        append(template % in_order(values) + _go_float(child._value.get()) + "\n")
+    return "".join(lines).encode()
+
+
+#: how prometheus_client writes a value (Go's format: ``+Inf``, ``NaN``, ``1e+06``)
+_go_float: Callable[[float], str] = floatToGoString
+_NEEDS_ESCAPE: Final = re.compile(r'[\\\n"]')
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
