@@ -408,6 +408,7 @@ def measure(
     scheduler: dict[str, Any],
     scrape_interval: float,
     vs_prometheus: bool = False,
+    uvloop: bool = False,
 ) -> dict[str, Any]:
     limit = duration + 120
     fakes = child("--serve-fakes", "--limit", str(limit))
@@ -433,6 +434,7 @@ def measure(
                 "--scrape-interval",
                 str(scrape_interval),
                 *(["--profile", profile] if profile else []),
+                *(["--uvloop"] if uvloop else []),
             )
             timer = threading.Timer(limit, daemon.kill)
             timer.start()
@@ -634,8 +636,8 @@ def report(results: list[dict[str, Any]]) -> list[str]:
             f"{r['targets']:>7} {r.get('run', ''):>6} {r['rss_mb']:>7.1f} {r['hwm_mb']:>8.1f} "
             f"{100 * r['cpu_share']:>6.1f} {1000 * r['lag_p50_s']:>10.1f} "
             f"{1000 * r['lag_p99_s']:>10.1f} {1000 * r['lag_max_s']:>10.1f} "
-            f"{r['polls']:>6}/{r['planned_polls']:<7.0f} {r['skipped']:>7} "
-            f"{r['sources_in_error']:>6} {1000 * r['scrape_s']:>11.1f} {r['scrape_kb']:>6.0f}"
+            f"{r['polls']:>6.0f}/{r['planned_polls']:<7.0f} {r['skipped']:>7.0f} "
+            f"{r['sources_in_error']:>6.0f} {1000 * r['scrape_s']:>11.1f} {r['scrape_kb']:>6.0f}"
             + versus
         )
     return lines
@@ -728,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per target count (a median row follows)"
     )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the daemon on uvloop (pip install uvloop)"
+    )
     parser.add_argument("--json", default="", help="append every run's figures to this file")
     parser.add_argument("--scheduler", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
@@ -739,17 +744,23 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve_fakes(args.limit))
         return 0
     if args.run_daemon:
-        asyncio.run(
-            run_daemon(
-                args.run_daemon,
-                args.fake_url,
-                args.metric,
-                args.duration,
-                args.profile,
-                json.loads(args.scheduler),
-                args.scrape_interval,
+        loop_factory = None
+        if args.uvloop:
+            import uvloop  # an experiment: not a dependency of the daemon
+
+            loop_factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(
+                run_daemon(
+                    args.run_daemon,
+                    args.fake_url,
+                    args.metric,
+                    args.duration,
+                    args.profile,
+                    json.loads(args.scheduler),
+                    args.scrape_interval,
+                )
             )
-        )
         return 0
     if args.duration < 3 * INTERVAL_S or any(n < 1 for n in args.targets) or args.repeat < 1:
         parser.error(
@@ -769,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.duration:g} s, scheduler {scheduler or 'defaults'}"
                 + (f", /metrics every {args.scrape_interval:g} s" if args.scrape_interval else "")
                 + (", beside Prometheus" if args.vs_prometheus else "")
+                + (", on uvloop" if args.uvloop else "")
                 + f", run {run}/{args.repeat} ...",
                 flush=True,
             )
@@ -781,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
                 scheduler,
                 args.scrape_interval,
                 args.vs_prometheus,
+                args.uvloop,
             )
             result["run"] = str(run)
             result["load"] = os.getloadavg()[0]

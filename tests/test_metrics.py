@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 
 from tests.tools import require_tool
 from watchdog.core.model import (
@@ -357,13 +357,16 @@ class TestRender:
         assert "# TYPE process_cpu_seconds_total counter" in text
         assert "python_gc_objects_collected_total" in text
 
-    def test_a_function_gauge_falls_back(self) -> None:
-        """A family it does not format itself (a gauge reading a function) still renders."""
+    def test_other_collectors_keep_their_place(self) -> None:
+        """A collector registered by someone else renders through prometheus_client, in the
+        registry's order."""
         registry = CollectorRegistry()
-        metrics = Metrics(registry, standard=False)
-        metrics.drill_success.labels(target="web").set_function(lambda: 7.0)
+        Metrics(registry, standard=False).pages.labels(target="web", result="sent").inc()
+        Counter("other_events", "Someone else's counter.", ["kind"], registry=registry).labels(
+            kind="x"
+        ).inc(2)
         assert render(registry) == generate_latest(registry)
-        assert 'watchdog_drill_success{target="web"} 7.0' in render(registry).decode()
+        assert render(registry).decode().endswith('other_events_total{kind="x"} 2.0\n')
 
 
 class TestSameDecisionAgain:

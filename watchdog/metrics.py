@@ -24,15 +24,12 @@ Two conventions dashboards rely on from the first scrape:
 from __future__ import annotations
 
 import math
-import operator
 import platform
-import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     GCCollector,
     Histogram,
@@ -42,11 +39,10 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client import metrics as _prometheus_metrics
-from prometheus_client.utils import floatToGoString
 
 from watchdog import __version__
 from watchdog.core.model import Action, Decision, Sample, Severity, UnknownReason
+from watchdog.families import CounterSeries, Family, GaugeSeries, PlainCounter, PlainGauge
 from watchdog.store.base import DrillRecord
 
 PREFIX: Final = "watchdog_"
@@ -128,35 +124,11 @@ DECISION_KINDS: Final = (
 )
 
 
-M = TypeVar("M", Counter, Gauge, Histogram)
-
-
-class Children(Generic[M]):
-    """A labelled metric's children by label values (in label order), each looked up once.
-
-    ``labels()`` validates and locks on every call and costs several times the update
-    itself; the per-poll and per-sample series are the same few thousand all day. A child is
-    made on first use, exactly as ``labels()`` makes it, so no series appears earlier.
-    """
-
-    __slots__ = ("_by", "_metric")
-
-    def __init__(self, metric: M) -> None:
-        self._metric: M = metric
-        self._by: dict[tuple[str, ...], M] = {}
-
-    def __call__(self, *values: str) -> M:
-        child = self._by.get(values)
-        if child is None:
-            child = self._by[values] = self._metric.labels(*values)
-        return child
-
-
 class PollSeries:
     """One source's poll series (``watchdog_poll_duration_seconds``, ``watchdog_polls_total``,
     ``watchdog_source_up``, ``watchdog_last_successful_poll_timestamp_seconds``,
     ``watchdog_source_errors_total``): :meth:`Metrics.record_poll` for a poll loop, with the
-    children looked up on first use and kept."""
+    series looked up on first use and kept."""
 
     __slots__ = ("_errors", "_every_poll", "_last_ok", "_metrics", "source", "target")
 
@@ -165,9 +137,9 @@ class PollSeries:
         self.target = target
         #: the ``source`` label (the name within the target)
         self.source = source_label(target, source)
-        self._every_poll: tuple[Histogram, Counter, Gauge] | None = None
-        self._last_ok: Gauge | None = None
-        self._errors: dict[str, Counter] = {}
+        self._every_poll: tuple[Histogram, CounterSeries, GaugeSeries] | None = None
+        self._last_ok: GaugeSeries | None = None
+        self._errors: dict[str, CounterSeries] = {}
 
     def record(self, duration_s: float, at_epoch_s: float, error_reason: str | None) -> None:
         """See :meth:`Metrics.record_poll`."""
@@ -231,27 +203,27 @@ class Metrics:
         self.build_info.info({"version": version, "python_version": platform.python_version()})
 
         # --- what the watchdog sees -----------------------------------------------------
-        self.signal_value: Final = Gauge(
+        self.signal_value: Final = PlainGauge(
             "watchdog_signal_value",
             "Latest value of a signal per target (NaN while unknown). Rates are fractions "
             "0..1, latencies seconds.",
             ["target", "signal"],
             registry=registry,
         )
-        self.signal_unknown: Final = Counter(
+        self.signal_unknown: Final = PlainCounter(
             "watchdog_signal_unknown_total",
             "Samples a source reported unknown, by why (no_data, provider_error, "
             "watchdog_network).",
             ["target", "signal", "reason"],
             registry=registry,
         )
-        self.rule_threshold: Final = Gauge(
+        self.rule_threshold: Final = PlainGauge(
             "watchdog_rule_threshold",
             "Threshold a rule holds a signal against, for plotting next to the signal.",
             ["target", "rule", "signal"],
             registry=registry,
         )
-        self.rule_firing: Final = Gauge(
+        self.rule_firing: Final = PlainGauge(
             "watchdog_rule_firing",
             "1 while a rule's condition holds (sustain satisfied) for a target, else 0.",
             ["target", "rule"],
@@ -259,20 +231,20 @@ class Metrics:
         )
 
         # --- sources --------------------------------------------------------------------
-        self.source_up: Final = Gauge(
+        self.source_up: Final = PlainGauge(
             "watchdog_source_up",
             "1 if the source's last poll reached its provider, 0 if it could not. The source "
             "label is its name within the target (here and in every family).",
             ["target", "source"],
             registry=registry,
         )
-        self.polls: Final = Counter(
+        self.polls: Final = PlainCounter(
             "watchdog_polls_total",
             "Polls attempted per source and target; the denominator of the error ratio.",
             ["target", "source"],
             registry=registry,
         )
-        self.source_errors: Final = Counter(
+        self.source_errors: Final = PlainCounter(
             "watchdog_source_errors_total",
             "Polls that could not reach or read their provider, by reason (provider_error, "
             "watchdog_network); no data in the window is not an error.",
@@ -294,13 +266,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
-        self.last_successful_poll: Final = Gauge(
+        self.last_successful_poll: Final = PlainGauge(
             "watchdog_last_successful_poll_timestamp_seconds",
             "Unix time of the source's last successful poll.",
             ["target", "source"],
             registry=registry,
         )
-        self.blind: Final = Gauge(
+        self.blind: Final = PlainGauge(
             "watchdog_blind",
             "1 while a source has been unknown for longer than its blind_after.",
             ["target", "source"],
@@ -308,19 +280,19 @@ class Metrics:
         )
 
         # --- decisions and actions --------------------------------------------------------
-        self.decisions: Final = Counter(
+        self.decisions: Final = PlainCounter(
             "watchdog_decisions_total",
             "Decisions made, by action and severity (none when the action carries none).",
             ["target", "action", "severity"],
             registry=registry,
         )
-        self.current_action: Final = Gauge(
+        self.current_action: Final = PlainGauge(
             "watchdog_current_action",
             "Latest action per target: 0 monitor, 1 notify, 2 page, 3 rollback.",
             ["target"],
             registry=registry,
         )
-        self.rollbacks: Final = Counter(
+        self.rollbacks: Final = PlainCounter(
             "watchdog_rollbacks_total",
             "Automatic rollbacks by result (succeeded, failed, verified, verify_failed, "
             "refused, shadow); refused counts every refusal, by the engine's guard rails or "
@@ -328,7 +300,7 @@ class Metrics:
             ["target", "result"],
             registry=registry,
         )
-        self.rollback_refusals: Final = Counter(
+        self.rollback_refusals: Final = PlainCounter(
             "watchdog_rollback_refusals_total",
             "Rollbacks the flowchart asked for and a guard rail refused (the decision became a "
             'P0 page), by guard rail; sums to rollbacks_total{result="refused"}.',
@@ -347,13 +319,13 @@ class Metrics:
             buckets=ROLLBACK_BUCKETS,
             registry=registry,
         )
-        self.pages: Final = Counter(
+        self.pages: Final = PlainCounter(
             "watchdog_pages_total",
             "Pager events sent, by result (sent, failed, deduplicated).",
             ["target", "result"],
             registry=registry,
         )
-        self.notifications: Final = Counter(
+        self.notifications: Final = PlainCounter(
             "watchdog_notifications_total",
             "Chat notifications sent, by result (sent, failed).",
             ["result"],
@@ -364,7 +336,7 @@ class Metrics:
             "Notifications (pages, resolves, change events, chat) stored and not yet accepted.",
             registry=registry,
         )
-        self.page_undelivered: Final = Gauge(
+        self.page_undelivered: Final = PlainGauge(
             "watchdog_page_undelivered",
             "Notifications given up on (older than their maximum age, or rejected), by kind.",
             ["kind"],
@@ -396,32 +368,27 @@ class Metrics:
         )
         # per drilled (staging) target, and absent until a drill ran: a 0 would read as
         # "the last drill failed, in 1970"
-        self.drill_duration: Final = Gauge(
+        self.drill_duration: Final = PlainGauge(
             "watchdog_drill_duration_seconds",
             "Rollback + verify time of the target's last drill (the procedure's target is "
             "under 180 s); absent until a drill ran.",
             ["target"],
             registry=registry,
         )
-        self.drill_success: Final = Gauge(
+        self.drill_success: Final = PlainGauge(
             "watchdog_drill_success",
             "1 if the target's last drill rolled back, verified and restored, else 0; absent "
             "until a drill ran.",
             ["target"],
             registry=registry,
         )
-        self.last_drill: Final = Gauge(
+        self.last_drill: Final = PlainGauge(
             "watchdog_last_drill_timestamp_seconds",
             "Unix time the target's last drill finished; absent until a drill ran.",
             ["target"],
             registry=registry,
         )
 
-        # the series every sample, decision and poll touches, by label values
-        self._signal_values = Children(self.signal_value)
-        self._signal_unknowns = Children(self.signal_unknown)
-        self._decision_counts = Children(self.decisions)
-        self._current_actions = Children(self.current_action)
         self._polls_of: dict[tuple[str, str], PollSeries] = {}
 
     # ----------------------------------------------------------------------- helpers
@@ -473,35 +440,34 @@ class Metrics:
         value = sample.value
         if isinstance(value, str):
             return
-        gauge = self._signal_values(sample.target, sample.signal)
+        key = (sample.target, sample.signal)
         if value is None:
-            gauge.set(math.nan)
+            self.signal_value.set_at(key, math.nan)
             reason = sample.unknown.value if sample.unknown is not None else "no_data"
-            self._signal_unknowns(sample.target, sample.signal, reason).inc()
+            self.signal_unknown.inc_at((*key, reason))
             return
-        gauge.set(float(value))
+        self.signal_value.set_at(key, float(value))
 
     def record_decision(self, decision: Decision) -> None:
         """Count a decision and export its action and the rules it held signals against."""
+        target = decision.target
         self.count_decision(decision)
-        self._current_actions(decision.target).set(action_level(decision.action))
+        self.current_action.set_at((target,), float(action_level(decision.action)))
         for obs in decision.observations:
-            self.rule_threshold.labels(
-                target=decision.target, rule=obs.rule, signal=obs.signal
-            ).set(obs.threshold)
-            self.rule_firing.labels(target=decision.target, rule=obs.rule).set(
-                1 if obs.firing else 0
-            )
+            self.rule_threshold.set_at((target, obs.rule, obs.signal), float(obs.threshold))
+            self.rule_firing.set_at((target, obs.rule), 1.0 if obs.firing else 0.0)
 
     def count_decision(self, decision: Decision) -> None:
         """Count a decision (``watchdog_decisions_total``) and nothing else: for the same
         decision again, whose action and rules are already exported."""
         severity = decision.severity
-        self._decision_counts(
-            decision.target,
-            decision.action.value,
-            severity.value if severity is not None else NO_SEVERITY,
-        ).inc()
+        self.decisions.inc_at(
+            (
+                decision.target,
+                decision.action.value,
+                severity.value if severity is not None else NO_SEVERITY,
+            )
+        )
 
     def poll_series(self, target: str, source: str) -> PollSeries:
         """The poll series of one source (by its qualified name), made once and kept."""
@@ -548,7 +514,7 @@ class Metrics:
             finished = drill.finished_at or drill.started_at
             self.last_drill.labels(target=drill.target).set(finished.timestamp())
 
-    def set_flag(self, gauge: Gauge, on: bool) -> None:
+    def set_flag(self, gauge: Gauge | GaugeSeries, on: bool) -> None:
         """Set a 0/1 gauge (``is_leader``, ``kill_switch``, ``drill_success``) from a bool."""
         gauge.set(1 if on else 0)
 
@@ -603,69 +569,19 @@ def _family_names(name: str, kind: str) -> Iterable[str]:
 def render(registry: CollectorRegistry) -> bytes:
     """``generate_latest(registry)``, byte for byte, in a fraction of the time.
 
-    At 1,000 targets the registry holds some 70,000 labelled series, nearly all of them
-    plain counters and gauges. prometheus_client builds a sample object and a label
-    dictionary for each, validates every label name and escapes it again on every scrape,
-    which cost 0.7 s of CPU (and tens of MB of garbage) per scrape. Here those families are
-    formatted straight from their children; everything else (histograms, the process and GC
-    collectors, unlabelled metrics) goes through prometheus_client itself, one collector at a
-    time, in the registry's order. ``tests/test_metrics.py`` proves both render the same
-    bytes; should prometheus_client's internals ever move, this falls back to
+    The plain families (:mod:`watchdog.families`: every labelled counter and gauge, some
+    60,000 series at 1,000 targets) write their own lines; everything else (histograms, the
+    process and GC collectors, unlabelled metrics) goes through prometheus_client, one
+    collector at a time, in the registry's order. ``tests/test_metrics.py`` proves both
+    render the same bytes; should the registry's internals ever move, this falls back to
     ``generate_latest`` whole.
     """
     try:
         with registry._lock:
             collectors = list(registry._collector_to_names)
             plain = not registry._target_info
-        if plain:
-            return b"".join(_render_collector(c) for c in collectors)
-    except (AttributeError, _Unusual):
-        pass
-    return generate_latest(registry)
-
-
-class _Unusual(Exception):
-    """A series :func:`render` does not format itself (prometheus_client will)."""
-
-
-def _render_collector(collector: Any) -> bytes:
-    if type(collector) in (Counter, Gauge) and collector._labelnames:
-        return _render_labelled(collector)
-    return generate_latest(collector)
-
-
-def _render_labelled(metric: Any) -> bytes:
-    """One labelled counter or gauge family in the text format, as prometheus_client writes it
-    (labels sorted by name, values escaped, Go's float format), from its children's values."""
-    name: str = metric._name
-    kind: str = metric._type
-    if kind == "counter" and _prometheus_metrics._use_created:
-        raise _Unusual  # generate_latest moves the *_created series to a family of their own
-    family = f"{name}_total" if kind == "counter" else name
-    doc = metric._documentation.replace("\\", r"\\").replace("\n", r"\n")
-    names: tuple[str, ...] = metric._labelnames
-    order = sorted(range(len(names)), key=names.__getitem__)
-    # 'name{a="%s",b="%s"} ' with the labels in name order, and a getter putting the values
-    # in that order
-    template = family + "{" + ",".join(f'{names[i]}="%s"' for i in order) + "} "
-    in_order = operator.itemgetter(*order) if len(order) > 1 else lambda v: (v[order[0]],)
-    with metric._lock:
-        children = list(metric._metrics.items())
-    lines = [f"# HELP {family} {doc}\n# TYPE {family} {kind}\n"]
-    append = lines.append
-    for values, child in children:
-        if "_child_samples" in child.__dict__:
-            raise _Unusual  # a gauge reading a function: prometheus_client knows how
-        if _NEEDS_ESCAPE.search("".join(values)):
-            values = tuple(_escape(v) for v in values)
-        append(template % in_order(values) + _go_float(child._value.get()) + "\n")
-    return "".join(lines).encode()
-
-
-#: how prometheus_client writes a value (Go's format: ``+Inf``, ``NaN``, ``1e+06``)
-_go_float: Callable[[float], str] = floatToGoString
-_NEEDS_ESCAPE: Final = re.compile(r'[\\\n"]')
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    except AttributeError:
+        plain = False
+    if not plain:
+        return generate_latest(registry)
+    return b"".join(c.render() if isinstance(c, Family) else generate_latest(c) for c in collectors)
