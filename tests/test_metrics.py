@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 
 from tests.tools import require_tool
 from watchdog.core.model import (
@@ -26,6 +26,7 @@ from watchdog.metrics import (
     SOURCE_ERROR_REASONS,
     Metrics,
     exposed_names,
+    render,
     severity_label,
 )
 from watchdog.sources.base import FAILING_REASONS
@@ -329,6 +330,72 @@ class TestHelpers:
         for source in ("sentry", "health"):
             labels = {"target": "web", "source": source}
             assert registry.get_sample_value("watchdog_polls_total", labels) == 1
+
+
+class TestRender:
+    """``render`` is the fast path of ``/metrics``: the same bytes as ``generate_latest``."""
+
+    def test_same_bytes_as_generate_latest(self) -> None:
+        """Every kind of family, label values that need escaping, NaN, infinities, large and
+        tiny numbers, and series declared at zero render exactly as prometheus_client's."""
+        registry = CollectorRegistry()
+        m = Metrics(registry, version="1.2.3", standard=False)
+        odd = 'a"b\\c\nd'
+        m.declare({odd: {f"{odd}/health": ["health_up"]}, "web": {"web/sentry": ["error_rate"]}})
+        m.observe_sample(Sample("web", "error_rate", math.nan, AT))
+        m.observe_sample(Sample("web", "db_cpu", math.inf, AT))
+        m.observe_sample(Sample("web", "latency_p95_s", -math.inf, AT))
+        m.observe_sample(Sample("web", "payment_failures", 123456789.0, AT))
+        m.observe_sample(Sample("web", "request_count", 1e-7, AT))
+        m.observe_sample(Sample(odd, "health_up", None, AT, unknown=UnknownReason.NO_DATA))
+        m.record_poll(target="web", source="web/sentry", duration_s=0.2, at_epoch_s=1.7e9)
+        m.record_poll(
+            target=odd,
+            source=f"{odd}/health",
+            duration_s=9,
+            at_epoch_s=0,
+            error_reason="provider_error",
+        )
+        m.count_refusal("web", "cooldown")
+        m.outbox_pending.set(3)
+        m.scheduling_lag.observe(0.004)
+        m.rollback_duration.observe(42)
+        assert render(registry) == generate_latest(registry)
+
+    def test_standard_collectors_go_through_prometheus_client(self) -> None:
+        """The process and GC collectors keep prometheus_client's own rendering."""
+        registry = CollectorRegistry()
+        Metrics(registry)
+        text = render(registry).decode()
+        assert "# TYPE process_cpu_seconds_total counter" in text
+        assert "python_gc_objects_collected_total" in text
+
+    def test_other_collectors_keep_their_place(self) -> None:
+        """A collector registered by someone else renders through prometheus_client, in the
+        registry's order."""
+        registry = CollectorRegistry()
+        Metrics(registry, standard=False).pages.labels(target="web", result="sent").inc()
+        Counter("other_events", "Someone else's counter.", ["kind"], registry=registry).labels(
+            kind="x"
+        ).inc(2)
+        assert render(registry) == generate_latest(registry)
+        assert render(registry).decode().endswith('other_events_total{kind="x"} 2.0\n')
+
+
+class TestSameDecisionAgain:
+    def test_counting_is_recording_the_same_quiet_decision_again(self) -> None:
+        """For the standing decision again (no rules to export) counting it exports exactly
+        what recording it again would: the pipeline's shortcut changes no series."""
+        quiet = Decision(
+            target="web", at=AT, action=Action.MONITOR, severity=None, rule=None, reason="", path=()
+        )
+        recorded, counted = CollectorRegistry(), CollectorRegistry()
+        full, short = Metrics(recorded, standard=False), Metrics(counted, standard=False)
+        for m in (full, short):
+            m.record_decision(quiet)
+        full.record_decision(quiet)
+        short.count_decision(quiet)
+        assert generate_latest(counted) == generate_latest(recorded)
 
 
 class TestSourceLabel:

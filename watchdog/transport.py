@@ -219,6 +219,99 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What every request of one caller shares, built once rather than per request.
+
+    A source makes the same kind of request hundreds of times a day; its timeout, the
+    wording of a timeout and whether its messages may name the endpoint never change, so it
+    builds one :class:`Caller` and sends through it (:func:`send` builds one per call for
+    callers that call rarely). The fields mean what :func:`send`'s arguments of the same
+    names mean.
+    """
+
+    service: str
+    timeout: aiohttp.ClientTimeout
+    timeout_text: str
+    follow_redirects: bool = False
+    name_endpoint: bool = False
+    redactor: Redactor = field(default=NO_SECRETS, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        service: str,
+        request_timeout: timedelta,
+        *,
+        timeout_text: str | None = None,
+        follow_redirects: bool = False,
+        name_endpoint: bool = False,
+        redactor: Redactor = NO_SECRETS,
+    ) -> Caller:
+        seconds = request_timeout.total_seconds()
+        return cls(
+            service,
+            aiohttp.ClientTimeout(total=seconds),
+            timeout_text or _format_seconds(seconds),
+            follow_redirects,
+            name_endpoint,
+            redactor,
+        )
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Iterable[tuple[str, str]] | Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+    ) -> Response:
+        """One request (see :func:`send`)."""
+        body: Any = data
+        sent_headers = headers
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False)
+            sent_headers = dict(headers or {})
+            sent_headers.setdefault("Content-Type", "application/json")
+        if isinstance(params, Mapping):
+            query: list[tuple[str, str]] | None = list(params.items())
+        else:
+            query = list(params) if params is not None else None
+        loop = asyncio.get_running_loop()
+        try:
+            started = loop.time()
+            async with session.request(
+                method,
+                url,
+                headers=sent_headers or None,
+                params=query or None,
+                data=body,
+                timeout=self.timeout,
+                allow_redirects=self.follow_redirects,
+            ) as resp:
+                content = await resp.content.read(MAX_BODY_BYTES)
+                return Response(
+                    status=resp.status,
+                    headers=CIMultiDict(resp.headers),
+                    body=content,
+                    content_type=resp.headers.get("Content-Type", ""),
+                    elapsed=loop.time() - started,
+                    redactor=self.redactor,
+                )
+        except TimeoutError:
+            raise CallError(
+                f"{self.service} did not answer within {self.timeout_text}",
+                retryable=True,
+                reason="timeout",
+            ) from None
+        except aiohttp.ClientError as exc:
+            error = _transport_error(self.service, exc, name_endpoint=self.name_endpoint)
+            raise self.redactor.error(error) from None
+
+
 async def send(
     session: aiohttp.ClientSession,
     method: str,
@@ -245,44 +338,17 @@ async def send(
     Sources, whose URLs are not secret, pass ``name_endpoint=True`` for a message that names
     where the connection went. The ``reason`` label is the same either way.
     """
-    body: Any = data
-    sent_headers = dict(headers or {})
-    if json_body is not None:
-        body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False)
-        sent_headers.setdefault("Content-Type", "application/json")
-    if isinstance(params, Mapping):
-        query: list[tuple[str, str]] | None = list(params.items())
-    else:
-        query = list(params) if params is not None else None
-    loop = asyncio.get_running_loop()
-    try:
-        started = loop.time()
-        async with session.request(
-            method,
-            url,
-            headers=sent_headers or None,
-            params=query or None,
-            data=body,
-            timeout=aiohttp.ClientTimeout(total=request_timeout.total_seconds()),
-            allow_redirects=follow_redirects,
-        ) as resp:
-            content = await resp.content.read(MAX_BODY_BYTES)
-            return Response(
-                status=resp.status,
-                headers=CIMultiDict(resp.headers),
-                body=content,
-                content_type=resp.headers.get("Content-Type", ""),
-                elapsed=loop.time() - started,
-                redactor=redactor,
-            )
-    except TimeoutError:
-        within = timeout_text or _format_seconds(request_timeout.total_seconds())
-        raise CallError(
-            f"{service} did not answer within {within}", retryable=True, reason="timeout"
-        ) from None
-    except aiohttp.ClientError as exc:
-        error = _transport_error(service, exc, name_endpoint=name_endpoint)
-        raise redactor.error(error) from None
+    caller = Caller.of(
+        service,
+        request_timeout,
+        timeout_text=timeout_text,
+        follow_redirects=follow_redirects,
+        name_endpoint=name_endpoint,
+        redactor=redactor,
+    )
+    return await caller.send(
+        session, method, url, headers=headers, params=params, json_body=json_body, data=data
+    )
 
 
 def _transport_error(service: str, exc: aiohttp.ClientError, *, name_endpoint: bool) -> CallError:

@@ -153,6 +153,41 @@ class TestSafetyNet:
         assert source.failing
 
 
+class _TwoAnswers(HttpSource[HealthSourceConfig]):
+    """Two samples from one answer, then (after five seconds) one from a second answer."""
+
+    clock: FakeClock
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return ("a", "b", "c")
+
+    async def _poll(self) -> list[Sample]:
+        await self._request("GET", self.config.url)
+        first = [self._sample("a", 1.0), self._unknown("b", UnknownReason.NO_DATA, "none")]
+        self.clock.advance(5)
+        await self._request("GET", self.config.url)
+        return [*first, self._sample("c", 1.0)]
+
+
+class TestStamps:
+    async def test_one_clock_reading_per_answer(
+        self, session: aiohttp.ClientSession, clock: FakeClock
+    ) -> None:
+        """Samples built from one answer share one time; a later answer's samples get theirs."""
+        async with FakeApp() as app:
+            config = HealthSourceConfig(url=f"{app.url}/api/health", interval=timedelta(seconds=30))
+            source = _TwoAnswers(config, SourceContext("web", session, clock, asyncio.Semaphore(1)))
+            source.clock = clock
+            started = clock.now()
+            a, b, c = await source.poll()
+        assert a.at == b.at == started
+        assert c.at == started + timedelta(seconds=5)
+        # outside a poll nothing is remembered: a sample reads the clock
+        clock.advance(1)
+        assert source._sample("a", 1.0).at == started + timedelta(seconds=6)
+
+
 class TestSourceConfig:
     @pytest.mark.parametrize(
         ("raw", "message"),

@@ -55,24 +55,20 @@ class Poller:
 
     async def run(self, state: SourceState, stopping: asyncio.Event) -> None:
         source = state.source
+        clock = self._clock
         interval = source.interval.total_seconds()
-        planned = self._clock.monotonic() + phase(source.name, interval, self._jitter)
+        planned = clock.monotonic() + phase(source.name, interval, self._jitter)
+        poll = self._metrics.poll_series(source.target, source.name)
         while not stopping.is_set():
-            delay = planned - self._clock.monotonic()
+            delay = planned - clock.monotonic()
             if delay > 0:
-                await self._clock.sleep(delay)
-            started = self._clock.monotonic()
+                await clock.sleep(delay)
+            started = clock.monotonic()
             self._metrics.scheduling_lag.observe(max(0.0, started - planned))
-            samples = await self.poll_once(state)
-            self._metrics.record_poll(
-                target=source.target,
-                source=source.name,
-                duration_s=self._clock.monotonic() - started,
-                at_epoch_s=self._clock.now().timestamp(),
-                error_reason=state.failing,
-            )
+            samples, now = await self._poll(state, interval)
+            poll.record(clock.monotonic() - started, now.timestamp(), state.failing)
             await self._ingest(samples)
-            slot = next_slot(planned, interval, self._clock.monotonic())
+            slot = next_slot(planned, interval, clock.monotonic())
             if slot.skipped:
                 state.skipped += slot.skipped
                 log.warning("polls_skipped", source=source.name, skipped=slot.skipped)
@@ -80,26 +76,34 @@ class Poller:
 
     async def poll_once(self, state: SourceState) -> list[Sample]:
         """One poll, bounded by the interval; a poll that raises or hangs yields unknowns."""
+        samples, _ = await self._poll(state, state.source.interval.total_seconds())
+        return samples
+
+    async def _poll(self, state: SourceState, bound: float) -> tuple[list[Sample], datetime]:
+        """:meth:`poll_once`, and the one wall-clock reading the poll takes (for its metrics)."""
         source = state.source
         state.polls += 1
         try:
-            samples = await asyncio.wait_for(source.poll(), timeout=source.interval.total_seconds())
+            # inline, not a task per poll as wait_for would make
+            async with asyncio.timeout(bound):
+                samples = await source.poll()
         except TimeoutError:
             samples = self._unknowns(state, "poll overran its interval")
         except Exception as exc:  # a bug in a source must not stop the watchdog
             log.exception("source_crashed", source=source.name)
             samples = self._unknowns(state, f"source error: {type(exc).__name__}")
-        errors = [s for s in samples if s.value is None]
-        state.last_error = errors[0].unknown.value if errors and errors[0].unknown else None
+        now = self._clock.now()
+        error = next((s for s in samples if s.value is None), None)
+        state.last_error = error.unknown.value if error is not None and error.unknown else None
         # "no data in the window" is the provider's answer; only a poll that did not get
         # one counts against the source (watchdog_source_up, watchdog_source_errors_total)
         failing = next((s.unknown for s in samples if s.unknown in FAILING_REASONS), None)
         state.failing = failing.value if failing is not None else None
-        if not errors:
-            state.last_ok = self._clock.now()
+        if error is None:
+            state.last_ok = now
         state.signals.update(s.signal for s in samples)
         self.polled_once = True
-        return samples
+        return samples, now
 
     def _unknowns(self, state: SourceState, detail: str) -> list[Sample]:
         now = self._clock.now()

@@ -125,15 +125,21 @@ class Pipeline:
     async def _handle(self, decision: Decision, *, force: bool = False) -> None:
         previous = self.last.get(decision.target)
         self.last[decision.target] = decision
-        changed = (
-            previous is None
-            or previous.key != decision.key
-            or previous.incident != decision.incident
-            or previous.rule != decision.rule
-            # a different guard rail now refuses: the audit trail must say which
-            or previous.refused_by != decision.refused_by
-        )
-        self._metrics.record_decision(decision)
+        if decision is previous and not decision.observations:
+            # the engine's standing decision again (a quiet target's every sample): its action
+            # is exported already, and no rule to export with it
+            changed = False
+            self._metrics.count_decision(decision)
+        else:
+            changed = (
+                previous is None
+                or previous.key != decision.key
+                or previous.incident != decision.incident
+                or previous.rule != decision.rule
+                # a different guard rail now refuses: the audit trail must say which
+                or previous.refused_by != decision.refused_by
+            )
+            self._metrics.record_decision(decision)
         if changed:
             log_decision(decision, leader=self._leadership.leader)
         if changed and decision.refused_by is not None and self._leadership.leader:

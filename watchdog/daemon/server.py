@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from pydantic import SecretStr
 
 from watchdog.daemon import api_input
@@ -34,6 +34,7 @@ from watchdog.daemon.control import StartingError
 from watchdog.daemon.history import IncidentPage, IncidentRow
 from watchdog.daemon.page import asset, esc, layout, render_status
 from watchdog.daemon.page_incidents import render_history, render_incident
+from watchdog.metrics import render as render_metrics
 from watchdog.redact import NO_SECRETS, Redactor
 
 log = structlog.get_logger(__name__)
@@ -238,7 +239,7 @@ def build_app(
     async def metrics(request: web.Request) -> web.Response:
         # rendering thousands of series takes long enough to stall polls; prometheus_client
         # is thread-safe, so render off the event loop
-        body = await asyncio.to_thread(generate_latest, registry)
+        body = await asyncio.to_thread(render_metrics, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/metrics", metrics)

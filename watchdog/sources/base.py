@@ -32,6 +32,7 @@ from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.sources.releases import ReleaseView
 from watchdog.transport import (
+    Caller,
     CallError,
     Response,
     classify_status,
@@ -281,6 +282,19 @@ class HttpSource(Generic[C]):
         self._log = structlog.get_logger(__name__).bind(source=self.name, target=context.target)
         #: every secret of the config in every form (a Basic-auth header echoed back too)
         self._redact = Redactor.of(config, extra=(("source_secret", s) for s in self._secrets()))
+        # what every request and every poll shares, built once: a source polls all day
+        self._caller = Caller.of(
+            self.service,
+            self.timeout,
+            timeout_text=format_duration(self.timeout),
+            follow_redirects=True,
+            name_endpoint=True,
+            redactor=self._redact,
+        )
+        self._retry = self._retrier()
+        self._slot_wait = self.interval.total_seconds()
+        #: the wall time the samples built from the latest answer carry (see :meth:`_now`)
+        self._stamp: datetime | None = None
 
     # -- to implement -------------------------------------------------------------------
 
@@ -299,6 +313,7 @@ class HttpSource(Generic[C]):
     # -- the interface ------------------------------------------------------------------
 
     async def poll(self) -> list[Sample]:
+        self._stamp = None
         try:
             samples = await self._poll()
         except CallError as exc:
@@ -319,9 +334,22 @@ class HttpSource(Generic[C]):
                 UnknownReason.PROVIDER_ERROR, f"internal error in the source ({type(exc).__name__})"
             )
         self._note_transition(samples)
+        self._stamp = None
         return samples
 
     # -- helpers for subclasses ---------------------------------------------------------
+
+    def _now(self) -> datetime:
+        """The wall time of the latest answer's samples: one clock read per answer.
+
+        The samples one answer yields are stamped with one instant, read when the first of
+        them is built; every answer (:meth:`_send`) starts a new one, so a source that asks
+        several things in one poll still stamps each answer's samples when it came.
+        """
+        stamp = self._stamp
+        if stamp is None:
+            stamp = self._stamp = self._clock.now()
+        return stamp
 
     def _sample(
         self, signal: str, value: float | str, *, requests: int | None = None, detail: str = ""
@@ -330,7 +358,7 @@ class HttpSource(Generic[C]):
             target=self.target,
             signal=signal,
             value=value,
-            at=self._clock.now(),
+            at=self._now(),
             requests=requests,
             source=self.name,
             detail=self._clean(detail),
@@ -343,7 +371,7 @@ class HttpSource(Generic[C]):
             target=self.target,
             signal=signal,
             value=None,
-            at=self._clock.now(),
+            at=self._now(),
             unknown=reason,
             requests=requests,
             source=self.name,
@@ -358,6 +386,7 @@ class HttpSource(Generic[C]):
         return detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
 
     def _retrier(self) -> Retrier:
+        """The source's retry policy (built once, in ``__init__``)."""
         interval = self.interval.total_seconds()
         timeout = self.timeout.total_seconds()
         policy = RetryPolicy(
@@ -371,15 +400,14 @@ class HttpSource(Generic[C]):
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[Response]]) -> Response:
         """Run ``attempt`` under the source's retry policy, counting every failed try."""
-
-        def on_retry(exc: CallError, _wait: float) -> None:
-            self._count_error(exc)
-
         try:
-            return await self._retrier()(attempt, on_retry=on_retry)
+            return await self._retry(attempt, on_retry=self._count_retried)
         except CallError as exc:
             self._count_error(exc, final=True)
             raise
+
+    def _count_retried(self, exc: CallError, _wait: float) -> None:
+        self._count_error(exc)
 
     def _count_error(self, exc: CallError, *, final: bool = False) -> None:
         """Count each failed attempt once by reason (the daemon exports :attr:`errors`)."""
@@ -458,9 +486,30 @@ class HttpSource(Generic[C]):
         data: Any = None,
     ) -> Response:
         """Send one request in a concurrency slot; transport failures become a CallError."""
+        semaphore = self._semaphore
+        if semaphore.locked():
+            await self._wait_for_slot()
+        else:
+            # a free slot is taken at once (no wait, so nothing to time out): no timer
+            await semaphore.acquire()
+        try:
+            return await self._caller.send(
+                self._session,
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json_body=json_body,
+                data=data,
+            )
+        finally:
+            semaphore.release()
+            self._stamp = None  # a new answer (or none): its samples get their own time
+
+    async def _wait_for_slot(self) -> None:
         try:
             # waiting for a slot is the watchdog's own congestion, not the upstream's slowness
-            async with asyncio.timeout(self.interval.total_seconds()):
+            async with asyncio.timeout(self._slot_wait):
                 await self._semaphore.acquire()
         except TimeoutError:
             raise CallError(
@@ -468,30 +517,12 @@ class HttpSource(Generic[C]):
                 retryable=False,
                 reason="watchdog_busy",
             ) from None
-        try:
-            return await send(
-                self._session,
-                method,
-                url,
-                service=self.service,
-                request_timeout=self.timeout,
-                timeout_text=format_duration(self.timeout),
-                params=params,
-                headers=headers,
-                json_body=json_body,
-                data=data,
-                follow_redirects=True,
-                name_endpoint=True,
-                redactor=self._redact,
-            )
-        finally:
-            self._semaphore.release()
 
     # -- transitions --------------------------------------------------------------------
 
     def _note_transition(self, samples: list[Sample]) -> None:
         failure = next((s for s in samples if s.unknown in FAILING_REASONS), None)
-        now = self._clock.now()
+        now = self._now()
         if failure is not None and self._failing_since is None:
             self._failing_since = now
             self._log.warning("source_failed", reason=str(failure.unknown), detail=failure.detail)
