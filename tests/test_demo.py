@@ -38,7 +38,6 @@ class TestDemo:
         assert "rule=db-cpu-investigate" in text
         assert "PAGE (investigate)" in text
 
-
     async def test_canary_is_caught_at_its_first_stage_and_aborted(self) -> None:
         """A 10% canary failing 8% against its base's 0.2%: the baseline rule catches it,
         the rolling release is aborted (the rollback to its base, once), the app's version
