@@ -38,6 +38,24 @@ class TestDemo:
         assert "rule=db-cpu-investigate" in text
         assert "PAGE (investigate)" in text
 
+    async def test_canary_is_caught_at_its_first_stage_and_aborted(self) -> None:
+        """A 10% canary failing 8% against its base's 0.2%: the baseline rule catches it,
+        the rolling release is aborted (the rollback to its base, once), the app's version
+        (a commit SHA) verifies the base, and the incident resolves; the canary never got
+        past its first stage."""
+        out = io.StringIO()
+        assert await run_demo("canary", speed=30, out=out, max_seconds=90) == 0
+        text = out.getvalue()
+        assert text.count("VERCEL    POST") == 1
+        assert "rolling release aborted" in text
+        assert "rule=canary-error-rate" in text
+        assert "on dpl_bad vs 0.2% on dpl_good" in text  # the comparison, in the timeline
+        assert "canary dpl_bad: error_rate=0.08" in text
+        assert "VERIFIED" in text
+        assert "RESOLVED" in text
+        assert "already_rolled_back" not in text
+        assert "result: as expected" in text
+
 
 class TestCompress:
     def test_durations_divide_counts_stay(self) -> None:

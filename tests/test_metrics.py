@@ -224,6 +224,19 @@ class TestHelpers:
             is None
         )
 
+    def test_release_scoped_samples_leave_the_signal_alone(self) -> None:
+        """A canary's own error rate (or its unknown) is one deployment's share: it neither
+        sets the target's gauge nor counts as the target's signal being unknown."""
+        registry = CollectorRegistry()
+        m = Metrics(registry)
+        m.observe_sample(Sample("web", "error_rate", 0.004, AT))
+        m.observe_sample(Sample("web", "error_rate", 0.09, AT, deployment="dpl_canary"))
+        m.observe_sample(Sample("web", "error_rate", None, AT, deployment="dpl_canary"))
+        labels = {"target": "web", "signal": "error_rate"}
+        assert registry.get_sample_value("watchdog_signal_value", labels) == 0.004
+        unknown = {**labels, "reason": "no_data"}
+        assert registry.get_sample_value("watchdog_signal_unknown_total", unknown) is None
+
     def test_decision_counts_and_sets_current_action(self) -> None:
         """A rollback decision counts once and sets the action gauge to 3."""
         registry = populated()

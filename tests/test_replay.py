@@ -39,6 +39,16 @@ class TestContract:
         expected = (EXAMPLES / "bad-deploy.expected.jsonl").read_text()
         assert capsys.readouterr().out == expected
 
+    def test_canary_example_aborts_the_rolling_release(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The shipped rolling-release trace (release-scoped samples, a rollout event)
+        prints its shipped expected output: one abort scoped to the canary."""
+        assert main(["replay", str(EXAMPLES / "canary.jsonl")]) == 0
+        out = capsys.readouterr().out
+        assert out == (EXAMPLES / "canary.expected.jsonl").read_text()
+        assert json.loads(out)["scope"] == "canary"
+
     def test_output_shape(self) -> None:
         """Each change prints t, target, action, severity, rule and reason, in that order, then
         the deployment it concerns (the one a rollback blames)."""

@@ -242,6 +242,7 @@ class Narrator:
             parts.append(f"{name}={_fmt(value)}{against}")
         if not parts and engine.reading(TARGET, "version") is None:
             return
+        parts.extend(self._per_release())
         version = engine.reading(TARGET, "version")
         parts.append(f"serving={_fmt(version.value if version else None)}")
         line = "  ".join(parts)
@@ -249,12 +250,36 @@ class Narrator:
             self.last_signals = line
             self.t.say("SIGNALS", line)
 
+    def _per_release(self) -> list[str]:
+        """During a rolling release: the error rate of the canary and of its base, as the
+        baseline comparison sees them (release-scoped samples, same minutes)."""
+        ts = self.running.daemon.engine.targets.get(TARGET)
+        if ts is None or ts.rollout is None:
+            return []
+        shown = []
+        for role, dep in (("canary", ts.rollout.canary), ("base", ts.rollout.base)):
+            reading = ts.tagged.get(("error_rate", dep or ""))
+            if reading is not None:
+                requests = f" ({reading.requests} req)" if reading.requests is not None else ""
+                shown.append(f"{role} {dep}: error_rate={reading.value:.3g}{requests}")
+        percent = ts.rollout.percent
+        return [f"rollout {percent:g}%" if percent is not None else "rollout", *shown]
+
     def actions(self) -> None:
         vercel = self.prod.vercel.requests
         for req in vercel[self.seen_requests["vercel"] :]:
-            if req.method == "POST":
-                self.t.mark("rollback_requested")
-                self.t.say("VERCEL", f"{req.method} {req.path} (instant rollback requested)")
+            if req.method != "POST":
+                continue
+            if "/rolling-release/" in req.path:
+                self.t.say("VERCEL", f"{req.method} {req.path} (rolling release stage approved)")
+                continue
+            self.t.mark("rollback_requested")
+            what = (
+                "rolling release aborted: instant rollback to its base"
+                if self.prod.scenario == "canary"
+                else "instant rollback requested"
+            )
+            self.t.say("VERCEL", f"{req.method} {req.path} ({what})")
         self.seen_requests["vercel"] = len(vercel)
         events = self.prod.pagerduty.requests
         for req in events[self.seen_requests["pagerduty"] :]:
@@ -335,7 +360,10 @@ async def _script(
         if not deployed and t.now() >= 6:
             deployed = True
             t.mark("deployed")
-            t.say("DEPLOY", f"{BAD} goes live on production (commit f00dbad)")
+            if scenario == "canary":
+                t.say("DEPLOY", f"{BAD} (commit f00dbad) starts a rolling release: 10% of users")
+            else:
+                t.say("DEPLOY", f"{BAD} goes live on production (commit f00dbad)")
             prod.deploy(BAD, "f00dbad")
             if scenario == "slow-db":
                 prod.busy = 0.97
@@ -376,6 +404,15 @@ def _expected(scenario: str, prod: Production, rollbacks: list[Any]) -> bool:
     rolled = [r for r in rollbacks if r.state in (RollbackState.SUCCEEDED, RollbackState.VERIFIED)]
     if scenario in ("slow-db", "feature-down"):
         return not rollbacks
+    if scenario == "canary":
+        # aborted at its first stage: the canary never served more than its 10%
+        rolling = prod.vercel.rolling
+        return (
+            bool(rolled)
+            and prod.vercel.alias == GOOD
+            and rolling.state == "ABORTED"
+            and rolling.active == 0
+        )
     return bool(rolled) and prod.vercel.alias == GOOD
 
 

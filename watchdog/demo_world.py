@@ -13,14 +13,21 @@ from aiohttp import web
 
 from watchdog.testing.fake_app import FakeApp, Feature
 from watchdog.testing.fake_pagerduty import FakePagerDuty
-from watchdog.testing.fake_sentry import FakeSentry
+from watchdog.testing.fake_sentry import FakeSentry, ReleaseStats
 from watchdog.testing.fake_slack import FakeSlack
 from watchdog.testing.fake_supabase import FakeSupabase
 from watchdog.testing.fake_vercel import FakeVercel
+from watchdog.testing.fake_vercel_rolling import FakeStage
 from watchdog.testing.server import FakeServer
 
 GOOD, BAD, FIX = "dpl_good", "dpl_bad", "dpl_fix"
 TARGET = "web"
+#: the commits the deployments are built from (Sentry's releases, as @sentry/nextjs names them)
+GOOD_COMMIT = "a1b2c3d"
+#: the canary scenario's rollout: 10% for a minute, then 50%, then everyone
+CANARY_STAGES = [FakeStage(10, duration=60.0), FakeStage(50, duration=60.0), FakeStage(100)]
+#: the canary's error rate, and the base's, in the canary scenario
+CANARY_ERRORS, BASE_ERRORS = 0.08, 0.002
 
 
 class Production:
@@ -28,7 +35,7 @@ class Production:
 
     def __init__(self, scenario: str) -> None:
         self.scenario = scenario
-        self.app = FakeApp(version=GOOD, commit="a1b2c3d")
+        self.app = FakeApp(version=GOOD, commit=GOOD_COMMIT)
         self.vercel = FakeVercel(project_name="web", production_domain="www.example.com")
         self.sentry = FakeSentry()
         self.supabase = FakeSupabase(cpus=2)
@@ -43,7 +50,7 @@ class Production:
         self.vercel.add_deployment(
             GOOD,
             created_ms=now_ms - 86_400_000,
-            meta={"githubCommitSha": "a1b2c3d"},
+            meta={"githubCommitSha": GOOD_COMMIT},
             production=True,
         )
         self.vercel.on_production_change(self._serve)
@@ -58,11 +65,35 @@ class Production:
             await fake.close()
 
     def deploy(self, dep_id: str, commit: str) -> None:
-        """A push to main goes live: Vercel builds and promotes it."""
+        """A push to main goes live: Vercel builds and promotes it (in the canary scenario,
+        rolls it out to 10% of users first)."""
         self.vercel.add_deployment(
             dep_id, created_ms=int(time.time() * 1000), meta={"githubCommitSha": commit}
         )
+        if self.scenario == "canary":
+            self.vercel.start_rolling_release(dep_id, CANARY_STAGES)
+            self.sentry.releases = {
+                GOOD_COMMIT: ReleaseStats(error_rate=BASE_ERRORS, count=4500),
+                commit: ReleaseStats(error_rate=CANARY_ERRORS, count=500),
+            }
+            self._mix()
+            return
         self.vercel.set_serving(dep_id)
+
+    def _mix(self) -> None:
+        """Sentry's overall numbers during the rollout: the canary's share of its errors."""
+        rolling = self.vercel.rolling
+        if rolling.state == "ACTIVE" and rolling.active is not None:
+            share = rolling.stages[rolling.active].percent / 100
+            self.sentry.error_rate = share * CANARY_ERRORS + (1 - share) * BASE_ERRORS
+            return
+        # over: the canary serves no one (aborted) or everyone (complete)
+        for name, stats in self.sentry.releases.items():
+            if (name == GOOD_COMMIT) == (rolling.state == "COMPLETE"):
+                stats.count = 0
+            else:
+                stats.count = 5000
+                self.sentry.error_rate = stats.error_rate
 
     def _serve(self, dep_id: str) -> None:
         commit = self.vercel.deployments[dep_id]["meta"].get("githubCommitSha", dep_id)
@@ -85,6 +116,9 @@ class Production:
 
     def step(self, dt: float) -> None:
         """Advance the simulation by ``dt`` seconds of wall time."""
+        if self.scenario == "canary" and self.sentry.releases:
+            self.vercel.rolling.tick()
+            self._mix()
         if self.deployed_bad_at is not None and self.scenario == "bad-deploy":
             age = time.monotonic() - self.deployed_bad_at
             # errors climb: 2% → 12% over ~10 s

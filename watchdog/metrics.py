@@ -438,7 +438,8 @@ class Metrics:
         never satisfies a rule). String values (``version``) are attributes, not numbers.
         """
         value = sample.value
-        if isinstance(value, str):
+        if isinstance(value, str) or sample.deployment is not None:
+            # a release-scoped sample is one deployment's share, not the target's signal
             return
         key = (sample.target, sample.signal)
         if value is None:

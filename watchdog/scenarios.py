@@ -6,4 +6,6 @@ SCENARIOS: dict[str, str] = {
     "latency": "a deployment with p95 above 5 s: roll back after the sustain period",
     "slow-db": "database CPU above 90%: page (warning), never roll back",
     "feature-down": "a key feature breaks: P1 page, a human acks 'fix forward', a fix ships",
+    "canary": "a Vercel rolling release whose 10% canary fails 8% of requests against its "
+    "base's 0.2%: caught at the first stage by the baseline comparison, the rollout aborted",
 }

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
+from dataclasses import asdict, replace
 
 import aiohttp
-import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from tests.actions.conftest import TOKEN, vercel_config
-from watchdog.actions.dispatcher import Dispatcher, DispatcherConfig, TargetActions
-from watchdog.actions.pagerduty import PagerDutyConfig, PagerDutyPager
-from watchdog.actions.slack import SlackConfig, SlackNotifier
-from watchdog.actions.vercel import VercelDeployer
-from watchdog.actions.verify import Verifier, VerifyConfig
+from tests.actions.conftest import ROUTING_KEY, TOKEN, rollback_decision, run
 from watchdog.core.model import (
     Action,
     Decision,
     DeployEvent,
-    Observation,
     RollbackOutcome,
-    RollbackResultEvent,
     Severity,
 )
 from watchdog.metrics import Metrics
@@ -37,106 +28,7 @@ from watchdog.store.base import (
 )
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
-from watchdog.testing.fake_pagerduty import FakePagerDuty
-from watchdog.testing.fake_slack import FakeSlack
-from watchdog.testing.fake_vercel import FakeVercel
 from watchdog.testing.server import RecordedRequest
-
-ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
-
-
-@dataclass
-class Rig:
-    dispatcher: Dispatcher
-    store: MemoryStore
-    events: list[RollbackResultEvent | DeployEvent]
-    vercel: FakeVercel
-    pd: FakePagerDuty
-    slack: FakeSlack
-    clock: FakeClock
-
-    def outcomes(self) -> list[RollbackOutcome]:
-        return [e.outcome for e in self.events if isinstance(e, RollbackResultEvent)]
-
-
-@pytest.fixture
-def make_rig(
-    vercel: FakeVercel,
-    pd: FakePagerDuty,
-    slack: FakeSlack,
-    session: aiohttp.ClientSession,
-    clock: FakeClock,
-):  # type: ignore[no-untyped-def]
-    def build(
-        *,
-        shadow: bool = False,
-        error_rate: list[float | None] | None = None,
-        verify_timeout: float = 60,
-        can_act: object = None,
-        store: MemoryStore | None = None,
-        metrics: Metrics | None = None,
-        **vercel_overrides: object,
-    ) -> Rig:
-        store = store or MemoryStore()
-        events: list[RollbackResultEvent | DeployEvent] = []
-        deployer = VercelDeployer(vercel_config(vercel, **vercel_overrides), session, clock)
-        rates = list(error_rate or [])
-
-        def probe() -> float | None:
-            return rates.pop(0) if len(rates) > 1 else (rates[0] if rates else None)
-
-        verifier = Verifier(
-            VerifyConfig(verify_timeout=timedelta(seconds=verify_timeout)), session, clock
-        )
-        dispatcher = Dispatcher(
-            store=store,
-            clock=clock,
-            config=DispatcherConfig(shadow=shadow, chat_deadline=timedelta(seconds=0.3)),
-            pager=PagerDutyPager(
-                PagerDutyConfig(routing_key=SecretStr(ROUTING_KEY), base_url=pd.url),
-                session,
-                clock,
-            ),
-            notifier=SlackNotifier(
-                SlackConfig(webhook_url=SecretStr(slack.webhook_url)), session, clock
-            ),
-            targets={
-                "web": TargetActions(
-                    deployer=deployer,
-                    verifier=verifier,
-                    error_rate=probe if error_rate is not None else None,
-                )
-            },
-            on_event=events.append,
-            can_act=can_act,  # type: ignore[arg-type]
-            metrics=metrics,
-        )
-        return Rig(dispatcher, store, events, vercel, pd, slack, clock)
-
-    return build
-
-
-def rollback_decision(clock: FakeClock, incident: str = "inc-1", **kw: object) -> Decision:
-    values: dict[str, object] = {
-        "target": "web",
-        "at": clock.now(),
-        "action": Action.ROLLBACK,
-        "severity": Severity.P1,
-        "rule": "error-rate-critical",
-        "reason": "error rate 7.2% > 5% for 2 samples",
-        "path": ("p0?no", "rollback-threshold?yes", "rollback"),
-        "incident": incident,
-        "execute_rollback": True,
-        "deployment": "dpl_c",
-        "observations": (Observation("error-rate-critical", "error_rate", 0.072, ">", 0.05, True),),
-    }
-    values.update(kw)
-    return Decision(**values)  # type: ignore[arg-type]
-
-
-async def run(rig: Rig, decision: Decision) -> None:
-    await rig.dispatcher.execute(decision)
-    await rig.dispatcher.drain()
 
 
 class TestRollback:

@@ -139,6 +139,45 @@ class TestRollingRelease:
         assert ts.rollout is None
         assert CANARY in ts.known_bad
 
+    @pytest.mark.parametrize(
+        "ending",
+        [
+            pytest.param(
+                RollbackResultEvent("web", from_seconds(131), RollbackOutcome.SUCCEEDED, BASE),
+                id="the-abort-landed",
+            ),
+            pytest.param(
+                RolloutEvent("web", from_seconds(131), RolloutState.ABORTED), id="vercel-aborted"
+            ),
+            pytest.param(rollout(131, canary="dpl_newer"), id="another-canary"),
+        ],
+    )
+    def test_an_ended_rollout_stands_its_comparison_down(self, ending: object) -> None:
+        """Once the rolling release is over its canary serves no one: the baseline rule
+        stops firing on the canary's last reading, so the incident can resolve (without
+        this an aborted canary's rule fired for ever and a second "rollback" was refused
+        as already_rolled_back)."""
+        eng = self.start()
+        feed(eng, [*both(110, 0.09, 0.004), *both(120, 0.09, 0.004), *both(130, 0.09, 0.004)])
+        ts = eng.targets["web"]
+        assert ts.firing_count == 1
+        d = eng.apply(ending)[-1]  # type: ignore[arg-type]
+        assert ts.firing_count == 0
+        assert not any(t.firing for t in ts.tracks.values())
+        assert ts.tagged == {}
+        assert "already_rolled_back" not in (d.refused_by or "")
+        later = feed(eng, [sample(140, "error_rate", 0.004, requests=5000)])[-1]
+        assert later.refused_by is None
+        assert not later.execute_rollback
+
+    def test_control_a_rollout_moving_on_a_stage_keeps_its_comparison(self) -> None:
+        """A new stage of the same canary is no ending: the run goes on."""
+        eng = self.start()
+        feed(eng, [*both(110, 0.09, 0.004), *both(120, 0.09, 0.004)])
+        eng.apply(rollout(125, stage=1, percent=50.0))
+        d = feed(eng, both(130, 0.09, 0.004))[-1]
+        assert d.execute_rollback
+
     def test_control_a_healthy_canary_is_left_alone(self) -> None:
         eng = self.start()
         decisions = feed(

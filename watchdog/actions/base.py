@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from watchdog.core.model import Observation, Severity
+from watchdog.core.model import Observation, RolloutEvent, RolloutState, Severity
 from watchdog.core.targeting import Deployment, TargetChoice, TargetPolicy
 
 __all__ = [
@@ -29,8 +29,13 @@ __all__ = [
     "Pager",
     "RollbackRequest",
     "RollbackResult",
+    "RollingRelease",
+    "RollingReleases",
+    "RolloutStage",
+    "StageApproval",
     "TargetChoice",
     "TargetGoneError",
+    "rollout_event",
 ]
 from watchdog.transport import CallError
 
@@ -66,6 +71,103 @@ class RollbackResult:
     detail: str
     serving: str | None = None
     job_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStage:
+    """One stage of a rolling release: the canary's share of traffic and how it advances."""
+
+    index: int
+    #: the share of production traffic the canary serves in this stage (0-100)
+    percent: float | None = None
+    #: the stage waits for someone to approve the next one (no timed advance)
+    requires_approval: bool = False
+    final: bool = False
+    #: as the vendor reports it, for display only: Vercel documents it both in seconds and
+    #: in minutes, so no deadline is ever computed from it (the watchdog re-reads instead)
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RollingRelease:
+    """A project's rolling release as the vendor reports it now (typed, nothing vendor-shaped).
+
+    ``canary`` is the deployment being rolled out, ``base`` the one serving the rest of
+    production (the one an abort goes back to). ``percent`` is the canary's share now.
+    """
+
+    state: RolloutState
+    canary: Deployment | None
+    base: Deployment | None
+    stages: tuple[RolloutStage, ...] = ()
+    active: RolloutStage | None = None
+    next: RolloutStage | None = None
+    #: frozen at its current share until someone continues it (a human, or the vendor's gate)
+    paused: bool = False
+    percent: float | None = None
+    #: every stage advances by approval (Vercel: ``advancementType: manual-approval``)
+    manual: bool = False
+    #: a deployment waiting for this rollout to end before its own starts
+    queued: str | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def active_for(self, canary: str | None) -> bool:
+        """Is this rollout still running, for ``canary`` (any canary when None)?"""
+        if self.state is not RolloutState.ACTIVE or self.canary is None:
+            return False
+        return canary is None or self.canary.id == canary
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """The active stage waits for an approval of the next one. A paused rollout does
+        not: someone (or the vendor's gate) stopped it, and approving must not undo that."""
+        return (
+            self.active_for(None)
+            and not self.paused
+            and self.active is not None
+            and self.next is not None
+            and (self.active.requires_approval or self.manual)
+        )
+
+    def share(self) -> str:
+        """``10%`` (or ``an unknown share``) for messages."""
+        return f"{self.percent:g}%" if self.percent is not None else "an unknown share"
+
+    def event(self, target: str, at: datetime) -> RolloutEvent:
+        """What the engine hears of this rollout."""
+        if not self.active_for(None):
+            return RolloutEvent(target, at, self.state)
+        assert self.canary is not None
+        return RolloutEvent(
+            target,
+            at,
+            RolloutState.ACTIVE,
+            canary=self.canary.id,
+            base=self.base.id if self.base is not None else None,
+            stage=self.active.index if self.active is not None else None,
+            percent=self.percent,
+            requires_approval=self.awaiting_approval,
+            next_stage=self.next.index if self.next is not None else None,
+        )
+
+
+def rollout_event(target: str, at: datetime, release: RollingRelease | None) -> RolloutEvent:
+    """The engine's event for a project's rolling release (None: there is none at all)."""
+    if release is None:
+        return RolloutEvent(target, at, RolloutState.NONE)
+    return release.event(target, at)
+
+
+@dataclass(frozen=True, slots=True)
+class StageApproval:
+    """The vendor approved (or, in shadow mode, would have approved) a rollout's next stage."""
+
+    stage: int
+    #: the rollout as the vendor answered it (None in shadow mode, or no body)
+    release: RollingRelease | None = None
+    shadow: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +248,34 @@ class Deployer(Protocol):
 
     def undo_hint(self, deployment: str | None = None) -> str:
         """How a human undoes the rollback's side effects once a fix is ready."""
+        ...
+
+
+class RollingReleases(Protocol):
+    """A project's progressive delivery: read its rolling release, approve a stage, abort it.
+
+    Each method makes one attempt (the look-ups inside ``await_abort`` aside) and raises
+    ``CallError``; the rollback runner re-reads before every call that changes traffic.
+    """
+
+    async def read(self) -> RollingRelease | None:
+        """The project's rolling release, whatever its state; None when it has none."""
+        ...
+
+    async def approve(self, canary: str, next_stage: int) -> StageApproval:
+        """Move the rollout of ``canary`` on to ``next_stage``."""
+        ...
+
+    async def abort(self, release: RollingRelease) -> RollbackRequest:
+        """Send all production traffic back to the rollout's base (the canary leaves)."""
+        ...
+
+    async def await_abort(self, release: RollingRelease) -> RollbackResult:
+        """Wait (bounded) until production serves the base and the rollout is over."""
+        ...
+
+    async def deployment(self, deployment_id: str) -> Deployment:
+        """One deployment with its ``meta`` (the commit SHA a release is named after)."""
         ...
 
 

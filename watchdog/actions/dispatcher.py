@@ -167,6 +167,7 @@ class Dispatcher:
             shadow=self._config.shadow,
             emit=on_event or (lambda _event: None),
             metrics=metrics,
+            commander=self._config.incident_commander,
         )
         #: what each incident chapter was paged about: a page goes out on news only
         self._paged: dict[tuple[str, int], Paged] = {}
@@ -181,6 +182,9 @@ class Dispatcher:
         self._production.saw(decision)
         if decision.resolved_incident:
             await self._resolve(decision, decision.resolved_incident)
+        if decision.approve_stage is not None:
+            # a healthy canary: approve its rolling release's next stage (no incident)
+            self._rollbacks.approve(decision)
         if decision.incident is None:
             return
         opened = incident.opened_at if incident is not None else decision.at

@@ -11,6 +11,11 @@ again is FAILED: a third try would be blind persistence, so on-call takes over.
 Settling is split in two so that a new leader never blocks on Vercel's job (minutes) before
 it renews its lease: :func:`classify` answers at once from two look-ups, :func:`follow` waits
 for a job already running on Vercel's side and runs in the background.
+
+A rolling release's abort is a rollback to the rollout's base, which the production domain
+may well have served all along (Vercel splits traffic at the edge): "production serves the
+target" proves nothing while the rollout is still active for the record's from-deployment, so
+the rollout is read as well and only its end (or a job seen) settles such a record.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from watchdog.actions.base import Deployer, Deployment
+from watchdog.actions.base import Deployer, Deployment, RollingReleases
 from watchdog.clock import Clock
 from watchdog.store.base import ActionJournal, ActionStatus, RollbackRecord, RollbackState
 from watchdog.transport import CallError
@@ -72,13 +77,19 @@ class Classified:
 
 
 async def classify(
-    store: ActionJournal, deployer: Deployer, clock: Clock, *, skip: Container[str] = ()
+    store: ActionJournal,
+    deployer: Deployer,
+    clock: Clock,
+    *,
+    skip: Container[str] = (),
+    rollouts: RollingReleases | None = None,
 ) -> Classified:
     """Settle this project's pending rollbacks from two look-ups; never waits for a job.
 
-    A record is ABANDONED only on proof: production does not serve its target *and* the
-    project's latest job is readable and is not a job to that target since the intent. When
-    Vercel cannot be read the record is postponed, never guessed at.
+    A record is ABANDONED only on proof: production does not serve its target (or a rolling
+    release of its from-deployment is still active) *and* the project's latest job is
+    readable and is not a job to that target since the intent. When Vercel cannot be read the
+    record is postponed, never guessed at.
     """
     out = Classified([], [], [])
     for rb in await store.list_rollbacks():
@@ -88,12 +99,13 @@ async def classify(
         try:
             serving = await deployer.serving()
             job_seen = rb.state is RollbackState.REQUESTED or await _accepted(deployer, rb)
+            rolling = await _still_rolling(rollouts, rb)
         except CallError as exc:
             bound.warning("reconcile_postponed", error=str(exc))
             out.postponed.append(rb)
             continue
         now = clock.now()
-        if rb.to_deployment and serving == rb.to_deployment:
+        if rb.to_deployment and serving == rb.to_deployment and not rolling:
             new = replace(
                 rb,
                 state=RollbackState.SUCCEEDED,
@@ -162,6 +174,15 @@ async def _save(store: ActionJournal, new: RollbackRecord, now: datetime) -> Non
             error=None if ok else new.detail,
             detail={"abandoned": True} if new.state is RollbackState.ABANDONED else None,
         )
+
+
+async def _still_rolling(rollouts: RollingReleases | None, rb: RollbackRecord) -> bool:
+    """Is a rolling release of the record's from-deployment still active (an abort that has
+    not landed)? Raises ``CallError`` when it cannot be read."""
+    if rollouts is None or not rb.from_deployment:
+        return False
+    release = await rollouts.read()
+    return release is not None and release.active_for(rb.from_deployment)
 
 
 async def _accepted(deployer: Deployer, rb: RollbackRecord) -> bool:

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 import structlog
 
+from watchdog.actions.approval import StageApprover
 from watchdog.actions.base import (
     Change,
     Deployer,
@@ -42,10 +42,12 @@ from watchdog.actions.base import (
     FeatureFlag,
     Page,
     RollbackRequest,
+    RollingReleases,
     TargetGoneError,
 )
+from watchdog.actions.endings import EventSink, RollbackEndings, page_kind
 from watchdog.actions.journal import Journal
-from watchdog.actions.paging import Paging, page_from_decision
+from watchdog.actions.paging import Paging
 from watchdog.actions.production import ProductionView
 from watchdog.actions.reconcile import (
     PENDING_STATES,
@@ -56,12 +58,12 @@ from watchdog.actions.reconcile import (
     rollback_key,
     settle_orphans,
 )
+from watchdog.actions.rollouts import RolloutAbort
 from watchdog.actions.updates import IncidentUpdates
 from watchdog.actions.verify import ErrorRateProbe, Verifier
 from watchdog.clock import Clock
 from watchdog.core.model import (
     Decision,
-    DeployEvent,
     RollbackOutcome,
     RollbackResultEvent,
     Severity,
@@ -71,7 +73,6 @@ from watchdog.metrics import Metrics
 from watchdog.retry import Retrier
 from watchdog.store.base import (
     ActionJournal,
-    ActionRecord,
     ActionStatus,
     IncidentRecord,
     RollbackRecord,
@@ -81,7 +82,7 @@ from watchdog.transport import CallError
 
 log = structlog.get_logger(__name__)
 
-EventSink = Callable[[RollbackResultEvent | DeployEvent], None]
+__all__ = ["EventSink", "RollbackRunner", "TargetActions", "error_rate_in", "page_kind"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class TargetActions:
     #: the latest error rate for the target, or None when unknown (for verification)
     error_rate: ErrorRateProbe | None = None
     flags: Sequence[FeatureFlag] = ()
+    #: the project's rolling releases (the abort of a bad canary, approving a stage)
+    rollouts: RollingReleases | None = None
 
 
 def error_rate_in(decision: Decision) -> float | None:
@@ -117,6 +120,7 @@ class RollbackRunner:
         shadow: bool,
         emit: EventSink,
         metrics: Metrics | None,
+        commander: str = "rollback-watchdog (automatic)",
     ) -> None:
         self._store = store
         self._clock = clock
@@ -136,6 +140,37 @@ class RollbackRunner:
         #: pending rollbacks the last restore could not settle (Vercel did not answer)
         self.postponed = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self._end = RollbackEndings(
+            store=store,
+            clock=clock,
+            paging=paging,
+            updates=updates,
+            production=production,
+            targets=targets,
+            emit=emit,
+            metrics=metrics,
+        )
+        self._aborts = RolloutAbort(
+            store=store,
+            clock=clock,
+            retrier=retrier,
+            journal=journal,
+            paging=paging,
+            updates=updates,
+            end=self._end,
+            shadow=shadow,
+            metrics=metrics,
+        )
+        self._approvals = StageApprover(
+            store=store,
+            clock=clock,
+            retrier=retrier,
+            journal=journal,
+            updates=updates,
+            shadow=shadow,
+            emit=emit,
+            commander=commander,
+        )
 
     # ----------------------------------------------------------------- entry points
 
@@ -147,48 +182,34 @@ class RollbackRunner:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def approve(self, decision: Decision) -> None:
+        """Approve the rolling release's next stage in the background (never blocks)."""
+        task = asyncio.create_task(self._approve(decision), name=f"approve:{decision.target}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _approve(self, decision: Decision) -> None:
+        structlog.contextvars.bind_contextvars(target=decision.target)
+        wiring = self._targets.get(decision.target)
+        try:
+            deployer = wiring.deployer if wiring is not None else None
+            if deployer is not None and self.in_flight(deployer.project):
+                # a rollback or an abort moves production now: no stage goes on meanwhile
+                log.info("approve_skipped", target=decision.target, why="rollback in flight")
+                return
+            await self._approvals.approve(decision, wiring)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("approve_crashed", target=decision.target)
+
     def in_flight(self, project: str) -> bool:
         lock = self._locks.get(project)
         return lock is not None and lock.locked()
 
     def notes(self, target: str) -> tuple[str, ...]:
         """The undo note while a rollback pins production (Vercel's auto-assignment is off)."""
-        wiring = self._targets.get(target)
-        if self._production.pinned_to(target) is None or wiring is None:
-            return ()
-        if wiring.deployer is None:
-            return ()
-        return (wiring.deployer.undo_hint(),)
-
-    # ----------------------------------------------------------------- telling the engine
-
-    def _succeeded(self, target: str, to: str, frm: str | None, detail: str) -> None:
-        """Production moved to ``to``: deploy first, then the result (see the module doc)."""
-        now = self._clock.now()
-        self._production.pinned(target, to, frm)
-        self._emit(DeployEvent(target, now, to, rollback=True))
-        self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
-
-    async def _page_p0(
-        self, decision: Decision, kind: str, summary: str, refused_by: str | None = None
-    ) -> None:
-        """The P0 page a rollback that did not happen, or did not take, sends."""
-        page = replace(
-            page_from_decision(decision, self.notes(decision.target)),
-            severity=Severity.P0,
-            summary=summary,
-        )
-        if refused_by is not None:
-            page = replace(page, refused_by=refused_by)
-        await self._paging.page(page, kind)
-
-    def _count(self, target: str, result: str, *, verified_from: datetime | None = None) -> None:
-        if self._metrics is None:
-            return
-        self._metrics.rollbacks.labels(target=target, result=result).inc()
-        if verified_from is not None:
-            elapsed = (self._clock.now() - verified_from).total_seconds()
-            self._metrics.verification_duration.observe(max(0.0, elapsed))
+        return self._end.notes(target)
 
     # ----------------------------------------------------------------- the run
 
@@ -208,7 +229,7 @@ class RollbackRunner:
                 f"the rollback stopped on an internal error ({type(exc).__name__}); not rolled back"
             )
             log.exception("rollback_crashed", target=decision.target, incident=decision.incident)
-            self._count(decision.target, "failed")
+            self._end.count(decision.target, "failed")
             self._emit(
                 RollbackResultEvent(
                     decision.target, self._clock.now(), RollbackOutcome.FAILED, "", what
@@ -216,7 +237,7 @@ class RollbackRunner:
             )
             try:
                 key = rollback_key(decision.incident or "", decision.chapter, decision.deployment)
-                await self._page_p0(
+                await self._end.page_p0(
                     decision,
                     page_kind(key, "rollback-crashed"),
                     f"[P0] {decision.target}: {what}; roll back by hand",
@@ -231,7 +252,7 @@ class RollbackRunner:
         wiring = self._targets.get(decision.target)
         deployer = wiring.deployer if wiring else None
         if wiring is None or deployer is None:
-            await self._refuse(
+            await self._end.refuse(
                 decision, key, "no_deployer", "no deployer is configured for the target"
             )
             return
@@ -241,7 +262,9 @@ class RollbackRunner:
             if self._in_flight.get(project) in (key, reissue_key(key)):
                 bound.info("rollback_duplicated", key=key)  # the same decision delivered again
                 return
-            await self._refuse(decision, key, "in_flight", f"a rollback of {project} is in flight")
+            await self._end.refuse(
+                decision, key, "in_flight", f"a rollback of {project} is in flight"
+            )
             return
         async with lock:
             self._in_flight[project] = key
@@ -263,7 +286,7 @@ class RollbackRunner:
                 return
             pending = [r for r in records.values() if r.state in PENDING_STATES]
             if pending:
-                await self._refuse(
+                await self._end.refuse(
                     decision,
                     key,
                     "in_flight",
@@ -272,6 +295,12 @@ class RollbackRunner:
                 return
             if not await self._journal.allowed():
                 bound.info("rollback_fenced")
+                return
+            if decision.scope == "canary":
+                # during a rolling release the rollback is its abort: only the canary leaves
+                await self._aborts.abort(
+                    decision, incident, wiring, deployer, key, bound, self._execute
+                )
                 return
             await self._execute(decision, incident, wiring, deployer, key, bound)
 
@@ -294,20 +323,20 @@ class RollbackRunner:
             candidates = await self._retry(deployer.list_candidates)
         except CallError as exc:
             rb = RollbackRecord(key, decision.incident, decision.target, deployer.project, started)
-            await self._failed(decision, rb, key, f"could not read the deployments: {exc}")
+            await self._end.failed(decision, rb, key, f"could not read the deployments: {exc}")
             return
         known_bad = await self._store.known_bad(deployer.project)
         healthy = self._production.healthy(decision.target)
         choice = deployer.policy.choose(current, candidates, known_bad, healthy)
         if choice.target is None:
-            await self._close(
+            await self._end.close(
                 decision,
                 key,
                 ActionStatus.FAILED,
                 error=choice.reason,
                 detail={"refused_by": choice.refused_by},
             )
-            await self._refuse(decision, key, choice.refused_by or "no_target", choice.reason)
+            await self._end.refuse(decision, key, choice.refused_by or "no_target", choice.reason)
             return
         target: Deployment = choice.target
         rb = RollbackRecord(
@@ -321,14 +350,14 @@ class RollbackRunner:
             detail=choice.reason,
         )
         if self._shadow_mode:
-            await self._shadow(decision, rb, key, f"would roll back to {target.id}")
+            await self._end.shadow(decision, rb, key, f"would roll back to {target.id}")
             return
         # the look-ups (which may retry for a minute) are done: fence again, then write the
         # intent immediately before the one call that changes production (DESIGN §5)
         if not await self._journal.allowed():
             bound.info("rollback_fenced")
             return
-        intent = self._intent(
+        intent = self._end.intent(
             decision, key, project=rb.project, frm=rb.from_deployment, to=rb.to_deployment
         )
         if not await self._store.record_intent(intent):
@@ -349,19 +378,19 @@ class RollbackRunner:
                     current, [c for c in candidates if c.id not in excluded], known_bad, healthy
                 )
                 if again.target is None:
-                    await self._failed(decision, rb, key, f"{exc}; {again.reason}")
+                    await self._end.failed(decision, rb, key, f"{exc}; {again.reason}")
                     return
                 target = again.target
                 rb = replace(rb, to_deployment=target.id, detail=again.reason)
                 await self._store.save_rollback(rb)
             except CallError as exc:
-                await self._failed(decision, rb, key, str(exc))
+                await self._end.failed(decision, rb, key, str(exc))
                 return
         if request is None:
-            await self._failed(decision, rb, key, "the rollback target vanished twice")
+            await self._end.failed(decision, rb, key, "the rollback target vanished twice")
             return
         if request.shadow:
-            await self._shadow(decision, rb, key, request.detail)
+            await self._end.shadow(decision, rb, key, request.detail)
             return
         rb = replace(rb, state=RollbackState.REQUESTED)
         await self._store.save_rollback(rb)
@@ -390,11 +419,11 @@ class RollbackRunner:
         await self._disable_flags(decision, wiring)
         result = await deployer.await_rollback(target)
         if not result.ok:
-            await self._failed(decision, rb, key, result.detail)
+            await self._end.failed(decision, rb, key, result.detail)
             return
         now = self._clock.now()
         rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=result.detail)
-        self._count(rb.target, "succeeded")
+        self._end.count(rb.target, "succeeded")
         if self._metrics is not None:
             self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
         await self._store.save_rollback(rb)
@@ -402,145 +431,8 @@ class RollbackRunner:
             key, ActionStatus.SUCCEEDED, now, detail={"from": current.id, "to": target.id}
         )
         bound.info("rollback_succeeded", to=target.id)
-        self._succeeded(decision.target, target.id, current.id, result.detail)
-        await self._verify(decision, incident, wiring, deployer, rb, target, baseline)
-
-    def _intent(self, decision: Decision, key: str, **detail: Any) -> ActionRecord:
-        """The journal's rollback intent: the decision's why, plus what the caller knows."""
-        return ActionRecord(
-            key=key,
-            kind="rollback",
-            target=decision.target,
-            created_at=self._clock.now(),
-            incident=decision.incident,
-            detail={"reason": decision.reason, "rule": decision.rule, **detail},
-        )
-
-    async def _close(
-        self,
-        decision: Decision,
-        key: str,
-        status: ActionStatus,
-        *,
-        error: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        """Journal how the chapter's rollback ended, whether or not its intent was written
-        (a look-up can fail before it): the key is then taken, as for any rollback tried."""
-        await self._store.record_intent(self._intent(decision, key))
-        await self._store.record_outcome(key, status, self._clock.now(), error=error, detail=detail)
-
-    async def _verify(
-        self,
-        decision: Decision,
-        incident: IncidentRecord | None,
-        wiring: TargetActions,
-        deployer: Deployer,
-        rb: RollbackRecord,
-        target: Deployment,
-        baseline: float | None,
-    ) -> None:
-        assert decision.incident is not None
-        if wiring.verifier is not None:
-            self._updates.set_status(
-                decision.incident,
-                "In Progress",
-                f"production serves {target.id}",
-                "verifying health, version and error rate",
-            )
-            res = await wiring.verifier.verify(
-                deployer, target, baseline_error_rate=baseline, error_rate=wiring.error_rate
-            )
-            now = self._clock.now()
-            if not res.ok:
-                rb = replace(rb, state=RollbackState.VERIFY_FAILED, detail=res.detail)
-                self._count(rb.target, "verify_failed", verified_from=rb.finished_at)
-                await self._store.save_rollback(rb)
-                self._emit(
-                    RollbackResultEvent(
-                        decision.target, now, RollbackOutcome.VERIFY_FAILED, target.id, res.detail
-                    )
-                )
-                self._updates.set_status(
-                    decision.incident, "Blocked", res.detail, "on-call takes over"
-                )
-                await self._page_p0(
-                    decision,
-                    page_kind(rb.id, "verify-failed"),
-                    f"[P0] {decision.target}: rollback did not take "
-                    f"(failed: {', '.join(res.failed)}): {res.detail}",
-                )
-                return
-            rb = replace(rb, state=RollbackState.VERIFIED, verified_at=now)
-            self._count(rb.target, "verified", verified_from=rb.finished_at)
-            await self._store.save_rollback(rb)
-            self._emit(
-                RollbackResultEvent(
-                    decision.target, now, RollbackOutcome.VERIFIED, target.id, res.detail
-                )
-            )
-        now = self._clock.now()
-        opened = incident.opened_at if incident is not None else rb.requested_at
-        self._updates.rollback_completed(
-            decision, target, took=now - rb.requested_at, duration=now - opened
-        )
-
-    # ----------------------------------------------------------------- endings
-
-    async def _refuse(self, decision: Decision, key: str, refused_by: str, reason: str) -> None:
-        """Turn a rollback that cannot run into the P0 page that says why (DESIGN §4)."""
-        assert decision.incident is not None
-        log.warning("rollback_refused", target=decision.target, guard=refused_by, reason=reason)
-        if self._metrics is not None:
-            self._metrics.count_refusal(decision.target, refused_by)
-        self._emit(
-            RollbackResultEvent(
-                decision.target, self._clock.now(), RollbackOutcome.FAILED, "", reason
-            )
-        )
-        self._updates.set_status(decision.incident, "Blocked", reason, "on-call decides what to do")
-        await self._page_p0(
-            decision,
-            page_kind(key, f"refused/{refused_by}"),
-            f"[P0] {decision.target}: automatic rollback refused by {refused_by}: {reason}",
-            refused_by=refused_by,
-        )
-
-    async def _failed(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
-        assert decision.incident is not None
-        now = self._clock.now()
-        rb = replace(rb, state=RollbackState.FAILED, finished_at=now, detail=what)
-        log.error("rollback_failed", target=rb.target, to=rb.to_deployment, error=what)
-        self._count(rb.target, "failed")
-        await self._store.save_rollback(rb)
-        await self._close(decision, key, ActionStatus.FAILED, error=what)
-        self._emit(
-            RollbackResultEvent(
-                decision.target, now, RollbackOutcome.FAILED, rb.to_deployment or "", what
-            )
-        )
-        self._updates.set_status(decision.incident, "Blocked", what, "on-call rolls back by hand")
-        await self._page_p0(
-            decision,
-            page_kind(key, "rollback-failed"),
-            f"[P0] {decision.target}: rollback did not take: {what}",
-        )
-
-    async def _shadow(self, decision: Decision, rb: RollbackRecord, key: str, what: str) -> None:
-        assert decision.incident is not None
-        now = self._clock.now()
-        self._count(rb.target, "shadow")
-        await self._store.save_rollback(
-            replace(rb, state=RollbackState.SHADOW, finished_at=now, detail=what)
-        )
-        await self._close(decision, key, ActionStatus.SKIPPED, detail={"would": what})
-        log.info("rollback_shadowed", target=decision.target, detail=what)
-        self._emit(
-            RollbackResultEvent(
-                decision.target, now, RollbackOutcome.SHADOWED, rb.to_deployment or "", what
-            )
-        )
-        self._updates.rollback_shadowed(decision, what)
+        self._end.succeeded(decision.target, target.id, current.id, result.detail)
+        await self._end.verify(decision, incident, wiring, deployer, rb, target, baseline)
 
     async def _disable_flags(self, decision: Decision, wiring: TargetActions) -> None:
         assert decision.incident is not None
@@ -574,7 +466,9 @@ class RollbackRunner:
         for wiring in self._targets.values():
             if wiring.deployer is None or self.in_flight(wiring.deployer.project):
                 continue
-            found = await classify(self._store, wiring.deployer, self._clock, skip=busy)
+            found = await classify(
+                self._store, wiring.deployer, self._clock, skip=busy, rollouts=wiring.rollouts
+            )
             out.settled.extend(found.settled)
             out.running.extend(found.running)
             out.postponed.extend(found.postponed)
@@ -651,12 +545,12 @@ class RollbackRunner:
     async def _settled(self, rb: RollbackRecord) -> None:
         """Tell the engine how a rollback a crash interrupted ended; page P0 if it failed."""
         if rb.state is RollbackState.SUCCEEDED and rb.to_deployment:
-            self._succeeded(rb.target, rb.to_deployment, rb.from_deployment, rb.detail)
+            self._end.succeeded(rb.target, rb.to_deployment, rb.from_deployment, rb.detail)
             return
         if rb.state is RollbackState.ABANDONED:
             # restored as "not rolled back": the engine decides afresh with current data
             return
-        self._count(rb.target, "failed")
+        self._end.count(rb.target, "failed")
         self._emit(
             RollbackResultEvent(
                 rb.target,
@@ -699,10 +593,3 @@ class RollbackRunner:
                 continue
             if serving is not None and serving == last.to_deployment:
                 self._production.pinned(name, serving, last.from_deployment)
-
-
-def page_kind(rollback: str, what: str) -> str:
-    """The journal kind of a rollback's P0 page: its reason and the chapter's rollback key, so
-    a "rollback failed" page is never deduplicated against the chapter's earlier P0."""
-    _, _, tail = rollback.partition("/")
-    return f"{what}/{tail or rollback}"

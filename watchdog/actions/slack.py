@@ -92,15 +92,20 @@ def render_rollback_in_progress(
     eta: datetime,
     commander: str,
     notes: Sequence[str] = (),
+    action: str | None = None,
 ) -> str:
+    """``action`` replaces the template's "Rolling back to deployment from ..." (an abort
+    says what it does in its own words)."""
+    action = action or (
+        f"Rolling back to deployment from {stamp(target_created_at)} ({target_deployment})"
+    )
     return _with_notes(
         "🚨 PRODUCTION ROLLBACK IN PROGRESS\n"
         "\n"
         f"Issue: {issue}\n"
         f"Severity: {severity}\n"
         f"Impact: {impact}\n"
-        f"Action: Rolling back to deployment from {stamp(target_created_at)} "
-        f"({target_deployment})\n"
+        f"Action: {action}\n"
         f"ETA: {hhmm(eta)}\n"
         f"Incident Commander: {commander}\n"
         "\n"
@@ -183,6 +188,27 @@ def render_page(
         "\n"
         "Updates will be posted here every 5 minutes.",
         notes,
+    )
+
+
+def render_rollout(
+    *,
+    headline: str,
+    canary: str,
+    stage: str,
+    why: str,
+    next_step: str,
+    commander: str,
+) -> str:
+    """A rolling release's stage approved (or not): no incident, no page, the channel told."""
+    return (
+        f"{headline}\n"
+        "\n"
+        f"Deployment: {canary} (the canary)\n"
+        f"Stage: {stage}\n"
+        f"Why: {why}\n"
+        f"Next: {next_step}\n"
+        f"Incident Commander: {commander}"
     )
 
 

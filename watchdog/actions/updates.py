@@ -165,14 +165,17 @@ class IncidentUpdates:
             ),
         )
 
-    def rollback_requested(self, decision: Decision, target: Deployment, method: str) -> None:
-        """The procedure's "rollback in progress" message, and the status line to match."""
+    def rollback_requested(
+        self, decision: Decision, target: Deployment, method: str, action: str | None = None
+    ) -> None:
+        """The procedure's "rollback in progress" message, and the status line to match
+        (``action``: what is done, in words other than "rolling back to ...")."""
         assert decision.incident is not None
         eta = self._clock.now() + self._settings.rollback_eta
         self.set_status(
             decision.incident,
             "In Progress",
-            f"{method} to {target.id} requested",
+            action or f"{method} to {target.id} requested",
             "waiting for Vercel, then verifying",
             eta.strftime("%H:%M UTC"),
         )
@@ -187,13 +190,22 @@ class IncidentUpdates:
                 target_created_at=target.created_at,
                 eta=eta,
                 commander=self._settings.incident_commander,
+                action=action,
             ),
         )
 
     def rollback_completed(
-        self, decision: Decision, target: Deployment, *, took: timedelta, duration: timedelta
+        self,
+        decision: Decision,
+        target: Deployment,
+        *,
+        took: timedelta,
+        duration: timedelta,
+        method: str | None = None,
+        impact: str | None = None,
     ) -> None:
-        """The procedure's "rollback complete" message (with the undo note while pinned)."""
+        """The procedure's "rollback complete" message (with the undo note while pinned);
+        an abort names its own method and impact (only the canary's share was hit)."""
         assert decision.incident is not None
         self.set_status(
             decision.incident,
@@ -206,9 +218,9 @@ class IncidentUpdates:
             "rollback-complete",
             render_rollback_complete(
                 issue=decision.reason,
-                method=self._settings.rollback_method,
+                method=method or self._settings.rollback_method,
                 duration=duration,
-                impact=_impact(decision),
+                impact=impact or _impact(decision),
                 contact=self._settings.point_of_contact,
                 notes=self._notes(decision.target),
             ),

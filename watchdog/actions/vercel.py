@@ -76,6 +76,10 @@ class VercelConfig(BaseModel):
     only_previous: bool = False
     #: record "would roll back to X" instead of calling the rollback API
     shadow: bool = False
+    #: read the project's rolling release (``GET /v1/projects/{id}/rolling-release``) so a
+    #: canary is judged against its base and a bad one aborted; off for a project that
+    #: never uses Rolling Releases, to save the call
+    rolling_releases: bool = True
 
     @field_validator("base_url", "dashboard_url")
     @classmethod
@@ -97,7 +101,7 @@ class VercelConfig(BaseModel):
 # --------------------------------------------------------------------------- pure parts
 
 
-def _ms(value: Any) -> datetime | None:
+def epoch_ms(value: Any) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return datetime.fromtimestamp(value / 1000.0, tz=UTC)
@@ -118,7 +122,7 @@ def parse_deployment(raw: Mapping[str, Any]) -> Deployment | None:
     candidate = raw.get("isRollbackCandidate")
     return Deployment(
         id=dep_id,
-        created_at=_ms(raw.get("createdAt", raw.get("created"))),
+        created_at=epoch_ms(raw.get("createdAt", raw.get("created"))),
         state=state if isinstance(state, str) else None,
         substate=raw.get("readySubstate") if isinstance(raw.get("readySubstate"), str) else None,
         target=raw.get("target") if isinstance(raw.get("target"), str) else None,
@@ -137,7 +141,7 @@ def parse_job(raw: object) -> DeployJob | None:
     status = raw.get("jobStatus")
     return DeployJob(
         to_deployment=to if isinstance(to, str) and to else None,
-        requested_at=_ms(raw.get("requestedAt")),
+        requested_at=epoch_ms(raw.get("requestedAt")),
         status=status if isinstance(status, str) else None,
     )
 
@@ -255,6 +259,23 @@ class VercelDeployer:
         if not resp.ok:
             raise self._error(resp, what)
         body = resp.json(SERVICE, retryable=True)
+        if not isinstance(body, Mapping):
+            raise CallError(
+                f"{SERVICE} {what}: expected a JSON object", retryable=True, reason="malformed"
+            )
+        return body
+
+    async def call_json(
+        self, method: str, path: str, what: str, json_body: Any = None
+    ) -> Mapping[str, Any]:
+        """One call to Vercel's API for another part of the project's client (the rolling
+        releases): the JSON object answered, or the classified ``CallError``."""
+        if method == "GET":
+            return await self._get_json(path, what)
+        resp = await self._call(method, path, json_body=json_body)
+        if not resp.ok:
+            raise self._error(resp, what)
+        body = resp.json(SERVICE, retryable=True) if resp.body.strip() else {}
         if not isinstance(body, Mapping):
             raise CallError(
                 f"{SERVICE} {what}: expected a JSON object", retryable=True, reason="malformed"

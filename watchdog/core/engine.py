@@ -262,6 +262,8 @@ class Engine:
         ts = self.target(event.target)
         at = max(event.at, ts.now) if ts.now is not None else event.at
         ts.now = at
+        # an abort that landed or a rollout Vercel ended: the comparison stands down below
+        before = ts.rollout.canary if ts.rollout is not None else None
         if isinstance(event, DeployEvent):
             events.deployed(self.pack, ts, event, at)
         elif isinstance(event, HoldEvent):
@@ -276,6 +278,9 @@ class Engine:
             events.rollback_result(self.pack, ts, event, at)
         elif isinstance(event, RolloutEvent):
             events.rollout(self.pack, ts, event, at)
+        after = ts.rollout.canary if ts.rollout is not None else None
+        if before is not None and after != before:
+            self._rollout_over(ts, at)
         return [self._decide(ts, at)]
 
     def _tagged(
@@ -315,6 +320,16 @@ class Engine:
         now = max(at, ts.now) if ts.now is not None else at
         ts.now = now
         return self._decide(ts, now)
+
+    def _rollout_over(self, ts: TargetState, at: datetime) -> None:
+        """The rolling release ended (aborted, complete, or another canary replaced it): its
+        canary/base comparison cannot go on, so the baseline rules stand down and the
+        deployments' release-scoped readings are dropped. Without this a canary aborted
+        while its rule fired would keep firing on its last reading for ever."""
+        for tracks in ts.baseline_tracks_for.values():
+            for track in tracks:
+                self._tracker.stand_down(ts, track, at)
+        ts.tagged.clear()
 
     def redecide(self, target: str, now: datetime) -> Decision:
         """Re-decide without a new sample: fix-forward windows, resolve periods, blindness."""

@@ -177,6 +177,15 @@ class Tracker:
             end_streak(track)
         self.refire(ts, track, at)
 
+    def stand_down(self, ts: TargetState, track: Track, at: datetime) -> None:
+        """A comparison that can no longer be made (the rolling release it judged is over):
+        its run ends as an episode and it fires no more, until new samples start another."""
+        end_streak(track)
+        track.unknown = None
+        track.unknown_since = None
+        track.awaiting = None
+        self.refire(ts, track, at)
+
     def refire(self, ts: TargetState, track: Track, at: datetime) -> None:
         """Recompute whether the track fires (cleanly, or only blind), and the counters."""
         was_firing, was_blind = track.firing, track.blind_firing

@@ -33,6 +33,7 @@ from watchdog.daemon.leadership import Leadership, load_snapshot
 from watchdog.daemon.loops import Chore, Poller, SourceState, run_chore
 from watchdog.daemon.pipeline import Health, Pipeline
 from watchdog.daemon.production import ProductionWatcher
+from watchdog.daemon.rollouts import RolloutWatcher
 from watchdog.daemon.wiring import build_notifier, build_pager, build_parts, config_gaps
 from watchdog.metrics import Metrics
 from watchdog.store.base import LeaderStore
@@ -99,6 +100,7 @@ class Daemon:
         self.production = ProductionWatcher(
             {}, engine=self.engine, events=self.records, clock=clock, apply=self.pipeline.apply
         )
+        self.rollouts = RolloutWatcher({}, {}, clock=clock, apply=self.pipeline.apply)
         self.control = Control(
             settings=settings,
             store=self.records,
@@ -187,6 +189,9 @@ class Daemon:
             apply=self.pipeline.apply,
         )
         self.pipeline.on_version = self.production.version_seen
+        self.rollouts = RolloutWatcher(
+            parts.rollouts, parts.boards, clock=self.clock, apply=self.pipeline.apply
+        )
         await self.leadership.elect()
         # a follower has nothing to restore: the board reads the leader's incidents from the store
         self.phase = Phase.RUNNING
@@ -264,6 +269,7 @@ class Daemon:
             self.phase = Phase.RUNNING
         self.metrics.set_flag(self.metrics.kill_switch, self.engine.kill_switch)
         await self.production.refresh()
+        await self.rollouts.refresh()
         if dispatcher is not None and classified is not None:
             dispatcher.restored(open_incidents)
             await dispatcher.after_restore(classified)
@@ -294,6 +300,12 @@ class Daemon:
                 self.settings.scheduler.deploy_poll,
                 timeout=max(timedelta(minutes=1), self.settings.scheduler.deploy_poll),
                 run=self.production.refresh,
+            ),
+            Chore(
+                "rolling_releases",
+                self.settings.scheduler.deploy_poll,
+                timeout=max(timedelta(minutes=1), self.settings.scheduler.deploy_poll),
+                run=self.rollouts.refresh,
             ),
             Chore("prune", PRUNE_EVERY, timeout=timedelta(minutes=5), run=self._prune),
             Chore("reconcile", every, timeout=timedelta(minutes=2), run=self._settle_postponed),

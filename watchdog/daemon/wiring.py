@@ -21,13 +21,14 @@ from watchdog.actions.pagerduty import PagerDutyConfig, PagerDutyPager
 from watchdog.actions.redacting import RedactingFlag
 from watchdog.actions.slack import SlackNotifier
 from watchdog.actions.vercel import VercelDeployer
+from watchdog.actions.vercel_rolling import VercelRollingReleases
 from watchdog.actions.verify import Verifier
 from watchdog.clock import Clock
 from watchdog.config import Settings, TargetConfig
 from watchdog.core.engine import Engine
 from watchdog.core.model import Signal
 from watchdog.daemon.loops import SourceState
-from watchdog.sources import Canary, build_source
+from watchdog.sources import Canary, ReleaseBoard, build_source
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Parts:
     sources: dict[str, SourceState] = field(default_factory=dict)
     deployers: dict[str, VercelDeployer] = field(default_factory=dict)
     actions: dict[str, TargetActions] = field(default_factory=dict)
+    #: per target with rolling releases: Vercel's side, and the board its sources read
+    rollouts: dict[str, VercelRollingReleases] = field(default_factory=dict)
+    boards: dict[str, ReleaseBoard] = field(default_factory=dict)
     #: per target, each source's name and signals (the metrics declare their series up front)
     source_signals: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
@@ -116,6 +120,13 @@ def build_parts(
         canary = (
             Canary(target.canary_url, session=session, clock=clock) if target.canary_url else None
         )
+        deployer = rollouts = board = None
+        if target.deployer is not None:
+            deployer = VercelDeployer(target.deployer, session, clock)
+            parts.deployers[target.name] = deployer
+            if target.deployer.rolling_releases:
+                rollouts = parts.rollouts[target.name] = VercelRollingReleases(deployer, clock)
+                board = parts.boards[target.name] = ReleaseBoard()
         for config in target.sources:
             source = build_source(
                 config,
@@ -124,13 +135,10 @@ def build_parts(
                 clock=clock,
                 semaphore=semaphore,
                 canary=canary,
+                releases=board,
             )
             parts.sources[source.name] = SourceState(source)
             signals[source.name] = tuple(getattr(source, "signals", ()))
-        deployer = None
-        if target.deployer is not None:
-            deployer = VercelDeployer(target.deployer, session, clock)
-            parts.deployers[target.name] = deployer
         parts.actions[target.name] = TargetActions(
             deployer=deployer,
             verifier=Verifier(target.verify, session, clock) if deployer else None,
@@ -140,6 +148,7 @@ def build_parts(
             else None,
             # the reason goes to the flag service as the change's comment
             flags=[RedactingFlag(build_flag(f, session, clock), redactor) for f in target.flags],
+            rollouts=rollouts,
         )
     return parts
 

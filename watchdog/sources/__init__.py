@@ -19,6 +19,7 @@ from watchdog.sources.base import Canary, HttpSource, Source, SourceContext
 from watchdog.sources.detailed import DetailedSource, DetailedSourceConfig
 from watchdog.sources.health import HealthSource, HealthSourceConfig
 from watchdog.sources.prometheus import PrometheusSource, PrometheusSourceConfig
+from watchdog.sources.releases import ReleaseBoard, ReleaseView, ScopedDeployment
 from watchdog.sources.sentry import SentrySource, SentrySourceConfig
 from watchdog.sources.smoke import SmokeSource, SmokeSourceConfig
 from watchdog.sources.supabase import SupabaseSource, SupabaseSourceConfig
@@ -31,6 +32,9 @@ __all__ = [
     "HealthSourceConfig",
     "HttpSource",
     "PrometheusSourceConfig",
+    "ReleaseBoard",
+    "ReleaseView",
+    "ScopedDeployment",
     "SentrySourceConfig",
     "SmokeSourceConfig",
     "Source",
@@ -73,9 +77,16 @@ def build_source(
     clock: Clock,
     semaphore: asyncio.Semaphore,
     canary: Canary | None = None,
+    releases: ReleaseView | None = None,
 ) -> HttpSource[Any]:
-    """Build the source for ``config``; its name is ``<target>/<name or kind>``."""
+    """Build the source for ``config``; its name is ``<target>/<name or kind>``.
+    ``releases`` is the target's rolling release as a release-scoped source measures it."""
     context = SourceContext(
-        target=target, session=session, clock=clock, semaphore=semaphore, canary=canary
+        target=target,
+        session=session,
+        clock=clock,
+        semaphore=semaphore,
+        canary=canary,
+        releases=releases,
     )
     return BUILDERS[config.kind](config, context)

@@ -30,6 +30,7 @@ from watchdog.core.rules import Duration, format_duration
 from watchdog.fields import MIN_TIMEOUT, HttpURL
 from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
+from watchdog.sources.releases import ReleaseView
 from watchdog.transport import (
     Caller,
     CallError,
@@ -136,6 +137,8 @@ class SourceContext:
     semaphore: asyncio.Semaphore
     #: the target's reachability canary (``targets[].canary_url``), if configured
     canary: Canary | None = None
+    #: the deployments a release-scoped source measures apart (a rolling release's)
+    releases: ReleaseView | None = None
 
 
 # --------------------------------------------------------------------------- config

@@ -5,6 +5,14 @@ aggregates as repeated ``field`` parameters (EXTERNAL-APIS §2). The window ends
 the past because events arrive late; a window that ended "now" would under-count failures and
 read healthier than production is.
 
+During a rolling release (the daemon keeps the source's :class:`ReleaseView` current) one
+more request comes first, over the same window: ``field=release`` with the same aggregates
+and ``release:[<base>,<canary>]`` in the query, one row per release. Its samples are tagged
+with their deployment (base first, then canary, so the canary's is compared with this poll's
+base) and come before the overall, untagged ones: the engine's deploy correlation reads the
+tagged readings when the overall sample arrives. A release Sentry has no events of is
+absent from the answer, so its samples are unknown (``no_data``), never zero.
+
 Sentry rate-limits per caller and endpoint in fixed windows, and its 429 carries
 ``X-Sentry-Rate-Limit-Reset`` (epoch seconds) rather than ``Retry-After``. After a 429 the
 source does not call again until that reset (each skipped poll is an unknown
@@ -13,8 +21,10 @@ source does not call again until that reset (each skipped poll is an unknown
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
@@ -32,12 +42,15 @@ from watchdog.sources.base import (
     as_number,
     mark_counted,
 )
+from watchdog.sources.releases import ScopedDeployment
+from watchdog.sources.sentry_releases import check_template, release_filter, release_name
 from watchdog.transport import CallError, Response, parse_retry_after, reset_header_delay
 
 RESET_HEADER: Final = "X-Sentry-Rate-Limit-Reset"
 REMAINING_HEADER: Final = "X-Sentry-Rate-Limit-Remaining"
 FAILURE_RATE: Final = "failure_rate()"
 COUNT: Final = "count()"
+RELEASE: Final = "release"
 #: p95 units Sentry reports in ``meta.units``, to seconds
 _UNIT_SECONDS: Final = {
     "nanosecond": 1e-9,
@@ -68,6 +81,20 @@ class SentrySourceConfig(SourceConfigBase):
     )
     interval: Duration = Field(default=timedelta(seconds=60))
     timeout: Duration = Field(default=timedelta(seconds=10))
+    release_scoped: bool = Field(
+        default=True,
+        description="during a rolling release, also measure its base and canary per release",
+    )
+    release: str = Field(
+        default="{commit}",
+        description="a deployment's Sentry release: {commit} (what @sentry/nextjs uses on "
+        "Vercel), {short_commit}, {deployment}, or a template such as 'web@{commit}'",
+    )
+
+    @field_validator("release")
+    @classmethod
+    def _release_template(cls, value: str) -> str:
+        return check_template(value)
 
     @field_validator("project", "environment", mode="before")
     @classmethod
@@ -120,6 +147,9 @@ class SentrySource(HttpSource[SentrySourceConfig]):
         self._blocked_until: datetime | None = None
         self._strikes = 0
         self._skip_polls = 0
+        self._releases = context.releases if config.release_scoped else None
+        #: the release-scoped samples of the last poll (empty outside a rolling release)
+        self.last_scoped: tuple[Sample, ...] = ()
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -128,10 +158,12 @@ class SentrySource(HttpSource[SentrySourceConfig]):
     def _secrets(self) -> Iterable[str]:
         return (self.config.token.get_secret_value(),)
 
-    def params(self, now: datetime) -> list[tuple[str, str]]:
-        """The query string, in the documented shape (repeated ``field``, ``project``...)."""
+    def params(self, now: datetime, releases: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """The query string, in the documented shape (repeated ``field``, ``project``...);
+        with ``releases``, grouped by release and filtered to them."""
         cfg = self.config
-        params: list[tuple[str, str]] = [
+        params: list[tuple[str, str]] = [("field", RELEASE)] if releases else []
+        params += [
             ("field", FAILURE_RATE),
             ("field", cfg.p95_field),
             ("field", COUNT),
@@ -139,8 +171,11 @@ class SentrySource(HttpSource[SentrySourceConfig]):
         ]
         params += [("project", p) for p in cfg.project]
         params += [("environment", e) for e in cfg.environment]
+        scope = release_filter(list(releases)) if releases else ""
         query = " ".join(
-            q for q in ("is_transaction:true" if cfg.dataset == "spans" else "", cfg.query) if q
+            q
+            for q in ("is_transaction:true" if cfg.dataset == "spans" else "", scope, cfg.query)
+            if q
         )
         if query:
             params.append(("query", query))
@@ -160,11 +195,11 @@ class SentrySource(HttpSource[SentrySourceConfig]):
             return reset
         return parse_retry_after(result.headers.get("Retry-After"), self._clock.now())
 
-    async def _fetch(self) -> Response:
+    async def _fetch(self, params: list[tuple[str, str]]) -> Response:
         return await self._request(
             "GET",
             f"{self.config.base}/api/0/organizations/{self.config.org}/events/",
-            params=self.params(self._clock.now()),
+            params=params,
             headers={"Authorization": f"Bearer {self.config.token.get_secret_value()}"},
         )
 
@@ -182,8 +217,16 @@ class SentrySource(HttpSource[SentrySourceConfig]):
                 UnknownReason.PROVIDER_ERROR,
                 "Sentry rate-limited the watchdog (no reset time given): backing off",
             )
+        scoped = self._releases.scoped() if self._releases is not None else ()
+        tagged = await self._scoped_samples(scoped, now) if scoped else []
+        self.last_scoped = tuple(tagged)
+        result = await self._call(self.params(now))
+        return [*tagged, *self._parse(result)]
+
+    async def _call(self, params: list[tuple[str, str]]) -> Response:
+        """One Discover query with retries; a 429 blocks the source until Sentry's reset."""
         try:
-            result = await self._with_retries(self._fetch)
+            result = await self._with_retries(functools.partial(self._fetch, params))
         except CallError as exc:
             if exc.reason != "rate_limited":
                 raise
@@ -201,7 +244,7 @@ class SentrySource(HttpSource[SentrySourceConfig]):
             ) from None
         self._strikes = 0
         self._note_budget(result)
-        return self._parse(result)
+        return result
 
     def _back_off(self, exc: CallError) -> None:
         now = self._clock.now()
@@ -236,9 +279,73 @@ class SentrySource(HttpSource[SentrySourceConfig]):
             raise CallError(
                 "Sentry's data row is not an object", retryable=False, reason="malformed"
             )
+        return self._row(row, document)
 
+    def _row(self, row: dict[str, object], document: object) -> list[Sample]:
         count_sample, count = self._count(row)
         return [self._error_rate(row, count), self._latency(row, count, document), count_sample]
+
+    # -- release-scoped ------------------------------------------------------------------
+
+    async def _scoped_samples(
+        self, scoped: Sequence[ScopedDeployment], now: datetime
+    ) -> list[Sample]:
+        """The base's and the canary's samples, each tagged with its deployment, from one
+        query grouped by release. A failure here leaves them unknown and the overall query
+        still runs (a rate limit blocks the whole source, as for the overall one)."""
+        names = {s.deployment: release_name(self.config.release, s) for s in scoped}
+        known = [n for n in names.values() if n is not None]
+        if len(set(known)) < len(known):
+            # a redeploy of one commit: the release cannot tell canary from base
+            return self._tagged_unknown(
+                scoped,
+                UnknownReason.NO_DATA,
+                f"the rolling release's deployments share Sentry release {known[0]}: their "
+                "traffic cannot be told apart",
+            )
+        out: list[Sample] = []
+        rows: dict[str, dict[str, object]] = {}
+        document: object = None
+        if known:
+            try:
+                result = await self._call(self.params(now, known))
+                document = result.json(self.service, retryable=False)
+                data = document.get("data") if isinstance(document, dict) else None
+                if not isinstance(data, list):
+                    raise CallError(
+                        "Sentry's per-release answer has no 'data' list",
+                        retryable=False,
+                        reason="malformed",
+                    )
+            except CallError as exc:
+                if exc.reason == "rate_limited":
+                    raise
+                return self._tagged_unknown(scoped, UnknownReason.PROVIDER_ERROR, str(exc))
+            for row in data:
+                if isinstance(row, dict) and isinstance(row.get(RELEASE), str):
+                    rows[str(row[RELEASE])] = row
+        for item in scoped:
+            name = names[item.deployment]
+            if name is None:
+                why = f"no commit SHA known for {item.deployment}: its Sentry release is unknown"
+                out += self._tagged_unknown([item], UnknownReason.NO_DATA, why)
+            elif name not in rows:
+                why = f"Sentry has no events of release {name} ({item.role}) in the window"
+                out += self._tagged_unknown([item], UnknownReason.NO_DATA, why)
+            else:
+                out += [
+                    replace(s, deployment=item.deployment) for s in self._row(rows[name], document)
+                ]
+        return out
+
+    def _tagged_unknown(
+        self, scoped: Sequence[ScopedDeployment], reason: UnknownReason, detail: str
+    ) -> list[Sample]:
+        return [
+            replace(sample, deployment=item.deployment)
+            for item in scoped
+            for sample in self._unknown_all(reason, detail)
+        ]
 
     def _count(self, row: dict[str, object]) -> tuple[Sample, int | None]:
         signal = Signal.REQUEST_COUNT

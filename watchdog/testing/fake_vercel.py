@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from watchdog.testing.fake_vercel_rolling import FakeRollingRelease, FakeStage
 from watchdog.testing.server import FakeServer, Handler
 
 # --------------------------------------------------------------------------- Vercel
@@ -56,7 +57,10 @@ class FakeVercel(FakeServer):
     * ``job_outcome``: how the next rollback/promote job ends (succeeded, failed, skipped);
     * ``alias_sticks``: the job "succeeds" but the production domain keeps serving the old one;
     * ``fail(route, status, ...)`` for routes ``project``, ``alias``, ``deployments``,
-      ``deployment``, ``rollback``, ``promote``; ``rate_limit(route, shape=...)`` for 429s.
+      ``deployment``, ``rollback``, ``promote``, ``rolling_release``, ``approve_stage``,
+      ``complete``; ``rate_limit(route, shape=...)`` for 429s;
+    * a rolling release (:meth:`start_rolling_release`, :attr:`rolling`): the rollback to
+      its base aborts it, approve-stage and time move it, its last stage completes it.
     """
 
     def __init__(
@@ -87,6 +91,8 @@ class FakeVercel(FakeServer):
         self._job_polls_seen = 0
         self._now = now
         self._callbacks: list[ProductionCallback] = []
+        self.rolling = FakeRollingRelease(now)
+        self.rolling.on_complete = self.set_serving
 
     # ----------------------------------------------------------------- scripting
 
@@ -139,6 +145,13 @@ class FakeVercel(FakeServer):
             times=times,
         )
 
+    def start_rolling_release(
+        self, canary: str, stages: list[FakeStage], *, manual: bool = False
+    ) -> None:
+        """Roll ``canary`` (an added deployment) out over what production serves now."""
+        base = self.deployments[self.alias or ""]
+        self.rolling.start(self.deployments[canary], base, stages, manual=manual)
+
     def on_production_change(self, callback: ProductionCallback) -> None:
         """Call ``callback(deployment_id)`` whenever the production domain changes deployment."""
         self._callbacks.append(callback)
@@ -163,6 +176,11 @@ class FakeVercel(FakeServer):
         app.router.add_get("/v13/deployments/{dep}", self._get_deployment)
         app.router.add_post("/v1/projects/{project}/rollback/{dep}", self._rollback)
         app.router.add_post("/v10/projects/{project}/promote/{dep}", self._promote)
+        app.router.add_get("/v1/projects/{project}/rolling-release", self._rolling_release)
+        app.router.add_post(
+            "/v1/projects/{project}/rolling-release/approve-stage", self._approve_stage
+        )
+        app.router.add_post("/v1/projects/{project}/rolling-release/complete", self._complete)
 
     route_names: ClassVar[Mapping[str, str]] = {
         "_get_project": "project",
@@ -171,6 +189,9 @@ class FakeVercel(FakeServer):
         "_get_deployment": "deployment",
         "_rollback": "rollback",
         "_promote": "promote",
+        "_rolling_release": "rolling_release",
+        "_approve_stage": "approve_stage",
+        "_complete": "complete",
     }
 
     async def answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -223,6 +244,8 @@ class FakeVercel(FakeServer):
             return
         job["jobStatus"] = self.job_outcome
         if self.job_outcome == "succeeded":
+            if job.get("fromRollingReleaseId"):
+                self.rolling.job_succeeded()
             self.production = job["toDeploymentId"]
             if not self.alias_sticks:
                 self._set_alias(job["toDeploymentId"])
@@ -284,6 +307,11 @@ class FakeVercel(FakeServer):
         job = self.last_alias_request
         if job is not None and job["jobStatus"] in ("pending", "in-progress"):
             return _error(409, "conflict", "A rollback or promote is already in progress")
+        canary = self.rolling.canary["uid"] if self.rolling.canary else None
+        if self.rolling.state == "ACTIVE" and dep_id == canary:
+            return _error(
+                400, "bad_request", "The canary of a rolling release cannot be rolled back to"
+            )
         self.last_alias_request = {
             "type": kind,
             "fromDeploymentId": self.alias,
@@ -291,6 +319,10 @@ class FakeVercel(FakeServer):
             "jobStatus": "pending",
             "requestedAt": int(self._now() * 1000),
         }
+        if kind == "rollback" and self.rolling.take_abort(dep_id):
+            # Vercel's field doc: "fromDeploymentId captures the base of that rolling
+            # release, and fromRollingReleaseId captures the target"
+            self.last_alias_request["fromRollingReleaseId"] = canary
         self._job_polls_seen = 0
         # after a rollback Vercel stops auto-assigning production; a promote turns it back on
         self.auto_assign = kind == "promote"
@@ -301,6 +333,40 @@ class FakeVercel(FakeServer):
 
     async def _promote(self, request: web.Request) -> web.Response:
         return await self._start_job(request, "promote")
+
+    def _project_known(self, request: web.Request) -> bool:
+        return request.match_info["project"] in (self.project_id, self.project_name)
+
+    async def _rolling_release(self, request: web.Request) -> web.Response:
+        if not self._project_known(request):
+            return _error(404, "not_found", "Project not found")
+        return web.json_response(self.rolling.body())
+
+    async def _approve_stage(self, request: web.Request) -> web.Response:
+        if not self._project_known(request):
+            return _error(404, "not_found", "Project not found")
+        self.rolling.tick()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        status, message = self.rolling.approve(body)
+        if status != 200:
+            return _error(status, "bad_request", message)
+        return web.json_response(self.rolling.body())
+
+    async def _complete(self, request: web.Request) -> web.Response:
+        if not self._project_known(request):
+            return _error(404, "not_found", "Project not found")
+        body = await request.json()
+        rolling = self.rolling
+        if rolling.state != "ACTIVE" or rolling.canary is None:
+            return _error(400, "bad_request", "there is no active rolling release")
+        if body.get("canaryDeploymentId") != rolling.canary["uid"]:
+            return _error(400, "bad_request", "not the canary of the active rolling release")
+        while rolling.state == "ACTIVE":
+            rolling.advance()
+        return web.json_response(rolling.body())
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -1,0 +1,140 @@
+"""Each project's rolling release: the one place the daemon reads it, and tells the engine.
+
+I/O boundary: the targets' :class:`~watchdog.actions.base.RollingReleases` (Vercel's
+``GET /v1/projects/{id}/rolling-release`` and, once per deployment, its ``meta`` for the commit
+a Sentry release is named after). Read on the deployment-poll timer. This watcher is the one
+writer of two facts: the engine's view of the rollout (a ``RolloutEvent`` whenever what Vercel
+reports changes, so the core judges the canary against its base and may approve a stage), and
+each target's :class:`~watchdog.sources.ReleaseBoard` (which deployments a release-scoped
+source measures apart). The dispatcher never writes either: it re-reads Vercel itself right
+before it acts.
+
+A failed read changes nothing: the engine keeps the rollout it knew (the canary is most likely
+still there) and the board keeps measuring it; the failure is logged and shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import structlog
+
+from watchdog.actions.base import Deployment, RollingRelease, RollingReleases, rollout_event
+from watchdog.clock import Clock
+from watchdog.core.model import Decision, Event, RolloutEvent
+from watchdog.sources import ReleaseBoard, ScopedDeployment
+
+log = structlog.get_logger(__name__)
+
+Apply = Callable[[Event], Awaitable[list[Decision]]]
+
+#: commits remembered per deployment id (a deployment's commit never changes)
+COMMITS_KEPT: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSeen:
+    """What the latest read of one target's rolling release found (for the status page)."""
+
+    release: RollingRelease | None = None
+    read_at: datetime | None = None
+    #: why the latest read failed (None when it worked)
+    error: str | None = None
+
+
+def _same(a: RolloutEvent, b: RolloutEvent | None) -> bool:
+    """Does ``a`` say what ``b`` said (their times aside)?"""
+    if b is None:
+        return False
+    return (a.state, a.canary, a.base, a.stage, a.percent, a.requires_approval, a.next_stage) == (
+        b.state,
+        b.canary,
+        b.base,
+        b.stage,
+        b.percent,
+        b.requires_approval,
+        b.next_stage,
+    )
+
+
+class RolloutWatcher:
+    def __init__(
+        self,
+        rollouts: Mapping[str, RollingReleases],
+        boards: Mapping[str, ReleaseBoard],
+        *,
+        clock: Clock,
+        apply: Apply,
+    ) -> None:
+        self._rollouts = rollouts
+        self._boards = boards
+        self._clock = clock
+        self._apply = apply
+        self._told: dict[str, RolloutEvent] = {}
+        self._commits: dict[str, str | None] = {}
+        #: per target, what the latest read found
+        self.seen: dict[str, RolloutSeen] = {}
+
+    async def refresh(self) -> None:
+        """Read every target's rolling release; tell the engine and the board what changed."""
+        for target, rollouts in self._rollouts.items():
+            now = self._clock.now()
+            try:
+                release = await rollouts.read()
+            except Exception as exc:
+                log.warning("rolling_release_read_failed", target=target, error=str(exc))
+                before = self.seen.get(target, RolloutSeen())
+                self.seen[target] = RolloutSeen(before.release, before.read_at, str(exc) or "?")
+                continue
+            self.seen[target] = RolloutSeen(release, now)
+            await self._show(target, rollouts, release)
+            event = rollout_event(target, now, release)
+            if not _same(event, self._told.get(target)):
+                self._told[target] = event
+                log.info(
+                    "rolling_release_seen",
+                    target=target,
+                    state=event.state.value,
+                    canary=event.canary,
+                    base=event.base,
+                    stage=event.stage,
+                    percent=event.percent,
+                )
+                await self._apply(event)
+
+    async def _show(
+        self, target: str, rollouts: RollingReleases, release: RollingRelease | None
+    ) -> None:
+        board = self._boards.get(target)
+        if board is None:
+            return
+        if release is None or not release.active_for(None) or release.base is None:
+            board.clear()
+            return
+        assert release.canary is not None
+        board.show(
+            ScopedDeployment(release.base.id, await self._commit(rollouts, release.base), "base"),
+            ScopedDeployment(
+                release.canary.id, await self._commit(rollouts, release.canary), "canary"
+            ),
+        )
+
+    async def _commit(self, rollouts: RollingReleases, deployment: Deployment) -> str | None:
+        """The deployment's commit SHA: as reported, else looked up once (its ``meta``)."""
+        dep_id = deployment.id
+        if deployment.commit:
+            return deployment.commit
+        if dep_id in self._commits:
+            return self._commits[dep_id]
+        try:
+            found = (await rollouts.deployment(dep_id)).commit
+        except Exception as exc:  # unknown for now: the source says so; the next read retries
+            log.warning("deployment_commit_lookup_failed", deployment=dep_id, error=str(exc))
+            return None
+        if len(self._commits) >= COMMITS_KEPT:
+            self._commits.pop(next(iter(self._commits)))
+        self._commits[dep_id] = found
+        return found
