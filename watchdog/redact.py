@@ -38,6 +38,8 @@ MIN_SECRET: Final = 4
 _MIN_BASE64: Final = 8
 _B64_CHARS: Final = "A-Za-z0-9+/_-"
 _HEX: Final = re.compile(r"%[0-9A-F]{2}")
+#: patterns kept for the combinations of needles texts were found to hold
+_SUBSETS_KEPT: Final = 64
 
 T = TypeVar("T")
 
@@ -104,19 +106,28 @@ class Redactor:
             for core in _base64_cores(value):
                 cores.setdefault(core, label)
         self._labels: dict[str, str] = {}
-        alternatives: list[tuple[int, str]] = []
+        #: (what the match must contain, the alternative's pattern)
+        alternatives: list[tuple[str, str]] = []
         for index, (form, label) in enumerate(literal.items()):
             self._labels[f"l{index}"] = label
-            alternatives.append((len(form), f"(?P<l{index}>{re.escape(form)})"))
+            alternatives.append((form, f"(?P<l{index}>{re.escape(form)})"))
         for index, (core, label) in enumerate(cores.items()):
             self._labels[f"b{index}"] = label
             # the characters around the core mix the secret's first/last bits with a
             # neighbour's (the Basic-auth user): they go too, with the padding
             pattern = f"[{_B64_CHARS}]{{0,3}}{re.escape(core)}[{_B64_CHARS}]{{0,3}}={{0,2}}"
-            alternatives.append((len(core), f"(?P<b{index}>{pattern})"))
+            alternatives.append((core, f"(?P<b{index}>{pattern})"))
         # longest first: a URL is replaced whole before its path could be
-        alternatives.sort(key=lambda item: -item[0])
+        alternatives.sort(key=lambda item: -len(item[0]))
+        self._alternatives = alternatives
         self._pattern = re.compile("|".join(p for _, p in alternatives)) if alternatives else None
+        # Every match contains its alternative's needle (a literal form, or a base64 core).
+        # Substring search finds the needles a text holds some hundred times faster than the
+        # whole alternation runs (which may start a match at every position: a /metrics
+        # exposition of megabytes took seconds on the event loop); the text is then matched
+        # against only the alternatives it can match, in the same order, so the result is
+        # the whole pattern's (tests/test_redact.py proves it).
+        self._subsets: dict[tuple[int, ...], re.Pattern[str]] = {}
 
     @classmethod
     def of(cls, *models: object, extra: Iterable[tuple[str, str]] = ()) -> Redactor:
@@ -146,7 +157,16 @@ class Redactor:
         """``text`` with every form of every secret replaced by ``[redacted:<label>]``."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(self._replacement, text)
+        present = tuple(i for i, (needle, _) in enumerate(self._alternatives) if needle in text)
+        if not present:
+            return text
+        pattern = self._subsets.get(present)
+        if pattern is None:
+            if len(self._subsets) >= _SUBSETS_KEPT:
+                self._subsets.clear()
+            chosen = "|".join(self._alternatives[i][1] for i in present)
+            pattern = self._subsets[present] = re.compile(chosen)
+        return pattern.sub(self._replacement, text)
 
     def _replacement(self, match: re.Match[str]) -> str:
         name = match.lastgroup
