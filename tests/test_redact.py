@@ -111,6 +111,21 @@ class TestForms:
         assert not NO_SECRETS
         assert NO_SECRETS.text("anything") == "anything"
 
+    def test_a_dsn_hides_its_password_not_its_user_or_database(self) -> None:
+        """``postgresql://watchdog:…@db/watchdog``: the user and database name are words every
+        metric name holds; only the password (and the URL as a whole) is a secret."""
+        redactor = Redactor(
+            [("store_url", "postgresql://watchdog:pg%2Fpass%40word@db:5432/watchdog")]
+        )
+        line = 'watchdog_polls_total{target="web"} 1.0 /watchdog'
+        assert redactor.text(line) == line
+        assert (
+            redactor.text("auth failed for pg/pass@word") == "auth failed for [redacted:store_url]"
+        )
+        assert "pass" not in redactor.text(
+            "postgresql://watchdog:pg%2Fpass%40word@db:5432/watchdog"
+        )
+
     def test_longest_first(self) -> None:
         """A secret inside another is replaced as the longer one, not in pieces."""
         redactor = Redactor([("short", "canary-1"), ("long", "canary-1-and-more")])
@@ -123,7 +138,7 @@ REDACTOR = Redactor(
     [
         ("vercel_token", TOKEN),
         ("chat_webhook_url", WEBHOOK),
-        ("store_url", "postgresql://wd:pg%2Fpass%40word@db:5432/w"),
+        ("store_url", "postgresql://watchdog:pg%2Fpass%40word@db:5432/w"),
     ]
 )
 

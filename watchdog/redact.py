@@ -53,12 +53,13 @@ def _url_forms(value: str) -> list[str]:
     except ValueError:
         return []
     forms = [value.split("://", 1)[1]]
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    forms.append(path)
-    if parts.username:
-        forms.append(unquote(parts.username))
     if parts.password:
+        # a DSN: the password is the secret; its user and database name are not, and are
+        # often words such as "watchdog" that every metric name and log line holds
         forms.append(unquote(parts.password))
+    else:
+        # a webhook or ping URL: the path (and query) is the secret
+        forms.append(parts.path + (f"?{parts.query}" if parts.query else ""))
     return [f for f in forms if len(f) >= _MIN_BASE64 and f != "/"]
 
 
