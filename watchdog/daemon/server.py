@@ -236,11 +236,17 @@ def build_app(
             headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
+    def exposition() -> bytes:
+        text = render_metrics(registry).decode("utf-8", "replace")
+        return redactor.text(text).encode("utf-8")
+
     async def metrics(request: web.Request) -> web.Response:
-        # rendering thousands of series takes long enough to stall polls; prometheus_client
-        # is thread-safe, so render off the event loop
-        body = await asyncio.to_thread(render_metrics, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # rendering and redacting megabytes takes long enough to stall polls: both run off
+        # the event loop (prometheus_client is thread-safe), and the middleware is told
+        return RedactedResponse(
+            body=await asyncio.to_thread(exposition),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -264,12 +270,18 @@ def build_app(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class RedactedResponse(web.Response):
+    """A response whose body was redacted already (off the event loop)."""
+
+
 def _redacting(redactor: Redactor) -> Middleware:
     """The outermost middleware: every answer's body, errors included, is redacted."""
 
     @web.middleware
     async def redact(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
+        if isinstance(response, RedactedResponse):
+            return response
         if redactor and isinstance(response, web.Response) and isinstance(response.body, bytes):
             charset = response.charset or "utf-8"
             text = response.body.decode(charset, "replace")
