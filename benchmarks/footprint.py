@@ -238,6 +238,20 @@ def proc_status_kb(field: str) -> int:
     return 0
 
 
+#: the scraper process: GET the URL every interval for the window, print each scrape's seconds
+SCRAPER = """
+import sys, time, urllib.request
+url, every, window = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+end = time.monotonic() + window
+while (left := end - time.monotonic()) > every:
+    time.sleep(every)
+    t0 = time.monotonic()
+    with urllib.request.urlopen(url) as resp:
+        resp.read()
+    print(time.monotonic() - t0, flush=True)
+"""
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -309,17 +323,20 @@ async def run_daemon(
                 profiler.enable()
             scrapes: list[float] = []
             if scrape_interval > 0:
-                # Prometheus scraping /metrics while the daemon polls
-                async with aiohttp.ClientSession() as session:
-                    end = time.monotonic() + window
-                    while (left := end - time.monotonic()) > 0:
-                        await asyncio.sleep(min(scrape_interval, left))
-                        if time.monotonic() >= end:
-                            break
-                        t0 = time.monotonic()
-                        async with session.get(f"{running.url}/metrics") as resp:
-                            await resp.read()
-                        scrapes.append(time.monotonic() - t0)
+                # Prometheus scraping /metrics while the daemon polls: from another process,
+                # as Prometheus does (a scraper on the daemon's own loop would charge the
+                # client's reading of megabytes to the daemon's lag and CPU)
+                scraper = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    SCRAPER,
+                    f"{running.url}/metrics",
+                    str(scrape_interval),
+                    str(window),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                out, _ = await scraper.communicate()
+                scrapes = [float(line) for line in out.decode().split()]
             else:
                 await asyncio.sleep(window)
             if profiler is not None:
