@@ -277,7 +277,7 @@ async def run_daemon(
     """Child process: run the real daemon and print one JSON line of its own figures."""
     from watchdog import logs as wlog
     from watchdog.clock import SystemClock
-    from watchdog.daemon.main import start
+    from watchdog.daemon.main import settle_heap, start
     from watchdog.store.sqlite import SqliteStore
     from watchdog.yamlfile import default_rules_path, load_rule_pack
 
@@ -294,6 +294,7 @@ async def run_daemon(
             port=0,
         )
         started_s = time.monotonic() - t_start
+        settle_heap()  # as `watchdog run` does
         daemon = running.daemon
         lags: list[float] = []
         measuring = False
