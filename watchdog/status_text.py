@@ -162,6 +162,8 @@ def _deployments(d: Mapping[str, Any], now: datetime) -> list[str]:
         f"{r['id']} ({', '.join(r['roles']) or 'earlier'}), created {_at(r.get('created_at'), now)}"
         for r in rows
     ] or ["not looked up yet"]
+    if d.get("rollout"):
+        lines.insert(0, str(d["rollout"]))
     target = d.get("next_target")
     lines.append(
         f"a rollback now would go to {target}"

@@ -28,6 +28,7 @@ from tests.daemon.support import (
 from watchdog.daemon import Daemon
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
+from watchdog.testing.fake_vercel_rolling import FakeStage
 
 
 @pytest.fixture
@@ -72,6 +73,17 @@ class TestOperatorCommands:
         assert code == 0
         assert [t["name"] for t in data["targets"]] == [TARGET]
         assert data["targets"][0]["headline"]["label"]
+
+    async def test_status_names_an_active_rolling_release(
+        self, served: tuple[Daemon, str], world: World
+    ) -> None:
+        daemon, url = served
+        world.vercel.add_deployment("dpl_canary", created_ms=0)
+        world.vercel.start_rolling_release("dpl_canary", [FakeStage(25), FakeStage(100)])
+        await daemon.rollouts.refresh()
+        code, text, err = await cli("status", "--url", url)
+        assert code == 0, err
+        assert f"Rolling release: dpl_canary serves 25%, {BAD} the rest (stage 1 of 2)." in text
 
     async def test_status_mid_incident_is_a_readable_block(
         self, served: tuple[Daemon, str], clock: FakeClock

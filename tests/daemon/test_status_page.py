@@ -27,6 +27,7 @@ from watchdog.daemon import Daemon
 from watchdog.daemon.control import Phase
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.clock import FakeClock
+from watchdog.testing.fake_vercel_rolling import FakeStage
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}", "X-Watchdog-User": "<b>mallory</b>"}
 EMOJI = re.compile("[\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff]")
@@ -102,6 +103,28 @@ class TestFactsPerState:
         md = await client.get(f"/incidents/{incident}/postmortem.md")
         assert md.content_type == "text/markdown"
         assert (await md.text()).startswith("# Incident Post-Mortem")
+
+    async def test_a_rolling_release_shows_who_serves_what(
+        self, client: TestClient[Any, Any], daemon: Daemon, world: World
+    ) -> None:
+        """While Vercel rolls a canary out, the deployments card says which deployment
+        serves what share, at which stage, and that it waits for approval; once it is
+        over, the line goes."""
+        world.vercel.add_deployment("dpl_canary", created_ms=0)
+        world.vercel.start_rolling_release(
+            "dpl_canary", [FakeStage(10, approval=True), FakeStage(100)]
+        )
+        await daemon.rollouts.refresh()
+        html = await page(client)
+        assert (
+            f"Rolling release: dpl_canary serves 10%, {BAD} the rest "
+            "(stage 1 of 2, waiting for approval)."
+        ) in html
+        status = await (await client.get("/api/status")).json()
+        assert "dpl_canary serves 10%" in str(status)
+        world.vercel.rolling.aborted()
+        await daemon.rollouts.refresh()
+        assert 'data-testid="rollout"' not in await page(client)
 
     async def test_unknown_incident_pages_are_404(self, client: TestClient[Any, Any]) -> None:
         assert (await client.get("/incidents/nope")).status == 404

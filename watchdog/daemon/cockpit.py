@@ -27,6 +27,7 @@ from watchdog.core.targeting import Deployment
 from watchdog.core.views import IncidentState, NextStep, TargetView
 from watchdog.daemon.loops import SourceState
 from watchdog.daemon.production import ProductionSeen, ProductionWatcher
+from watchdog.daemon.rollouts import RolloutSeen
 from watchdog.store.base import (
     HumanEvent,
     IncidentRecord,
@@ -115,6 +116,8 @@ class Deployments:
     error: str | None
     #: while a rollback pins production: how to undo it once a fix is ready
     undo: tuple[str, ...]
+    #: the project's rolling release as last read ("dpl_b serves 10%, ..."), None: none
+    rollout: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,7 @@ class Cockpit:
         production: Callable[[], ProductionWatcher],
         seen_healthy: Callable[[str], frozenset[str]],
         notes: Callable[[str], tuple[str, ...]],
+        rollouts: Callable[[str], RolloutSeen | None] = lambda _target: None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -210,6 +214,7 @@ class Cockpit:
         self._production = production
         self._seen_healthy = seen_healthy
         self._notes = notes
+        self._rollouts = rollouts
 
     async def board(self) -> Board:
         now = self._now()
@@ -347,7 +352,29 @@ class Cockpit:
             looked_up_at=seen.looked_up_at,
             error=seen.error,
             undo=self._notes(name),
+            rollout=rollout_line(self._rollouts(name)),
         )
+
+
+def rollout_line(seen: RolloutSeen | None) -> str | None:
+    """The rolling release in a sentence, as the rollout chore last read it (None: none)."""
+    if seen is None:
+        return None
+    release = seen.release
+    failed = f" (the last read failed: {seen.error})" if seen.error else ""
+    if release is None or not release.active_for(None) or release.canary is None:
+        return f"Rolling release: not readable{failed}." if release is None and failed else None
+    rest = f", {release.base.id} the rest" if release.base is not None else ""
+    stage = (
+        f"stage {release.active.index + 1} of {len(release.stages)}"
+        if release.active is not None and release.stages
+        else "stage unknown"
+    )
+    if release.awaiting_approval:
+        stage += ", waiting for approval"
+    elif release.paused:
+        stage += ", paused"
+    return f"Rolling release: {release.canary.id} serves {release.share()}{rest} ({stage}){failed}."
 
 
 def _rows(

@@ -35,6 +35,7 @@ from watchdog.daemon.history import (
 from watchdog.daemon.loops import SourceState
 from watchdog.daemon.pipeline import Health, Pipeline
 from watchdog.daemon.production import ProductionWatcher
+from watchdog.daemon.rollouts import RolloutSeen
 from watchdog.metrics import Metrics
 from watchdog.store.base import HumanEvent, Store
 
@@ -64,6 +65,7 @@ class Control:
         phase: Callable[[], Phase] = lambda: Phase.RUNNING,
         production: Callable[[], ProductionWatcher] | None = None,
         dispatcher: Callable[[], Dispatcher | None] = lambda: None,
+        rollouts: Callable[[str], RolloutSeen | None] = lambda _target: None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -91,6 +93,7 @@ class Control:
             production=production or (lambda: empty),
             seen_healthy=self._seen_healthy,
             notes=self._notes,
+            rollouts=rollouts,
         )
 
     # ----------------------------------------------------------------- reads

@@ -115,6 +115,7 @@ class Daemon:
             phase=lambda: self.phase,
             production=lambda: self.production,
             dispatcher=lambda: self.dispatcher,
+            rollouts=lambda target: self.rollouts.seen.get(target),
         )
         # the control facade, and the pipeline's inputs, are the daemon's own API
         self.status = self.control.status

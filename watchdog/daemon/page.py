@@ -309,7 +309,8 @@ def _deployments(d: Deployments, now: datetime) -> str:
         if d.next_target
         else f"none: {esc(d.next_reason)}"
     )
-    extra = f"<p>A rollback now would go to: {target}.</p>"
+    extra = f'<p class="banner" data-testid="rollout">{esc(d.rollout)}</p>' if d.rollout else ""
+    extra += f"<p>A rollback now would go to: {target}.</p>"
     if d.live_since is not None:
         extra += f"<p>The live deployment went live {when(d.live_since, now)}.</p>"
     extra += "".join(f'<p class="banner warn">{esc(n)}</p>' for n in d.undo)
