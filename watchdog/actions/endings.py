@@ -91,6 +91,23 @@ class RollbackEndings:
         self._emit(DeployEvent(target, now, to, rollback=True))
         self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
 
+    async def took(
+        self, rb: RollbackRecord, key: str, frm: str, to: str, detail: str
+    ) -> RollbackRecord:
+        """Vercel's job ended and production serves ``to``: the record and the journal say
+        so, the metrics count it, and the engine hears it (verification follows)."""
+        now = self._clock.now()
+        rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=detail)
+        self.count(rb.target, "succeeded")
+        if self._metrics is not None:
+            self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
+        await self._store.save_rollback(rb)
+        await self._store.record_outcome(
+            key, ActionStatus.SUCCEEDED, now, detail={"from": frm, "to": to}
+        )
+        self.succeeded(rb.target, to, frm, detail)
+        return rb
+
     async def page_p0(
         self, decision: Decision, kind: str, summary: str, refused_by: str | None = None
     ) -> None:

@@ -421,17 +421,8 @@ class RollbackRunner:
         if not result.ok:
             await self._end.failed(decision, rb, key, result.detail)
             return
-        now = self._clock.now()
-        rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=result.detail)
-        self._end.count(rb.target, "succeeded")
-        if self._metrics is not None:
-            self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
-        await self._store.save_rollback(rb)
-        await self._store.record_outcome(
-            key, ActionStatus.SUCCEEDED, now, detail={"from": current.id, "to": target.id}
-        )
         bound.info("rollback_succeeded", to=target.id)
-        self._end.succeeded(decision.target, target.id, current.id, result.detail)
+        rb = await self._end.took(rb, key, current.id, target.id, result.detail)
         await self._end.verify(decision, incident, wiring, deployer, rb, target, baseline)
 
     async def _disable_flags(self, decision: Decision, wiring: TargetActions) -> None:

@@ -290,17 +290,8 @@ class RolloutAbort:
         if not result.ok:
             await self._end.failed(decision, rb, key, result.detail)
             return
-        now = self._clock.now()
-        rb = replace(rb, state=RollbackState.SUCCEEDED, finished_at=now, detail=result.detail)
-        self._end.count(rb.target, "succeeded")
-        if self._metrics is not None:
-            self._metrics.rollback_duration.observe((now - rb.requested_at).total_seconds())
-        await self._store.save_rollback(rb)
-        await self._store.record_outcome(
-            key, ActionStatus.SUCCEEDED, now, detail={"from": canary, "to": base.id}
-        )
         log.info("rolling_release_aborted", canary=canary, to=base.id)
-        self._end.succeeded(decision.target, base.id, canary, result.detail)
+        rb = await self._end.took(rb, key, canary, base.id, result.detail)
         await self._end.verify(
             decision,
             incident,
