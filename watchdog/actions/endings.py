@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from watchdog.actions.base import Deployer, Deployment
+from watchdog.actions.base import Change, Deployer, Deployment
 from watchdog.actions.paging import Paging, page_from_decision
 from watchdog.actions.production import ProductionView
 from watchdog.actions.updates import IncidentUpdates
@@ -90,6 +90,45 @@ class RollbackEndings:
         self._production.pinned(target, to, frm)
         self._emit(DeployEvent(target, now, to, rollback=True))
         self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
+
+    async def requested(
+        self,
+        decision: Decision,
+        rb: RollbackRecord,
+        frm: str,
+        to: Deployment,
+        method: str,
+        summary: str,
+        *,
+        action: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> RollbackRecord:
+        """Vercel accepted the call: the record says requested, ``frm`` is known bad, chat
+        says "rollback in progress" (``action`` in other words than "rolling back to"), and
+        the service's timeline gets the change event."""
+        assert decision.incident is not None
+        rb = replace(rb, state=RollbackState.REQUESTED)
+        await self._store.save_rollback(rb)
+        await self._store.mark_known_bad(rb.project, frm, self._clock.now())
+        self._updates.rollback_requested(decision, to, method, action=action)
+        await self._paging.change(
+            decision.incident,
+            Change(
+                target=decision.target,
+                summary=summary,
+                at=self._clock.now(),
+                deployment=to.id,
+                details={
+                    "incident": decision.incident,
+                    "from": frm,
+                    "to": to.id,
+                    "method": method,
+                    **(details or {}),
+                    "reason": decision.reason,
+                },
+            ),
+        )
+        return rb
 
     async def took(
         self, rb: RollbackRecord, key: str, frm: str, to: str, detail: str

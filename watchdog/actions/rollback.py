@@ -36,7 +36,6 @@ import structlog
 
 from watchdog.actions.approval import StageApprover
 from watchdog.actions.base import (
-    Change,
     Deployer,
     Deployment,
     FeatureFlag,
@@ -392,29 +391,14 @@ class RollbackRunner:
         if request.shadow:
             await self._end.shadow(decision, rb, key, request.detail)
             return
-        rb = replace(rb, state=RollbackState.REQUESTED)
-        await self._store.save_rollback(rb)
-        await self._store.mark_known_bad(deployer.project, current.id, self._clock.now())
         bound.info("rollback_requested", frm=current.id, to=target.id, method=request.method)
-        self._updates.rollback_requested(decision, target, request.method)
-        await self._paging.change(
-            decision.incident,
-            Change(
-                target=decision.target,
-                summary=(
-                    f"rollback-watchdog rolled {decision.target} back from {current.id} "
-                    f"to {target.id}"
-                ),
-                at=self._clock.now(),
-                deployment=target.id,
-                details={
-                    "incident": decision.incident,
-                    "from": current.id,
-                    "to": target.id,
-                    "method": request.method,
-                    "reason": decision.reason,
-                },
-            ),
+        rb = await self._end.requested(
+            decision,
+            rb,
+            current.id,
+            target,
+            request.method,
+            f"rollback-watchdog rolled {decision.target} back from {current.id} to {target.id}",
         )
         await self._disable_flags(decision, wiring)
         result = await deployer.await_rollback(target)

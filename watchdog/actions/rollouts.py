@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from watchdog.actions.base import (
-    Change,
     Deployer,
     Deployment,
     RollbackRequest,
@@ -252,38 +251,20 @@ class RolloutAbort:
         assert release.canary is not None
         assert release.base is not None
         canary, base, share = release.canary.id, release.base, release.share()
-        rb = replace(rb, state=RollbackState.REQUESTED)
-        await self._store.save_rollback(rb)
-        await self._store.mark_known_bad(rb.project, canary, self._clock.now())
         log.info("rolling_release_abort_requested", canary=canary, to=base.id, share=share)
-        self._updates.rollback_requested(
+        rb = await self._end.requested(
             decision,
+            rb,
+            canary,
             base,
             "abort",
+            f"rollback-watchdog aborted the rolling release of {canary} on "
+            f"{decision.target} at {share}: production back on {base.id}",
             action=(
                 f"Aborting the rolling release of {canary} (it served {share} of users): "
                 f"all production traffic goes back to {base.id}"
             ),
-        )
-        await self._paging.change(
-            decision.incident,
-            Change(
-                target=decision.target,
-                summary=(
-                    f"rollback-watchdog aborted the rolling release of {canary} on "
-                    f"{decision.target} at {share}: production back on {base.id}"
-                ),
-                at=self._clock.now(),
-                deployment=base.id,
-                details={
-                    "incident": decision.incident,
-                    "from": canary,
-                    "to": base.id,
-                    "method": "abort",
-                    "share": share,
-                    "reason": decision.reason,
-                },
-            ),
+            details={"share": share},
         )
         assert wiring.rollouts is not None
         result = await wiring.rollouts.await_abort(release)
