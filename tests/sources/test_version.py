@@ -36,6 +36,18 @@ class TestVersionSource:
         [sample] = await build({"kind": "version", "url": f"{app.url}/api/version.txt"}).poll()
         assert sample.value == "abc1234"
 
+    @pytest.mark.parametrize("blank", [" ", "\t\n", ""])
+    async def test_a_blank_version_is_no_version(
+        self, app: FakeApp, build: Build, blank: str
+    ) -> None:
+        """Whitespace is no version at all, never a deployment called " " (found by the
+        response fuzz)."""
+        app.deploy(blank, blank)
+        source = build({"kind": "version", "url": f"{app.url}/api/version", "field": "commit"})
+        [sample] = await source.poll()
+        assert sample.value is None
+        assert sample.unknown is UnknownReason.NO_DATA
+
     async def test_follows_a_deploy(self, app: FakeApp, build: Build) -> None:
         """After a deploy the next poll reports the new version."""
         source = build({"kind": "version", "url": f"{app.url}/api/version", "field": "commit"})

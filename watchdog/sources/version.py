@@ -55,18 +55,21 @@ class VersionSource(HttpSource[VersionSourceConfig]):
                     retryable=False,
                     reason="malformed",
                 )
-        if raw is None or raw == "":
-            return [self._unknown(Signal.VERSION, UnknownReason.NO_DATA, "the version is empty")]
-        if isinstance(raw, bool) or not isinstance(raw, str | int):
+        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, str | int)):
             raise CallError(
                 f"the version field {self.config.field!r} is a {type(raw).__name__}, not a string",
                 retryable=False,
                 reason="malformed",
             )
-        version = str(raw).strip()
-        if len(version) > MAX_VERSION_LENGTH or "\n" in version:
+        version = "" if raw is None else str(raw).strip()
+        if not version:
+            # blank is no version at all, never a deployment called " "
+            return [self._unknown(Signal.VERSION, UnknownReason.NO_DATA, "the version is empty")]
+        if len(version) > MAX_VERSION_LENGTH or not version.isprintable():
             raise CallError(
-                "the version is too long to be a deployment id", retryable=False, reason="malformed"
+                "the version is too long or holds control characters: not a deployment id",
+                retryable=False,
+                reason="malformed",
             )
         return [self._sample(Signal.VERSION, version)]
 
