@@ -82,7 +82,7 @@ class TestPrometheusSource:
     ) -> None:
         """Several series are reduced as configured."""
         prom.vector("q", ({"i": "a"}, "3"), ({"i": "b"}, "5"), ({"i": "c"}, "1"))
-        raw = config(prom.url, {"signal": "db_cpu", "query": "q", "reduce": reduce})
+        raw = config(prom.url, {"signal": "queue_depth", "query": "q", "reduce": reduce})
         [sample] = await build(raw).poll()
         assert sample.value == expected
 
@@ -96,6 +96,33 @@ class TestPrometheusSource:
         assert sample.value is None
         assert sample.unknown is UnknownReason.NO_DATA
         assert value in sample.detail
+
+    @pytest.mark.parametrize(
+        ("signal", "value"),
+        [
+            ("error_rate", "2.5"),
+            ("error_rate", "-0.1"),
+            ("latency_p95_s", "-1"),
+            ("health_up", "3"),
+        ],
+    )
+    async def test_a_value_outside_the_signals_range_is_a_provider_error(
+        self, prom: FakePrometheus, build: Build, signal: str, value: str
+    ) -> None:
+        """A rate answered as a percentage (2.5 for 2.5 %), a negative latency, an up of 3:
+        nonsense is never a measurement, and the detail says how to fix the query."""
+        prom.vector(ERRORS, ({}, value))
+        [sample] = await build(config(prom.url, {"signal": signal, "query": ERRORS})).poll()
+        assert sample.value is None
+        assert sample.unknown is UnknownReason.PROVIDER_ERROR
+        assert "fix the query" in (sample.detail or "")
+
+    async def test_control_a_custom_signal_has_no_range(
+        self, prom: FakePrometheus, build: Build
+    ) -> None:
+        prom.vector(ERRORS, ({}, "250"))
+        [sample] = await build(config(prom.url, {"signal": "queue_depth", "query": ERRORS})).poll()
+        assert sample.value == 250.0
 
     async def test_empty_vector_is_no_data(self, prom: FakePrometheus, build: Build) -> None:
         """No series matched: no_data."""

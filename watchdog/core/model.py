@@ -32,6 +32,24 @@ class Signal:
     def feature_up(name: str) -> str:
         return f"feature_up.{name}"
 
+    @staticmethod
+    def out_of_range(signal: str, value: float) -> str | None:
+        """Why ``value`` cannot be a reading of ``signal`` (None when it can): rates are
+        fractions 0..1, up-signals 0 or 1, latencies and counts not negative. A signal a
+        rule pack adds has no known range."""
+        if signal in (Signal.ERROR_RATE, Signal.DB_CPU):
+            ok = 0.0 <= value <= 1.0
+            why = "is a fraction from 0 to 1 (a percentage? divide by 100)"
+        elif signal in (Signal.HEALTH_UP, Signal.DB_CONNECTION_UP) or signal.startswith(
+            Signal.FEATURE_UP_PREFIX
+        ):
+            ok, why = value in (0.0, 1.0), "is 1 (up) or 0 (down)"
+        elif signal in (Signal.LATENCY_P95_S, Signal.PAYMENT_FAILURES, Signal.REQUEST_COUNT):
+            ok, why = value >= 0, "cannot be negative"
+        else:
+            return None
+        return None if ok else f"{signal} {why}"
+
 
 class Severity(enum.StrEnum):
     """Severities of the procedure's decision matrix, most to least urgent."""

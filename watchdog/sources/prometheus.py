@@ -17,7 +17,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from watchdog.core.model import Sample, UnknownReason
+from watchdog.core.model import Sample, Signal, UnknownReason
 from watchdog.core.rules import Duration
 from watchdog.fields import Secret
 from watchdog.sources.base import HttpSource, HttpURL, SourceConfigBase, basic_auth
@@ -188,6 +188,15 @@ class PrometheusSource(HttpSource[PrometheusSourceConfig]):
                 value = math.fsum(finite)
             case "avg":
                 value = statistics.fmean(finite)
+        wrong = Signal.out_of_range(signal, value)
+        if wrong is not None:
+            # nonsense is never a measurement: a query answering percentages for a rate
+            # would otherwise read as 100x worse (or better) than it is
+            return self._unknown(
+                signal,
+                UnknownReason.PROVIDER_ERROR,
+                f"the query returned {_show(value)}, but {wrong}: fix the query",
+            )
         return self._sample(signal, value, detail=f"{query.reduce}{series}" if series else "")
 
 
