@@ -102,9 +102,14 @@ class VercelConfig(BaseModel):
 
 
 def epoch_ms(value: Any) -> datetime | None:
+    """Vercel's milliseconds since the epoch; None for anything that is not a time (a
+    malformed answer is never a crash: year 10000 and NaN included)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def parse_deployment(raw: Mapping[str, Any]) -> Deployment | None:
