@@ -22,6 +22,7 @@ deadline, and an unknown ``state`` is an error, never a guess.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -50,10 +51,17 @@ _STATES: Final = {
 }
 
 
-def _number(value: object) -> float | None:
+def _number(value: object, low: float = 0.0, high: float = math.inf) -> float | None:
+    """A finite number from ``low`` to ``high``; anything else is unknown (None), never a
+    share of 250 % or a stage lasting -10 s."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) and low <= number <= high else None
+
+
+def _share(value: object) -> float | None:
+    return _number(value, 0.0, 100.0)
 
 
 def parse_stage(raw: object, position: int | None = None) -> RolloutStage | None:
@@ -66,7 +74,7 @@ def parse_stage(raw: object, position: int | None = None) -> RolloutStage | None
         if position is None:
             return None
         index = position
-    percent = _number(raw.get("targetPercentage"))
+    percent = _share(raw.get("targetPercentage"))
     final = raw.get("isFinalStage")
     return RolloutStage(
         index=index,
@@ -120,7 +128,7 @@ def parse_rolling_release(body: Mapping[str, Any]) -> RollingRelease | None:
         if s is not None
     )
     active = parse_stage(raw.get("activeStage"))
-    persisted = _number(raw.get("currentCanaryPercentage"))
+    persisted = _share(raw.get("currentCanaryPercentage"))
     queued = raw.get("queuedDeploymentId")
     return RollingRelease(
         state=state,
