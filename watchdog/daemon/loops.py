@@ -93,11 +93,14 @@ class Poller:
             log.exception("source_crashed", source=source.name)
             samples = self._unknowns(state, f"source error: {type(exc).__name__}")
         now = self._clock.now()
-        error = next((s for s in samples if s.value is None), None)
+        # a rolling release's per-release readings are extra: a canary without events, or a
+        # failed per-release query, does not make the source's own answer a failure
+        overall = [s for s in samples if s.deployment is None]
+        error = next((s for s in overall if s.value is None), None)
         state.last_error = error.unknown.value if error is not None and error.unknown else None
         # "no data in the window" is the provider's answer; only a poll that did not get
         # one counts against the source (watchdog_source_up, watchdog_source_errors_total)
-        failing = next((s.unknown for s in samples if s.unknown in FAILING_REASONS), None)
+        failing = next((s.unknown for s in overall if s.unknown in FAILING_REASONS), None)
         state.failing = failing.value if failing is not None else None
         if error is None:
             state.last_ok = now
