@@ -222,6 +222,8 @@ def _with_deployer(engine: Engine, decisions: list[Decision]) -> Iterator[Decisi
                     )
                 )
         if decision.execute_rollback:
+            # a canary-scoped rollback is the abort of its rolling release
+            aborted = decision.deployment or "" if decision.scope == "canary" else ""
             yield from engine.apply(
                 RollbackResultEvent(
                     decision.target,
@@ -229,6 +231,7 @@ def _with_deployer(engine: Engine, decisions: list[Decision]) -> Iterator[Decisi
                     RollbackOutcome.SUCCEEDED,
                     "",
                     "replay assumes the rollback succeeded",
+                    aborted=aborted,
                 )
             )
 

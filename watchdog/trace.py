@@ -277,8 +277,16 @@ def _parse_event(obj: dict[str, Any], target: str, at: datetime, line: int) -> E
         if not isinstance(deployment, str):
             raise TraceError(line, "'deployment' must be a string")
         detail = obj.get("detail", "")
+        aborted = obj.get("aborted", "")
+        if not isinstance(aborted, str):
+            raise TraceError(line, "'aborted' (the canary whose rollout ended) must be a string")
         return RollbackResultEvent(
-            target, at, outcome, deployment, detail if isinstance(detail, str) else ""
+            target,
+            at,
+            outcome,
+            deployment,
+            detail if isinstance(detail, str) else "",
+            aborted=aborted,
         )
     if kind == "rollout":
         return _parse_rollout(obj, target, at, line)

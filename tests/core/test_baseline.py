@@ -134,7 +134,11 @@ class TestRollingRelease:
         assert (d.scope, d.deployment) == ("canary", CANARY)
         assert "aborting the rolling release of dpl_new" in d.reason
         assert "10% of users" in d.reason
-        eng.apply(RollbackResultEvent("web", from_seconds(131), RollbackOutcome.SUCCEEDED, BASE))
+        eng.apply(
+            RollbackResultEvent(
+                "web", from_seconds(131), RollbackOutcome.SUCCEEDED, BASE, aborted=CANARY
+            )
+        )
         ts = eng.targets["web"]
         assert ts.rollout is None
         assert CANARY in ts.known_bad
@@ -143,7 +147,9 @@ class TestRollingRelease:
         "ending",
         [
             pytest.param(
-                RollbackResultEvent("web", from_seconds(131), RollbackOutcome.SUCCEEDED, BASE),
+                RollbackResultEvent(
+                    "web", from_seconds(131), RollbackOutcome.SUCCEEDED, BASE, aborted=CANARY
+                ),
                 id="the-abort-landed",
             ),
             pytest.param(
@@ -169,6 +175,27 @@ class TestRollingRelease:
         later = feed(eng, [sample(140, "error_rate", 0.004, requests=5000)])[-1]
         assert later.refused_by is None
         assert not later.execute_rollback
+
+    def test_an_older_rollback_settled_late_does_not_end_the_rollout(self) -> None:
+        """A restart settles an interrupted rollback (SUCCEEDED, to the base) after the
+        watcher told the engine of a newer rolling release: the rollout stays, since
+        Vercel's next read would not say it again (found in review)."""
+        eng = self.start()
+        eng.apply(RollbackResultEvent("web", from_seconds(105), RollbackOutcome.SUCCEEDED, BASE))
+        ts = eng.targets["web"]
+        assert ts.rollout is not None
+        assert ts.rollout.canary == CANARY
+        assert CANARY not in ts.known_bad
+
+    def test_the_abort_landing_after_vercel_said_aborted_still_marks_the_canary(self) -> None:
+        eng = self.start()
+        eng.apply(RolloutEvent("web", from_seconds(120), RolloutState.ABORTED))
+        eng.apply(
+            RollbackResultEvent(
+                "web", from_seconds(121), RollbackOutcome.SUCCEEDED, BASE, aborted=CANARY
+            )
+        )
+        assert CANARY in eng.targets["web"].known_bad
 
     def test_control_a_rollout_moving_on_a_stage_keeps_its_comparison(self) -> None:
         """A new stage of the same canary is no ending: the run goes on."""

@@ -84,12 +84,19 @@ class RollbackEndings:
             return ()
         return (wiring.deployer.undo_hint(),)
 
-    def succeeded(self, target: str, to: str, frm: str | None, detail: str) -> None:
-        """Production moved to ``to``: deploy first, then the result (see the module doc)."""
+    def succeeded(
+        self, target: str, to: str, frm: str | None, detail: str, *, aborted: str = ""
+    ) -> None:
+        """Production moved to ``to``: deploy first, then the result (see the module doc).
+        ``aborted``: the canary whose rolling release this ended."""
         now = self._clock.now()
         self._production.pinned(target, to, frm)
         self._emit(DeployEvent(target, now, to, rollback=True))
-        self._emit(RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail))
+        self._emit(
+            RollbackResultEvent(
+                target, now, RollbackOutcome.SUCCEEDED, to, detail, aborted=aborted
+            )
+        )
 
     async def requested(
         self,
@@ -131,7 +138,7 @@ class RollbackEndings:
         return rb
 
     async def took(
-        self, rb: RollbackRecord, key: str, frm: str, to: str, detail: str
+        self, rb: RollbackRecord, key: str, frm: str, to: str, detail: str, *, aborted: str = ""
     ) -> RollbackRecord:
         """Vercel's job ended and production serves ``to``: the record and the journal say
         so, the metrics count it, and the engine hears it (verification follows)."""
@@ -144,7 +151,7 @@ class RollbackEndings:
         await self._store.record_outcome(
             key, ActionStatus.SUCCEEDED, now, detail={"from": frm, "to": to}
         )
-        self.succeeded(rb.target, to, frm, detail)
+        self.succeeded(rb.target, to, frm, detail, aborted=aborted)
         return rb
 
     async def page_p0(

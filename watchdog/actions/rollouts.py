@@ -272,7 +272,7 @@ class RolloutAbort:
             await self._end.failed(decision, rb, key, result.detail)
             return
         log.info("rolling_release_aborted", canary=canary, to=base.id)
-        rb = await self._end.took(rb, key, canary, base.id, result.detail)
+        rb = await self._end.took(rb, key, canary, base.id, result.detail, aborted=canary)
         await self._end.verify(
             decision,
             incident,
@@ -375,7 +375,7 @@ class RolloutAbort:
         self._updates.set_status(decision.incident, "In Progress", what, "verifying")
         if not base:
             return
-        self._end.succeeded(decision.target, base, canary, what)
+        self._end.succeeded(decision.target, base, canary, what, aborted=canary)
         assert wiring.rollouts is not None
         target = await with_commit(wiring.rollouts, Deployment(id=base))
         baseline = wiring.error_rate() if wiring.error_rate else None

@@ -156,11 +156,14 @@ def rollback_result(
         previous = switch(ts, DeployEvent(ts.name, at, event.deployment), at)
         if previous:
             ts.known_bad.add(previous)
-    if outcome is RollbackOutcome.SUCCEEDED and ts.rollout is not None:
-        # the abort of a rolling release landed: the canary is known bad, the rollout over
-        ts.known_bad.add(ts.rollout.canary)
-        ts.rollout = None
-        _approval(pack, ts)
+    if outcome is RollbackOutcome.SUCCEEDED and event.aborted:
+        # the abort of a rolling release landed: the canary is known bad, and that rollout
+        # over (only that one: an older rollback settled late must not end a newer rollout,
+        # which Vercel's next read would not restate)
+        ts.known_bad.add(event.aborted)
+        if ts.rollout is not None and ts.rollout.canary == event.aborted:
+            ts.rollout = None
+            _approval(pack, ts)
     if incident is None:
         return
     if outcome is RollbackOutcome.SUCCEEDED:

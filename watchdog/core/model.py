@@ -231,6 +231,8 @@ class RollbackResultEvent:
     outcome: RollbackOutcome
     deployment: str = ""
     detail: str = ""
+    #: the canary whose rolling release this rollback aborted ("" for any other rollback)
+    aborted: str = ""
 
 
 class RolloutState(enum.StrEnum):
