@@ -15,6 +15,7 @@ still there) and the board keeps measuring it; the failure is logged and shown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ Apply = Callable[[Event], Awaitable[list[Decision]]]
 
 #: commits remembered per deployment id (a deployment's commit never changes)
 COMMITS_KEPT: Final = 64
+#: rolling-release reads in flight at once
+READS_AT_ONCE: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +82,27 @@ class RolloutWatcher:
         self.seen: dict[str, RolloutSeen] = {}
 
     async def refresh(self) -> None:
-        """Read every target's rolling release; tell the engine and the board what changed."""
-        for target, rollouts in self._rollouts.items():
+        """Read every target's rolling release (side by side, a few at a time, so one slow or
+        rate-limited project does not starve the others of the chore's time); then tell the
+        engine and the board what changed, target by target."""
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(rollouts: RollingReleases) -> RollingRelease | Exception | None:
+            async with gate:
+                try:
+                    return await rollouts.read()
+                except Exception as exc:  # shown and logged below; the others go on
+                    return exc
+
+        targets = list(self._rollouts.items())
+        answers = await asyncio.gather(*(read(r) for _, r in targets))
+        for (target, rollouts), release in zip(targets, answers, strict=True):
             now = self._clock.now()
-            try:
-                release = await rollouts.read()
-            except Exception as exc:
-                log.warning("rolling_release_read_failed", target=target, error=str(exc))
+            if isinstance(release, Exception):
+                log.warning("rolling_release_read_failed", target=target, error=str(release))
                 before = self.seen.get(target, RolloutSeen())
-                self.seen[target] = RolloutSeen(before.release, before.read_at, str(exc) or "?")
+                why = str(release) or type(release).__name__
+                self.seen[target] = RolloutSeen(before.release, before.read_at, why)
                 continue
             self.seen[target] = RolloutSeen(release, now)
             await self._show(target, rollouts, release)
