@@ -56,7 +56,10 @@ def _number(value: object, low: float = 0.0, high: float = math.inf) -> float | 
     share of 250 % or a stage lasting -10 s."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
     return number if math.isfinite(number) and low <= number <= high else None
 
 
