@@ -36,7 +36,8 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, int) and value > MAX_DURATION.total_seconds():
         seconds = math.inf  # too long (below); float() of a huge integer would overflow
     elif isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+        # the sign first: isfinite() of a huge negative integer would overflow
+        if value < 0 or not math.isfinite(value):
             raise ValueError("a duration must be a finite number of seconds, 0 or more")
         seconds = float(value)
     elif isinstance(value, str) and len(value) <= 64:
