@@ -160,3 +160,35 @@ class TestWiring:
             assert daemon.engine.targets[TARGET].rollout is None
         finally:
             await daemon.stop()
+
+
+class TestManyProjects:
+    async def test_one_failing_project_does_not_keep_the_others_unread(
+        self, world: World, clock: FakeClock
+    ) -> None:
+        """Two projects: the first's reads fail (Vercel answers 500), the second's rolling
+        release is still read and told, in the same refresh."""
+        config = settings_for(world).targets[0].deployer
+        assert isinstance(config, VercelConfig)
+        broken = config.model_copy(update={"project_id": "prj_gone"})
+        told: list[RolloutEvent] = []
+
+        async def apply(event: Event) -> list[Decision]:
+            assert isinstance(event, RolloutEvent)
+            told.append(event)
+            return []
+
+        async with aiohttp.ClientSession() as session:
+            watcher = RolloutWatcher(
+                {
+                    "first": VercelRollingReleases(VercelDeployer(broken, session, clock), clock),
+                    TARGET: VercelRollingReleases(VercelDeployer(config, session, clock), clock),
+                },
+                {TARGET: ReleaseBoard()},
+                clock=clock,
+                apply=apply,
+            )
+            start_canary(world)
+            await watcher.refresh()
+        assert [(e.target, e.canary) for e in told] == [(TARGET, CANARY)]
+        assert watcher.seen["first"].error
