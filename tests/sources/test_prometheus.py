@@ -117,6 +117,26 @@ class TestPrometheusSource:
         assert sample.unknown is UnknownReason.PROVIDER_ERROR
         assert "fix the query" in (sample.detail or "")
 
+    @pytest.mark.parametrize(
+        ("signal", "value", "expected"),
+        [
+            ("error_rate", "1.0000000000000002", 1.0),
+            ("error_rate", "1.02", 1.0),
+            ("db_cpu", "-1e-12", 0.0),
+            ("health_up", "0.5", 0.5),
+        ],
+    )
+    async def test_a_hair_outside_the_range_is_the_bound(
+        self, prom: FakePrometheus, build: Build, signal: str, value: str, expected: float
+    ) -> None:
+        """5xx/all at a total outage reads a little over 1 (float rounding, a rate's
+        extrapolation): that is 100 %, not a provider error that would blind the watchdog
+        at the very moment of the outage (found in review)."""
+        prom.vector(ERRORS, ({}, value))
+        [sample] = await build(config(prom.url, {"signal": signal, "query": ERRORS})).poll()
+        assert sample.value == expected
+        assert sample.unknown is None
+
     async def test_control_a_custom_signal_has_no_range(
         self, prom: FakePrometheus, build: Build
     ) -> None:

@@ -93,9 +93,7 @@ class RollbackEndings:
         self._production.pinned(target, to, frm)
         self._emit(DeployEvent(target, now, to, rollback=True))
         self._emit(
-            RollbackResultEvent(
-                target, now, RollbackOutcome.SUCCEEDED, to, detail, aborted=aborted
-            )
+            RollbackResultEvent(target, now, RollbackOutcome.SUCCEEDED, to, detail, aborted=aborted)
         )
 
     async def requested(

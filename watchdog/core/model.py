@@ -8,11 +8,14 @@ travels with the sample.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: how far outside its range a reading may stray and still be read as the bound (5 %)
+RANGE_SLACK: Final = 0.05
 
 
 class Signal:
@@ -33,22 +36,30 @@ class Signal:
         return f"feature_up.{name}"
 
     @staticmethod
-    def out_of_range(signal: str, value: float) -> str | None:
-        """Why ``value`` cannot be a reading of ``signal`` (None when it can): rates are
-        fractions 0..1, up-signals 0 or 1, latencies and counts not negative. A signal a
-        rule pack adds has no known range."""
-        if signal in (Signal.ERROR_RATE, Signal.DB_CPU):
-            ok = 0.0 <= value <= 1.0
-            why = "is a fraction from 0 to 1 (a percentage? divide by 100)"
-        elif signal in (Signal.HEALTH_UP, Signal.DB_CONNECTION_UP) or signal.startswith(
-            Signal.FEATURE_UP_PREFIX
+    def in_range(signal: str, value: float) -> float | str:
+        """``value`` as a reading of ``signal``, or why it cannot be one. Rates are
+        fractions 0..1 and up-signals 0..1, latencies and counts not negative; a value a
+        hair outside (float rounding, a rate's extrapolation: 5xx/all at a total outage
+        reads 1.0000000000000002 or 1.02) is the bound itself, since refusing it would
+        blind the watchdog at the very moment of an outage. A signal a rule pack adds has
+        no known range."""
+        if (
+            signal in (Signal.ERROR_RATE, Signal.DB_CPU, Signal.HEALTH_UP)
+            or signal in (Signal.DB_CONNECTION_UP,)
+            or signal.startswith(Signal.FEATURE_UP_PREFIX)
         ):
-            ok, why = value in (0.0, 1.0), "is 1 (up) or 0 (down)"
+            low, high = 0.0, 1.0
+            why = f"{signal} is a fraction from 0 to 1 (a percentage? divide by 100)"
         elif signal in (Signal.LATENCY_P95_S, Signal.PAYMENT_FAILURES, Signal.REQUEST_COUNT):
-            ok, why = value >= 0, "cannot be negative"
+            low, high = 0.0, math.inf
+            why = f"{signal} cannot be negative"
         else:
-            return None
-        return None if ok else f"{signal} {why}"
+            return value
+        if low - RANGE_SLACK <= value < low:
+            return low
+        if high < value <= high * (1 + RANGE_SLACK):
+            return high
+        return value if low <= value <= high else why
 
 
 class Severity(enum.StrEnum):

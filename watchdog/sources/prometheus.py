@@ -188,16 +188,16 @@ class PrometheusSource(HttpSource[PrometheusSourceConfig]):
                 value = math.fsum(finite)
             case "avg":
                 value = statistics.fmean(finite)
-        wrong = Signal.out_of_range(signal, value)
-        if wrong is not None:
+        reading = Signal.in_range(signal, value)
+        if isinstance(reading, str):
             # nonsense is never a measurement: a query answering percentages for a rate
             # would otherwise read as 100x worse (or better) than it is
             return self._unknown(
                 signal,
                 UnknownReason.PROVIDER_ERROR,
-                f"the query returned {_show(value)}, but {wrong}: fix the query",
+                f"the query returned {_show(value)}, but {reading}: fix the query",
             )
-        return self._sample(signal, value, detail=f"{query.reduce}{series}" if series else "")
+        return self._sample(signal, reading, detail=f"{query.reduce}{series}" if series else "")
 
 
 def _value(pair: object) -> float | None:
