@@ -126,6 +126,25 @@ class TestForms:
             "postgresql://watchdog:pg%2Fpass%40word@db:5432/watchdog"
         )
 
+    @pytest.mark.parametrize(
+        ("url", "quoted"),
+        [
+            # a Sentry DSN: the key is the user
+            (
+                "https://0123456789abcdef0123@o1.ingest.sentry.io/678",
+                "sentry_key=0123456789abcdef0123",
+            ),
+            # a ping URL with credentials: the path still matters
+            ("https://user:tok3n-value@hc-ping.com/5f1e-uuid-path", "GET /5f1e-uuid-path"),
+        ],
+    )
+    def test_other_urls_keep_their_user_and_path_secret(self, url: str, quoted: str) -> None:
+        """Only a database DSN with a password gives up its user and database name (found in
+        review: a Sentry DSN's key and a ping URL's path would have leaked)."""
+        redacted = Redactor([("s", url)]).text(f"upstream said: {quoted}")
+        assert "[redacted:s]" in redacted
+        assert quoted.split("=")[-1].split(" ")[-1] not in redacted
+
     def test_longest_first(self) -> None:
         """A secret inside another is replaced as the longer one, not in pieces."""
         redactor = Redactor([("short", "canary-1"), ("long", "canary-1-and-more")])

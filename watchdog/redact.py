@@ -38,6 +38,10 @@ MIN_SECRET: Final = 4
 _MIN_BASE64: Final = 8
 _B64_CHARS: Final = "A-Za-z0-9+/_-"
 _HEX: Final = re.compile(r"%[0-9A-F]{2}")
+#: URL schemes whose user and path (database name) are not secrets once a password is set
+_DATABASE_SCHEMES: Final = frozenset(
+    {"postgres", "postgresql", "postgresql+asyncpg", "mysql", "redis", "rediss", "mongodb"}
+)
 #: patterns kept for the combinations of needles texts were found to hold
 _SUBSETS_KEPT: Final = 64
 
@@ -54,12 +58,16 @@ def _url_forms(value: str) -> list[str]:
         return []
     forms = [value.split("://", 1)[1]]
     if parts.password:
-        # a DSN: the password is the secret; its user and database name are not, and are
-        # often words such as "watchdog" that every metric name and log line holds
         forms.append(unquote(parts.password))
-    else:
-        # a webhook or ping URL: the path (and query) is the secret
-        forms.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+    if parts.scheme.lower() in _DATABASE_SCHEMES and parts.password:
+        # a database DSN with a password: that is its secret; its user and database name
+        # are not, and are often words such as "watchdog" that every metric name holds
+        return [f for f in forms if len(f) >= _MIN_BASE64 and f != "/"]
+    # anything else (a webhook, a ping URL, a Sentry DSN whose key is its user): the path
+    # and the user may be the secret
+    forms.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+    if parts.username:
+        forms.append(unquote(parts.username))
     return [f for f in forms if len(f) >= _MIN_BASE64 and f != "/"]
 
 
