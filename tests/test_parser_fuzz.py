@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import json_documents
 from watchdog.actions.base import RollingRelease
 from watchdog.actions.vercel import parse_deployment, parse_job
 from watchdog.actions.vercel_rolling import parse_rolling_release, parse_stage
@@ -37,21 +38,8 @@ KEYS = [
     "isFinalStage", "duration", "currentCanaryPercentage", "advancementType",
     "queuedDeploymentId", "startedAt", "updatedAt",
 ]  # fmt: skip
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**1100), max_value=2**1100)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from(["ACTIVE", "COMPLETE", "ABORTED", "active", "PAUSED", "READY", "dpl_1"])
-    | st.text(max_size=10)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5), inner, max_size=6)
-    ),
-    max_leaves=30,
+json_values = json_documents(
+    KEYS, ["ACTIVE", "COMPLETE", "ABORTED", "active", "PAUSED", "READY", "dpl_1"]
 )
 objects = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5), json_values, max_size=8)
 

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sources.conftest import parse_config
+from tests.strategies import json_documents, json_scalars
 from watchdog.core.model import Sample, Signal
 from watchdog.sources import HttpSource, build_source
 from watchdog.testing.clock import FakeClock
@@ -155,22 +156,9 @@ KEYS = [
     "failure_rate()", "p95(span.duration)", "p95(transaction.duration)", "count()", "error",
     "detail", "release", "errorType", "warnings", "healthy",
 ]  # fmt: skip
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from(["ok", "up", "down", "success", "error", "vector", "scalar", "NaN", "1e9"])
-    | st.text(max_size=12)
-)
-documents = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=5)
-    ),
-    max_leaves=25,
-)
+WORDS = ["ok", "up", "down", "success", "error", "vector", "scalar", "NaN", "1e9"]
+scalars = json_scalars(WORDS)
+documents = json_documents(KEYS, WORDS)
 PROM_TEXT = (
     'node_cpu_seconds_total{cpu="0",mode="idle"} 1234.5\n'
     'node_cpu_seconds_total{cpu="0",mode="user"} 99\n'
