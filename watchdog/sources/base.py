@@ -240,7 +240,10 @@ def as_number(value: object) -> float | None:
     """A finite JSON number (bools are not numbers here), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (found by the response fuzz)
+        return None
     return number if math.isfinite(number) else None
 
 

@@ -88,7 +88,10 @@ def parse_cpu_counters(text: str) -> dict[str, CpuCounters]:
             labels = sample.labels
             key = (labels.get("cpu", ""), labels.get("mode", ""))
             counters = instances.setdefault(labels.get(INSTANCE_LABEL, ""), {})
-            value = float(sample.value)
+            try:
+                value = float(sample.value)
+            except OverflowError:  # a number beyond any float (found by the response fuzz)
+                raise ValueError(f"{CPU_METRIC} value out of range") from None
             # a repeated label set is the same counter read twice: keep one reading
             counters[key] = max(value, counters.get(key, value))
     return instances
