@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 
 from tests.strategies import json_documents
 from watchdog.actions.base import RollingRelease
-from watchdog.actions.vercel import parse_deployment, parse_job
+from watchdog.actions.vercel import parse_deployment, parse_job, rate_limit_delay
 from watchdog.actions.vercel_rolling import parse_rolling_release, parse_stage
 from watchdog.core.model import RolloutState
 from watchdog.core.rules import MAX_DURATION, parse_duration
 from watchdog.daemon import api_input
 from watchdog.sources.supabase import busy_fraction, parse_cpu_counters
-from watchdog.transport import CallError, parse_retry_after
+from watchdog.transport import CallError, Response, parse_retry_after
 
 KEYS = [
     "uid", "id", "name", "url", "createdAt", "created", "readyState", "readySubstate", "target",
@@ -149,6 +149,32 @@ class TestVercel:
                 assert sane_share(stage.percent), stage
         release.event("web", datetime(2026, 1, 1, tzinfo=UTC))  # the engine can take it
         assert isinstance(release.share(), str)
+
+
+class TestVercelRateLimit:
+    @given(
+        st.fixed_dictionaries(
+            {
+                "error": st.fixed_dictionaries(
+                    {"code": st.just("rate_limited")},
+                    optional={
+                        "limit": st.fixed_dictionaries(
+                            {}, optional={"resetMs": json_values, "reset": json_values}
+                        )
+                        | json_values
+                    },
+                )
+            }
+        )
+        | json_values,
+        st.none() | st.text(max_size=20),
+    )
+    def test_rate_limit_delay(self, body: object, retry_after: str | None) -> None:
+        """Whatever a 429 says, the wait is a finite number of seconds, 0 or more, or none."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        resp = Response(429, headers, json.dumps(body).encode(), "application/json")
+        delay = rate_limit_delay(resp, 1_790_000_000.0)
+        assert delay is None or (math.isfinite(delay) and delay >= 0), delay
 
 
 class TestControlApi:

@@ -11,6 +11,7 @@ job that "succeeded" proves nothing about traffic.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -177,13 +178,25 @@ def rate_limit_delay(resp: Response, now_epoch_s: float) -> float | None:
     _, _, err = _vercel_error(resp.text)
     limit = err.get("limit")
     if isinstance(limit, Mapping):
-        reset_ms = limit.get("resetMs")
-        if isinstance(reset_ms, int | float) and not isinstance(reset_ms, bool):
-            return max(0.0, reset_ms / 1000.0 - now_epoch_s)
-        reset = limit.get("reset")
-        if isinstance(reset, int | float) and not isinstance(reset, bool):
-            return max(0.0, float(reset) - now_epoch_s)
+        reset_ms = _seconds(limit.get("resetMs"), 1000.0)
+        if reset_ms is not None:
+            return max(0.0, reset_ms - now_epoch_s)
+        reset = _seconds(limit.get("reset"), 1.0)
+        if reset is not None:
+            return max(0.0, reset - now_epoch_s)
     return parse_retry_after(resp.headers.get("Retry-After"))
+
+
+def _seconds(value: object, per_second: float) -> float | None:
+    """A finite JSON number of ``1/per_second`` seconds in seconds, else None (an integer
+    beyond any float, NaN or a bool is no reset time)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value) / per_second
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 # --------------------------------------------------------------------------- the deployer
