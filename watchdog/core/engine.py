@@ -213,10 +213,8 @@ class Engine:
             if role == TREND and numeric is not None:
                 stamp = at.timestamp()
                 history = state.history
-                history.append((stamp, numeric))
-                horizon = stamp - self._history_window
-                while history and history[0][0] < horizon:
-                    history.popleft()
+                history.append(stamp, numeric)
+                history.drop_before(stamp - self._history_window)
             elif role == VERSION and isinstance(value, str):
                 events.version_seen(ts, value, at)
             elif role == REQUESTS and numeric is not None:

@@ -228,12 +228,7 @@ def trending_worse(ts: TargetState, track: Track, now: datetime) -> TrendVerdict
     start = max(onset, stamp - trend.window.total_seconds())
     # the verdict only changes when the judged samples do: a new one, or one leaving the
     # window (decisions come with every sample of every signal, the trend signal's are few)
-    key = (
-        len(history),
-        history[-1][0] if history else 0.0,
-        onset,
-        _first_at_or_after(history, start),
-    )
+    key = (len(history), history.last_time(), onset, history.first_at_or_after(start))
     cached = track.trend_cache
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -247,13 +242,6 @@ def trending_worse(ts: TargetState, track: Track, now: datetime) -> TrendVerdict
     )
     track.trend_cache = (key, verdict)
     return verdict
-
-
-def _first_at_or_after(history: Sequence[tuple[float, float]], start: float) -> float:
-    for t, _ in history:
-        if t >= start:
-            return t
-    return 0.0
 
 
 # --------------------------------------------------------------------------- wording
