@@ -11,7 +11,6 @@ job that "succeeded" proves nothing about traffic.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -31,6 +30,7 @@ from watchdog.actions.base import (
 from watchdog.clock import Clock
 from watchdog.core.targeting import TargetPolicy
 from watchdog.fields import HttpURL, JobTimeout, PollInterval, Secret, Timeout
+from watchdog.numbers import finite
 from watchdog.redact import Redactor
 from watchdog.transport import (
     CallError,
@@ -105,11 +105,12 @@ class VercelConfig(BaseModel):
 def epoch_ms(value: Any) -> datetime | None:
     """Vercel's milliseconds since the epoch; None for anything that is not a time (a
     malformed answer is never a crash: year 10000 and NaN included)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    ms = finite(value)
+    if ms is None:
         return None
     try:
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-    except (ValueError, OverflowError, OSError):
+        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+    except (ValueError, OverflowError, OSError):  # beyond the years datetime holds
         return None
 
 
@@ -188,15 +189,9 @@ def rate_limit_delay(resp: Response, now_epoch_s: float) -> float | None:
 
 
 def _seconds(value: object, per_second: float) -> float | None:
-    """A finite JSON number of ``1/per_second`` seconds in seconds, else None (an integer
-    beyond any float, NaN or a bool is no reset time)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value) / per_second
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
+    """A JSON number of ``1/per_second`` seconds, in seconds; None when it is no number."""
+    number = finite(value)
+    return number / per_second if number is not None else None
 
 
 # --------------------------------------------------------------------------- the deployer

@@ -22,7 +22,6 @@ deadline, and an unknown ``state`` is an error, never a guess.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -40,6 +39,7 @@ from watchdog.actions.base import (
 from watchdog.actions.vercel import SERVICE, VercelDeployer, epoch_ms, parse_deployment
 from watchdog.clock import Clock
 from watchdog.core.model import RolloutState
+from watchdog.numbers import finite
 from watchdog.transport import CallError
 
 log = structlog.get_logger(__name__)
@@ -51,20 +51,8 @@ _STATES: Final = {
 }
 
 
-def _number(value: object, low: float = 0.0, high: float = math.inf) -> float | None:
-    """A finite number from ``low`` to ``high``; anything else is unknown (None), never a
-    share of 250 % or a stage lasting -10 s."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond any float
-        return None
-    return number if math.isfinite(number) and low <= number <= high else None
-
-
 def _share(value: object) -> float | None:
-    return _number(value, 0.0, 100.0)
+    return finite(value, 0.0, 100.0)
 
 
 def parse_stage(raw: object, position: int | None = None) -> RolloutStage | None:
@@ -84,7 +72,7 @@ def parse_stage(raw: object, position: int | None = None) -> RolloutStage | None
         percent=percent,
         requires_approval=raw.get("requireApproval") is True,
         final=final if isinstance(final, bool) else percent == 100.0,
-        duration=_number(raw.get("duration")),
+        duration=finite(raw.get("duration"), 0.0),
     )
 
 

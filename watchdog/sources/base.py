@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from watchdog.clock import Clock
 from watchdog.core.model import Sample, UnknownReason
 from watchdog.core.rules import Duration, format_duration
 from watchdog.fields import MIN_TIMEOUT, HttpURL
+from watchdog.numbers import finite
 from watchdog.redact import Redactor
 from watchdog.retry import Retrier, RetryPolicy
 from watchdog.sources.releases import ReleaseView
@@ -238,13 +238,7 @@ def basic_auth(username: str, password: str) -> str:
 
 def as_number(value: object) -> float | None:
     """A finite JSON number (bools are not numbers here), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond any float (found by the response fuzz)
-        return None
-    return number if math.isfinite(number) else None
+    return finite(value)
 
 
 Accept = Callable[[int], bool]
