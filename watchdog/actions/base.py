@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
 from watchdog.core.model import Observation, RolloutEvent, RolloutState, Severity
 from watchdog.core.targeting import Deployment, TargetChoice, TargetPolicy
 
@@ -36,12 +38,16 @@ __all__ = [
     "TargetChoice",
     "TargetGoneError",
     "rollout_event",
+    "with_commit",
 ]
 from watchdog.transport import CallError
 
 
 class TargetGoneError(CallError):
     """The rollback target no longer exists (404/410): choose another target, once."""
+
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,3 +290,18 @@ class FeatureFlag(Protocol):
     def flags(self) -> Sequence[str]: ...
 
     async def disable(self, flag: str, reason: str) -> None: ...
+
+
+async def with_commit(rollouts: RollingReleases, deployment: Deployment) -> Deployment:
+    """``deployment`` with its commit SHA: a rolling release names its deployments without
+    ``meta``, and both the abort's verification (an app's version endpoint usually reports
+    the commit) and the Sentry release names need it. Returns the looked-up deployment when
+    Vercel answered (with or without a commit), else ``deployment`` itself (it had a commit
+    already, or the look-up failed)."""
+    if deployment.commit:
+        return deployment
+    try:
+        return await rollouts.deployment(deployment.id)
+    except Exception as exc:
+        log.warning("deployment_lookup_failed", deployment=deployment.id, error=str(exc))
+        return deployment

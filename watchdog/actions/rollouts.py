@@ -36,6 +36,7 @@ from watchdog.actions.base import (
     RollbackRequest,
     RollingRelease,
     RollingReleases,
+    with_commit,
 )
 from watchdog.actions.endings import RollbackEndings
 from watchdog.actions.journal import Journal
@@ -65,20 +66,6 @@ FullRollback = Callable[
 ]
 
 ABORT_METHOD = "Vercel Rolling Release abort (Instant Rollback to its base, Method 1)"
-
-
-async def with_commit(rollouts: RollingReleases, deployment: Deployment) -> Deployment:
-    """``deployment`` with its commit SHA, for verification: a rolling release names its
-    deployments without ``meta``, and an app's version endpoint usually reports the commit.
-    A failed look-up leaves it as it is (verification then judges by the id alone)."""
-    if deployment.commit:
-        return deployment
-    try:
-        found = await rollouts.deployment(deployment.id)
-    except Exception as exc:
-        log.warning("deployment_lookup_failed", deployment=deployment.id, error=str(exc))
-        return deployment
-    return found if found.commit else deployment
 
 
 class RolloutAbort:

@@ -23,7 +23,13 @@ from typing import Final
 
 import structlog
 
-from watchdog.actions.base import Deployment, RollingRelease, RollingReleases, rollout_event
+from watchdog.actions.base import (
+    Deployment,
+    RollingRelease,
+    RollingReleases,
+    rollout_event,
+    with_commit,
+)
 from watchdog.clock import Clock
 from watchdog.core.model import Decision, Event, RolloutEvent
 from watchdog.sources import ReleaseBoard, ScopedDeployment
@@ -138,18 +144,13 @@ class RolloutWatcher:
         )
 
     async def _commit(self, rollouts: RollingReleases, deployment: Deployment) -> str | None:
-        """The deployment's commit SHA: as reported, else looked up once (its ``meta``)."""
-        dep_id = deployment.id
-        if deployment.commit:
-            return deployment.commit
-        if dep_id in self._commits:
-            return self._commits[dep_id]
-        try:
-            found = (await rollouts.deployment(dep_id)).commit
-        except Exception as exc:  # unknown for now: the source says so; the next read retries
-            log.warning("deployment_commit_lookup_failed", deployment=dep_id, error=str(exc))
-            return None
-        if len(self._commits) >= COMMITS_KEPT:
-            self._commits.pop(next(iter(self._commits)))
-        self._commits[dep_id] = found
-        return found
+        """The deployment's commit SHA: as reported, else looked up once (its ``meta``); a
+        failed look-up is unknown for now, asked again on the next read."""
+        if deployment.id in self._commits:
+            return self._commits[deployment.id]
+        found = await with_commit(rollouts, deployment)
+        if found is not deployment:  # Vercel answered: a deployment's commit never changes
+            if len(self._commits) >= COMMITS_KEPT:
+                self._commits.pop(next(iter(self._commits)))
+            self._commits[deployment.id] = found.commit
+        return found.commit
