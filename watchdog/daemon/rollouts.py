@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -56,17 +56,7 @@ class RolloutSeen:
 
 def _same(a: RolloutEvent, b: RolloutEvent | None) -> bool:
     """Does ``a`` say what ``b`` said (their times aside)?"""
-    if b is None:
-        return False
-    return (a.state, a.canary, a.base, a.stage, a.percent, a.requires_approval, a.next_stage) == (
-        b.state,
-        b.canary,
-        b.base,
-        b.stage,
-        b.percent,
-        b.requires_approval,
-        b.next_stage,
-    )
+    return b is not None and replace(a, at=b.at) == b
 
 
 class RolloutWatcher:
