@@ -266,8 +266,8 @@ class TestSupabaseText:
             for key, value in per_cpu.items():
                 assert isinstance(key, tuple)
                 assert isinstance(value, float)
-                busy = busy_fraction(per_cpu, {k: v + 1.0 for k, v in per_cpu.items()})
-                assert isinstance(busy, str) or 0.0 <= busy <= 1.0, busy
+            busy = busy_fraction(per_cpu, {k: v + 1.0 for k, v in per_cpu.items()})
+            assert isinstance(busy, str) or 0.0 <= busy <= 1.0, busy
 
 
 @pytest.mark.parametrize(
