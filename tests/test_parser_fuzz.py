@@ -292,6 +292,12 @@ def test_control_a_share_outside_0_to_100_is_not_taken(body: dict[str, Any]) -> 
     assert release.active is None or sane_share(release.active.percent)
 
 
+def test_control_an_unparsable_scrape_says_why() -> None:
+    """Found by the fuzz above: prometheus_client refuses "{" with an empty ValueError."""
+    with pytest.raises(ValueError, match="not a metric sample"):
+        parse_cpu_counters("{")
+
+
 @pytest.mark.parametrize("created", [253402300800000.0, -1e20, 1e300])
 def test_control_a_time_out_of_range_is_unknown(created: float) -> None:
     """Year 10000 (found by the fuzz above: it crashed the parser) is no time at all."""

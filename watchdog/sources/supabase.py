@@ -80,6 +80,14 @@ def parse_cpu_counters(text: str) -> dict[str, CpuCounters]:
 
     Raises :class:`ValueError` for text that is not the exposition format.
     """
+    try:
+        return _cpu_counters(text)
+    except ValueError as exc:
+        # prometheus_client raises some of its errors without a message ("{" alone)
+        raise ValueError(str(exc) or "a line is not a metric sample") from None
+
+
+def _cpu_counters(text: str) -> dict[str, CpuCounters]:
     instances: dict[str, CpuCounters] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
